@@ -1,0 +1,33 @@
+/**
+ * The engine's contract with the generation loop, the runner and the CLI.
+ * A Stepper owns one sequence's KV cache and runs tokens through (a shard of) the model.
+ * `forward` is synchronous (ORT's run() is): call it off the main event loop (worker thread or
+ * runner process).
+ */
+
+export type Device = "cpu" | "webgpu" | "cuda";
+
+export interface EngineOptions {
+  /** Intra-op threads; default: physical cores. */
+  threads?: number;
+  device?: Device;
+  /** KV cache capacity in tokens (prompt + generated). */
+  contextLength?: number;
+}
+
+export interface Stepper {
+  readonly vocabSize: number;
+  /** KV capacity in tokens. */
+  readonly contextLength: number;
+  /** Tokens cached so far (the position the next forward starts at). */
+  readonly position: number;
+  /**
+   * Runs `tokens` at positions [position, position + n) and appends them to the KV cache.
+   * Returns the logits of the last token ([vocab]), or of every token ([n × vocab]) with allLogits.
+   * Throws TesseraError when the tokens would overflow the context.
+   */
+  forward(tokens: Int32Array, opts?: { allLogits?: boolean }): Float32Array;
+  /** Forgets cached positions ≥ pos (truncate(0) starts a new sequence). */
+  truncate(pos: number): void;
+  dispose(): Promise<void>;
+}

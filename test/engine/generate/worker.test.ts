@@ -1,0 +1,84 @@
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { EngineWorker } from "../../../src/engine/worker/engine-worker.js";
+import type { TokenEvent } from "../../../src/engine/generate.js";
+import { TesseraError } from "../../../src/errors.js";
+import { qwenTokenizer } from "./helpers.js";
+
+const EXT = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+const backend = new URL(`./fake-backend${EXT}`, import.meta.url).href;
+const tk = await qwenTokenizer();
+
+let engine: EngineWorker;
+before(async () => {
+  // 2 ms of blocking per forward, so a cancel has steps to land between.
+  engine = await EngineWorker.start("script:2:Hello there, general Kenobi", { backend, contextLength: 256 });
+});
+after(() => engine.close());
+
+test("the worker streams tokens and text and returns the result", async () => {
+  assert.equal(engine.info.vocabSize, tk.vocabSize);
+  assert.equal(engine.info.contextLength, 256);
+  assert.deepEqual(engine.info.stopIds, tk.stopIds);
+  const prompt = await engine.encode(await engine.applyChatTemplate([{ role: "user", content: "hi" }]));
+  assert.deepEqual(prompt, tk.encode("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"));
+  const events: TokenEvent[] = [];
+  const r = await engine.generate({ promptTokens: prompt, temperature: 0, maxTokens: 6 }, { onToken: (e) => events.push(e) });
+  assert.equal(r.text, "Hello there, general Kenobi");
+  assert.equal(r.finishReason, "length");
+  assert.equal(events.map((e) => e.text).join(""), r.text);
+  assert.equal(await engine.decode(r.tokens), r.text);
+});
+
+test("errors from the worker arrive as TesseraError with the message", async () => {
+  await assert.rejects(EngineWorker.start("fail:no such model", { backend }), (e: unknown) => {
+    assert.ok(e instanceof TesseraError);
+    assert.equal(e.message, "fake-model: no such model");
+    return true;
+  });
+  await assert.rejects(engine.generate({ promptTokens: [1, 2, 3], maxTokens: 300 }), (e: unknown) => {
+    assert.ok(e instanceof TesseraError);
+    assert.match(e.message, /exceeds the context of 256 tokens/);
+    return true;
+  });
+  // still usable afterwards
+  const r = await engine.generate({ promptTokens: [1, 2, 3], maxTokens: 2, temperature: 0 });
+  assert.equal(r.tokens.length, 2);
+});
+
+test("an AbortSignal cancels a running generation in the worker", async () => {
+  const ac = new AbortController();
+  let n = 0;
+  const r = await engine.generate(
+    { promptTokens: [10, 11], maxTokens: 200, temperature: 0 },
+    { signal: ac.signal, onToken: (e) => e.token !== undefined && ++n === 4 && ac.abort() },
+  );
+  assert.equal(r.finishReason, "cancelled");
+  assert.ok(r.tokens.length >= 4 && r.tokens.length < 200, `${r.tokens.length} tokens`);
+  // queued requests run in order after it
+  const [x, y] = await Promise.all([
+    engine.generate({ promptTokens: [10, 11], maxTokens: 3, temperature: 0 }),
+    engine.generate({ promptTokens: [10, 11], maxTokens: 2, temperature: 0 }),
+  ]);
+  assert.equal(x.tokens.length, 3);
+  assert.deepEqual(y.tokens, x.tokens.slice(0, 2));
+});
+
+test("a closed engine rejects new work", async () => {
+  const e = await EngineWorker.start("ids:0:5", { backend });
+  await e.close();
+  await assert.rejects(e.generate({ promptTokens: [1], maxTokens: 1 }), /engine closed/);
+});
+
+test("a throwing onToken callback fails its own request only", async () => {
+  await assert.rejects(
+    engine.generate({ promptTokens: [10, 11], maxTokens: 50, temperature: 0 }, {
+      onToken: () => {
+        throw new Error("client went away");
+      },
+    }),
+    /client went away/,
+  );
+  const r = await engine.generate({ promptTokens: [10, 11], maxTokens: 2, temperature: 0 });
+  assert.equal(r.tokens.length, 2);
+});
