@@ -1,0 +1,186 @@
+import type { ModelConfig, ModelSource } from "../../models/types.js";
+import { TesseraError } from "../../errors.js";
+import type { TpSlice } from "../graph/slicing.js";
+import { buildTpAttentionGraph, buildTpMlpGraph } from "../graph/decoder.js";
+import { SyncSession, ort } from "../onnx/session.js";
+import { checkEngineConfig } from "../session/shard.js";
+import type { Device } from "../types.js";
+import { dequantizeRow, type LinearWeight } from "../weights/linear.js";
+import { loadEmbedding, loadLayer } from "../weights/load.js";
+import { toLinearWeight, toVector } from "../weights/convert.js";
+import { buildHeadGraph } from "./head-graph.js";
+
+/** Sums a partial over the tensor-parallel group, in place; every rank must get the same bits. */
+export type AllReduce = (partial: Float32Array) => Promise<void>;
+
+export interface TpRankOptions {
+  layers: [number, number];
+  slice: TpSlice;
+  contextLength: number;
+  threads?: number;
+  device?: Device;
+  /** Load the embedding table (first stage). */
+  embedding: boolean;
+  /** Rows of lm_head (vocabulary ids [start, end)) this rank computes logits for (last stage). */
+  vocabRows?: [number, number];
+}
+
+interface LayerSessions {
+  attn: SyncSession;
+  mlp: SyncSession;
+  key: ort.Tensor;
+  value: ort.Tensor;
+  layer: number;
+}
+
+/**
+ * One tensor-parallel rank of a pipeline stage. Per layer: graph A (attn_norm, this rank's heads
+ * with their own KV cache, o_proj columns → partial), all-reduce, residual add; graph B (ffn_norm,
+ * gate/up rows, down columns → partial), all-reduce, residual add. The residual stream is full
+ * width and identical on every rank (the all-reduce gives every rank the same bits).
+ *
+ * Many sessions share the process, so their thread pools do not spin (facts.md: 15× slower if they do).
+ */
+export class TpRankEngine {
+  length = 0;
+  private readonly seqlens = new Int32Array(1);
+  private readonly total = new Int32Array(1);
+  private readonly lastIndex = new BigInt64Array(1);
+  /** Decode-step buffers: the partial outputs are written in place (no allocation per layer). */
+  private readonly partial1: ort.Tensor;
+  private readonly lastLogits: ort.Tensor | undefined;
+
+  private constructor(
+    readonly config: ModelConfig,
+    readonly layers: [number, number],
+    private readonly sessions: LayerSessions[],
+    private readonly embedding: LinearWeight | undefined,
+    private readonly head: SyncSession | undefined,
+    /** Logits this rank computes per position (its slice of the vocabulary). */
+    readonly vocabSize: number,
+    readonly capacity: number,
+  ) {
+    this.partial1 = new ort.Tensor("float32", new Float32Array(config.hiddenSize), [1, 1, config.hiddenSize]);
+    if (head) this.lastLogits = new ort.Tensor("float32", new Float32Array(vocabSize), [1, 1, vocabSize]);
+  }
+
+  static async create(source: ModelSource, o: TpRankOptions): Promise<TpRankEngine> {
+    const cfg = source.config;
+    const device = o.device ?? "cpu";
+    checkEngineConfig(cfg, device, source.path);
+    const settings = { threads: o.threads ?? 1, device, spinning: false };
+    const graphOpts = { maxSeq: o.contextLength, ropeInterleaved: source.ropeInterleaved };
+    const shape = { heads: o.slice.heads, kvHeads: o.slice.kvHeads };
+    const sessions: LayerSessions[] = [];
+    let head: SyncSession | undefined;
+    try {
+      for (let l = o.layers[0]; l < o.layers[1]; l++) {
+        const w = await loadLayer(source, l, o.slice);
+        const a = buildTpAttentionGraph(cfg, graphOpts, l, w, shape);
+        const b = buildTpMlpGraph(cfg, l, w);
+        const kvLen = o.slice.kvHeads * o.contextLength * cfg.headDim;
+        const dims = [1, o.slice.kvHeads, o.contextLength, cfg.headDim];
+        sessions.push({
+          attn: SyncSession.create(a.toBytes(), a.blobs, settings),
+          mlp: SyncSession.create(b.toBytes(), b.blobs, settings),
+          key: new ort.Tensor("float32", new Float32Array(kvLen), dims),
+          value: new ort.Tensor("float32", new Float32Array(kvLen), dims),
+          layer: l,
+        });
+      }
+      const embedding = o.embedding ? await loadEmbedding(source) : undefined;
+      let vocab = 0;
+      if (o.vocabRows) {
+        const norm = toVector(await source.read("output_norm.weight"));
+        const tied = cfg.tiedEmbeddings || !source.info("output.weight");
+        const lmHead = toLinearWeight(await source.read(tied ? "token_embd.weight" : "output.weight", { rows: o.vocabRows }));
+        vocab = lmHead.n;
+        const g = buildHeadGraph(cfg, norm, lmHead);
+        head = SyncSession.create(g.toBytes(), g.blobs, settings);
+      }
+      return new TpRankEngine(cfg, o.layers, sessions, embedding, head, vocab, o.contextLength);
+    } catch (e) {
+      for (const s of sessions) {
+        s.attn.dispose();
+        s.mlp.dispose();
+      }
+      head?.dispose();
+      throw e;
+    }
+  }
+
+  embed(tokens: Int32Array): Float32Array {
+    const emb = this.embedding;
+    if (!emb) throw new Error("embed() on a rank without the embedding table");
+    const H = this.config.hiddenSize;
+    const out = new Float32Array(tokens.length * H);
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i]!;
+      if (!(t >= 0 && t < emb.n)) throw new TesseraError(`token id ${t} is outside the vocabulary (${emb.n})`);
+      dequantizeRow(emb, t, out, i * H);
+    }
+    return out;
+  }
+
+  /**
+   * Runs `n` positions through this rank's layers (all-reducing twice per layer) and appends them to
+   * its KV cache. Returns the hidden states [n × hidden], updated in place in `hidden`.
+   */
+  async layersForward(hidden: Float32Array, n: number, allReduce: AllReduce): Promise<Float32Array> {
+    if (this.length + n > this.capacity) {
+      throw new TesseraError(`context overflow: ${this.length} cached + ${n} new tokens exceed the context length of ${this.capacity} tokens (raise --ctx)`);
+    }
+    const H = this.config.hiddenSize;
+    const end = this.length + n;
+    this.seqlens[0] = end - 1;
+    this.total[0] = end;
+    const x = new ort.Tensor("float32", hidden, [1, n, H]);
+    const seqlens = new ort.Tensor("int32", this.seqlens, [1]);
+    const total = new ort.Tensor("int32", this.total, []);
+    for (const s of this.sessions) {
+      const feeds: Record<string, ort.Tensor> = { hidden_in: x, seqlens_k: seqlens, total_seq_len: total };
+      feeds[`past_key_${s.layer}`] = s.key;
+      feeds[`past_value_${s.layer}`] = s.value;
+      const outA: Record<string, ort.Tensor | null> = { partial: n === 1 ? this.partial1 : null };
+      outA[`present_key_${s.layer}`] = s.key;
+      outA[`present_value_${s.layer}`] = s.value;
+      const pa = s.attn.run(feeds, outA).partial.data as Float32Array;
+      await allReduce(pa);
+      addInto(hidden, pa);
+      const pb = s.mlp.run({ hidden_in: x }, { partial: n === 1 ? this.partial1 : null }).partial.data as Float32Array;
+      await allReduce(pb);
+      addInto(hidden, pb);
+    }
+    this.length = end;
+    return hidden;
+  }
+
+  /** Final norm + this rank's lm_head rows: logits of the last position ([rows]) or of all ([n × rows]). */
+  logits(hidden: Float32Array, n: number, allLogits: boolean): Float32Array {
+    if (!this.head) throw new Error("logits() on a rank without lm_head");
+    const index = allLogits ? BigInt64Array.from({ length: n }, (_, i) => BigInt(i)) : this.lastIndex;
+    if (!allLogits) this.lastIndex[0] = BigInt(n - 1);
+    const feeds = {
+      hidden_in: new ort.Tensor("float32", hidden, [1, n, this.config.hiddenSize]),
+      logits_index: new ort.Tensor("int64", index, [index.length]),
+    };
+    const out = this.head.run(feeds, { logits: allLogits ? null : this.lastLogits! });
+    return out.logits.data as Float32Array;
+  }
+
+  truncate(pos: number): void {
+    this.length = Math.min(this.length, pos);
+  }
+
+  dispose(): void {
+    for (const s of this.sessions) {
+      s.attn.dispose();
+      s.mlp.dispose();
+    }
+    this.head?.dispose();
+  }
+}
+
+function addInto(acc: Float32Array, x: Float32Array): void {
+  for (let i = 0; i < acc.length; i++) acc[i]! += x[i]!;
+}

@@ -1,0 +1,30 @@
+import type { MessagePort } from "node:worker_threads";
+import type { LaunchOptions } from "./launcher.js";
+
+/**
+ * Engine thread ⇄ driver thread. Requests go over a MessagePort; the engine thread then blocks in
+ * Atomics.wait on flag[0] until the driver thread has posted the reply and set it to 1, and takes
+ * the reply with receiveMessageOnPort (no event loop turn needed). Truncate has no reply.
+ */
+export type BridgeRequest =
+  | { type: "forward"; tokens: Int32Array; allLogits: boolean }
+  | { type: "truncate"; pos: number }
+  | { type: "close" };
+
+export interface WireError {
+  message: string;
+  user: boolean;
+}
+
+export type BridgeReply = { type: "logits"; logits: Float32Array } | { type: "error"; error: WireError } | { type: "closed" };
+
+/** Driver thread → its parent thread, once: started (or not). */
+export type DriverThreadEvent =
+  | { type: "ready"; vocabSize: number; rssBytes: number[]; pids: number[] }
+  | { type: "error"; error: WireError };
+
+export interface DriverThreadData {
+  launch: LaunchOptions;
+  port: MessagePort;
+  flag: SharedArrayBuffer;
+}

@@ -1,0 +1,110 @@
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
+import { TesseraError } from "../errors.js";
+import type { Stepper } from "../engine/types.js";
+import type { BridgeReply, BridgeRequest, DriverThreadData, DriverThreadEvent, WireError } from "./bridge-protocol.js";
+import type { LaunchOptions } from "./launcher.js";
+
+/** Our own modules run from dist (.js) or, in development and tests, from sources under tsx (.ts). */
+const SOURCE_EXT = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+
+function startThread(data: DriverThreadData): Worker {
+  const entry = new URL(`./driver-thread${SOURCE_EXT}`, import.meta.url).href;
+  const opts = { workerData: data, transferList: [data.port] };
+  if (SOURCE_EXT === ".js") return new Worker(new URL(entry), opts);
+  // Node 20 does not pass tsx's loader on to workers: register it inside the worker first.
+  const api = import.meta.resolve("tsx/esm/api");
+  const boot = `(async () => { const { register } = await import(${JSON.stringify(api)}); register(); await import(${JSON.stringify(entry)}); })();`;
+  return new Worker(boot, { ...opts, eval: true });
+}
+
+function toError(w: WireError): Error {
+  return w.user ? new TesseraError(w.message) : new Error(w.message);
+}
+
+/**
+ * The synchronous Stepper of a sharded model, for the engine thread (H4's generation loop runs on it
+ * unchanged). Each forward hands the tokens to the driver thread and blocks until the logits are
+ * back; a lost runner surfaces as the TesseraError the data plane raised (naming the rank).
+ */
+export class ShardedStepper implements Stepper {
+  private pos = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly thread: Worker,
+    private readonly port: MessagePort,
+    private readonly flag: Int32Array,
+    readonly vocabSize: number,
+    readonly contextLength: number,
+    /** RSS of each runner process after loading. */
+    readonly runnerRss: number[],
+    readonly runnerPids: number[],
+  ) {}
+
+  static async start(launch: LaunchOptions): Promise<ShardedStepper> {
+    const { port1, port2 } = new MessageChannel();
+    const flag = new Int32Array(new SharedArrayBuffer(4));
+    const thread = startThread({ launch, port: port2, flag: flag.buffer as SharedArrayBuffer });
+    const event = await new Promise<DriverThreadEvent>((resolve, reject) => {
+      thread.once("message", resolve);
+      thread.once("error", (e) => reject(new Error(`driver thread failed: ${e.message}`)));
+      thread.once("exit", (code) => reject(new Error(`driver thread exited (code ${code}) before it was ready`)));
+    });
+    if (event.type === "error") {
+      await thread.terminate();
+      throw toError(event.error);
+    }
+    thread.removeAllListeners();
+    thread.on("error", () => {});
+    return new ShardedStepper(thread, port1, flag, event.vocabSize, launch.contextLength, event.rssBytes, event.pids);
+  }
+
+  get position(): number {
+    return this.pos;
+  }
+
+  private call(req: BridgeRequest): BridgeReply {
+    Atomics.store(this.flag, 0, 0);
+    this.port.postMessage(req);
+    // Wake up now and then: a driver thread that died would never set the flag.
+    while (Atomics.wait(this.flag, 0, 0, 1000) === "timed-out") {
+      if (this.thread.threadId < 0) throw new Error("the driver thread is gone");
+    }
+    const reply = receiveMessageOnPort(this.port)?.message as BridgeReply | undefined;
+    if (!reply) throw new Error("the driver thread woke the engine without a reply");
+    return reply;
+  }
+
+  forward(tokens: Int32Array, opts: { allLogits?: boolean } = {}): Float32Array {
+    if (this.closed) throw new Error("forward() after dispose()");
+    const n = tokens.length;
+    if (this.pos + n > this.contextLength) {
+      throw new TesseraError(
+        `context overflow: ${this.pos} cached + ${n} new tokens exceed the context length of ${this.contextLength} tokens (raise --ctx)`,
+      );
+    }
+    const reply = this.call({ type: "forward", tokens, allLogits: opts.allLogits === true });
+    if (reply.type === "error") throw toError(reply.error);
+    if (reply.type !== "logits") throw new Error(`unexpected reply '${reply.type}' to forward`);
+    this.pos += n;
+    return reply.logits;
+  }
+
+  truncate(pos: number): void {
+    if (!Number.isInteger(pos) || pos < 0) throw new TesseraError(`invalid truncate position ${pos}`);
+    if (pos >= this.pos) return;
+    this.pos = pos;
+    this.port.postMessage({ type: "truncate", pos } satisfies BridgeRequest);
+  }
+
+  async dispose(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.call({ type: "close" });
+    } finally {
+      this.port.close();
+      await this.thread.terminate();
+    }
+  }
+}

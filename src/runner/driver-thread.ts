@@ -1,0 +1,46 @@
+// The driver's own thread: it starts the runner processes and talks to them over the network, so
+// the engine thread (which must block in Stepper.forward) can wait on it with Atomics (bridge.ts).
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { isTesseraError } from "../errors.js";
+import { ShardedDriver } from "./driver.js";
+import type { BridgeReply, BridgeRequest, DriverThreadData, DriverThreadEvent } from "./bridge-protocol.js";
+
+const data = workerData as DriverThreadData;
+const port: MessagePort = data.port;
+const flag = new Int32Array(data.flag);
+const tell = (m: DriverThreadEvent): void => parentPort!.postMessage(m);
+const wire = (e: unknown) => ({ message: e instanceof Error ? e.message : String(e), user: isTesseraError(e) });
+
+function answer(m: BridgeReply, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(m, transfer);
+  Atomics.store(flag, 0, 1);
+  Atomics.notify(flag, 0);
+}
+
+let driver: ShardedDriver;
+try {
+  driver = await ShardedDriver.start(data.launch);
+  tell({ type: "ready", vocabSize: driver.vocabSize, rssBytes: driver.runners.rssBytes, pids: driver.runners.pids });
+} catch (e) {
+  tell({ type: "error", error: wire(e) });
+  process.exit(0);
+}
+
+let queue = Promise.resolve();
+port.on("message", (m: BridgeRequest) => {
+  queue = queue.then(async () => {
+    if (m.type === "truncate") return driver.truncate(m.pos);
+    if (m.type === "close") {
+      await driver.close();
+      answer({ type: "closed" });
+      port.close();
+      return;
+    }
+    try {
+      const logits = await driver.forward(m.tokens, { allLogits: m.allLogits });
+      answer({ type: "logits", logits }, [logits.buffer as ArrayBuffer]);
+    } catch (e) {
+      answer({ type: "error", error: wire(e) });
+    }
+  });
+});

@@ -1,0 +1,205 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { TesseraError } from "../errors.js";
+import { openModel } from "../models/open.js";
+import type { Device } from "../engine/types.js";
+import { nodeModuleCommand } from "../spawn.js";
+import { Group, GroupListener, type PeerAddress } from "../transport/index.js";
+import { checkPlan, describeRank, rankPlaces, splitBlocks, type RankPlace, type ShardPlan } from "./plan.js";
+import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
+import { lmHeadRows } from "./stage.js";
+
+export interface LaunchOptions {
+  plan: ShardPlan;
+  modelPath: string;
+  /** Intra-op threads per runner process (default 1). */
+  threads?: number;
+  device?: Device;
+  contextLength: number;
+  /** Interface for the data plane (default 127.0.0.1). */
+  host?: string;
+  /** A silent rank is declared lost after this long (default 30 s; a dead process is noticed at once). */
+  stallTimeoutMs?: number;
+  /** Give up when the runners are not all ready by then (default 120 s). */
+  startTimeoutMs?: number;
+  /**
+   * Rewrites a stage's tensor-group addresses before the runners get them (rank i dials ranks
+   * below it at these addresses): benchmarks put delay proxies there. In-process use only.
+   */
+  routeTensorGroup?: (stage: number, peers: PeerAddress[]) => Promise<PeerAddress[]>;
+}
+
+interface Runner {
+  place: RankPlace;
+  child: ChildProcess;
+  stderrTail: string;
+  exited: boolean;
+  inbox: FromRunner[];
+  waiter: (() => void) | undefined;
+}
+
+const STDERR_TAIL = 4000;
+
+
+/**
+ * Starts one runner process per rank of a plan on this machine and joins their world group as the
+ * driver (world rank 0). The same runner and transport code runs on a cluster; only the launching
+ * differs. Children never outlive this process: they exit when their IPC channel closes, and are
+ * killed on this process's exit.
+ */
+export class LocalRunners {
+  private readonly onExit = (): void => this.kill();
+  private closed = false;
+
+  private constructor(
+    readonly places: RankPlace[],
+    private readonly runners: Runner[],
+    readonly world: Group,
+    readonly hiddenSize: number,
+    readonly vocabSize: number,
+    /** Peak RSS each runner reported after loading. */
+    readonly rssBytes: number[],
+  ) {
+    process.on("exit", this.onExit);
+  }
+
+  get pids(): number[] {
+    return this.runners.map((r) => r.child.pid!);
+  }
+
+  static async start(o: LaunchOptions): Promise<LocalRunners> {
+    const source = await openModel(o.modelPath);
+    let cfg;
+    let vocab: number;
+    try {
+      cfg = source.config;
+      checkPlan(cfg, o.plan, splitBlocks(source)); // refuse before any process starts
+      vocab = lmHeadRows(source);
+    } finally {
+      await source.close();
+    }
+    const host = o.host ?? "127.0.0.1";
+    const places = rankPlaces(o.plan);
+    const instance = randomBytes(6).toString("hex");
+    const listener = await GroupListener.open(host, 0);
+    const runners = places.map((place) => spawnRunner(place));
+    const killAll = (): void => runners.forEach((r) => r.child.kill("SIGKILL"));
+    process.on("exit", killAll);
+    const deadline = setTimeout(() => fail(new TesseraError(`runners not ready after ${(o.startTimeoutMs ?? 120_000) / 1000} s`)), o.startTimeoutMs ?? 120_000);
+    let fail!: (e: Error) => void;
+    const failed = new Promise<never>((_, reject) => (fail = reject));
+    failed.catch(() => {});
+    for (const r of runners) watchRunner(r, fail);
+    try {
+      const init = (r: Runner): RunnerInit => ({
+        type: "init",
+        instance,
+        world: r.place.world,
+        plan: o.plan,
+        modelPath: o.modelPath,
+        threads: o.threads ?? 1,
+        device: o.device ?? "cpu",
+        contextLength: o.contextLength,
+        host,
+        stallTimeoutMs: o.stallTimeoutMs ?? 30_000,
+      });
+      runners.forEach((r) => post(r, init(r)));
+      const ports = await Promise.race([Promise.all(runners.map((r) => expect(r, "ports"))), failed]);
+      const loaded = await Promise.race([Promise.all(runners.map((r) => expect(r, "loaded"))), failed]);
+      const worldPeers: PeerAddress[] = [{ host, port: listener.port }, ...ports.map((p) => ({ host, port: p.world }))];
+      const tpPeers = new Map<number, PeerAddress[]>();
+      for (let s = 0; s < o.plan.stages.length; s++) {
+        if (o.plan.stages[s]!.tp === 1) continue;
+        const direct = places.filter((p) => p.stage === s).map((p) => ({ host, port: ports[p.world - 1]!.tp! }));
+        tpPeers.set(s, o.routeTensorGroup ? await o.routeTensorGroup(s, direct) : direct);
+      }
+      for (const r of runners) post(r, { type: "peers", world: worldPeers, tp: tpPeers.get(r.place.stage) });
+      const joining = Group.join({
+        rank: 0,
+        size: places.length + 1,
+        peers: worldPeers,
+        groupId: `${instance}/world`,
+        listener,
+        stepTimeoutMs: o.stallTimeoutMs ?? 30_000,
+        timeoutMs: 60_000,
+      });
+      joining.catch(() => {});
+      await Promise.race([Promise.all(runners.map((r) => expect(r, "joined"))), failed]);
+      const world = await Promise.race([joining, failed]);
+      const lr = new LocalRunners(places, runners, world, cfg.hiddenSize, vocab, loaded.map((l) => l.rssBytes));
+      process.off("exit", killAll);
+      return lr;
+    } catch (e) {
+      killAll();
+      listener.close();
+      throw e;
+    } finally {
+      clearTimeout(deadline);
+      process.off("exit", killAll);
+    }
+  }
+
+  /** Waits up to `ms` for every runner to exit (after a CLOSE step), then kills the rest. */
+  async close(ms = 5000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.race([
+      Promise.all(this.runners.map((r) => (r.exited ? undefined : new Promise((res) => r.child.once("exit", res))))),
+      new Promise((res) => setTimeout(res, ms).unref()),
+    ]);
+    this.world.close();
+    this.kill();
+    process.off("exit", this.onExit);
+  }
+
+  /** SIGKILLs every runner still alive. */
+  kill(): void {
+    for (const r of this.runners) if (!r.exited && r.child.exitCode === null) r.child.kill("SIGKILL");
+  }
+
+  stderrOf(world: number): string {
+    return this.runners[world - 1]?.stderrTail ?? "";
+  }
+}
+
+function spawnRunner(place: RankPlace): Runner {
+  const { command, args } = nodeModuleCommand("./runner-main", import.meta.url);
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe", "ipc"] });
+  const r: Runner = { place, child, stderrTail: "", exited: false, inbox: [], waiter: undefined };
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (r.stderrTail = (r.stderrTail + d).slice(-STDERR_TAIL)));
+  child.on("message", (m: FromRunner) => {
+    r.inbox.push(m);
+    r.waiter?.();
+  });
+  return r;
+}
+
+function watchRunner(r: Runner, fail: (e: Error) => void): void {
+  r.child.on("message", (m: FromRunner) => {
+    if (m.type === "failed") {
+      const e = m.user ? new TesseraError(m.message, describeRank(r.place)) : new Error(`${describeRank(r.place)}: ${m.message}`);
+      fail(e);
+    }
+  });
+  r.child.on("error", (e) => fail(new TesseraError(`could not start: ${e.message}`, describeRank(r.place))));
+  r.child.on("exit", (code, signal) => {
+    r.exited = true;
+    // give a "failed" message that is still in flight the first word
+    setTimeout(() => {
+      const tail = r.stderrTail.trim().split("\n").slice(-3).join("\n");
+      fail(new TesseraError(`exited while starting (${signal ?? `code ${code}`})${tail ? `:\n${tail}` : ""}`, describeRank(r.place)));
+    }, 20);
+  });
+}
+
+function post(r: Runner, m: ToRunner): void {
+  if (r.child.connected) r.child.send(m);
+}
+
+async function expect<T extends FromRunner["type"]>(r: Runner, type: T): Promise<Extract<FromRunner, { type: T }>> {
+  for (;;) {
+    const i = r.inbox.findIndex((m) => m.type === type);
+    if (i >= 0) return r.inbox.splice(i, 1)[0] as Extract<FromRunner, { type: T }>;
+    await new Promise<void>((res) => (r.waiter = res));
+  }
+}

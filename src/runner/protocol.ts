@@ -1,0 +1,52 @@
+import type { Device } from "../engine/types.js";
+import type { PeerAddress } from "../transport/index.js";
+import type { ShardPlan } from "./plan.js";
+
+/**
+ * The runner's two channels.
+ *
+ * Control (parent ⇄ runner process, Node IPC; the runner exits when it closes):
+ *   parent → runner  init                       once, first
+ *   runner → parent  ports {world, tp?}         listening ports (opened on port 0)
+ *   runner → parent  loaded {rssBytes}          its tensors are read and its sessions built
+ *   parent → runner  peers {world, tp?}         every rank's address, sent once all are loaded
+ *   runner → parent  joined                     its groups are connected; it serves steps now
+ *   runner → parent  failed {message, user}     then it exits (code 3)
+ *
+ * Data (world group over src/transport; the driver is world rank 0): every step starts with a
+ * broadcast of a StepHeader from the driver, Int32Array [op, n, allLogits, position]:
+ *   op STEP      n tokens at `position`. The driver then sends the tokens (int32 [n], tag TOKENS) to
+ *                every rank of stage 0; stage s > 0 receives hidden states (float32 [n × hidden], tag
+ *                HIDDEN) from the rank of stage s − 1 with the same tensor rank modulo that stage's
+ *                size; every rank of the last stage sends the driver its slice of the vocabulary
+ *                (evenSplit over the group, in rank order), float32 [n or 1 × slice], tag LOGITS.
+ *   op TRUNCATE  forget positions ≥ `position`.
+ *   op CLOSE     leave the groups and exit 0.
+ */
+export const Op = { STEP: 1, TRUNCATE: 2, CLOSE: 3 } as const;
+export const Tag = { TOKENS: 1, HIDDEN: 2, LOGITS: 3 } as const;
+export const HEADER_INTS = 4;
+
+export interface RunnerInit {
+  type: "init";
+  /** Shared by all ranks of this instance (group ids derive from it). */
+  instance: string;
+  world: number;
+  plan: ShardPlan;
+  modelPath: string;
+  threads: number;
+  device: Device;
+  contextLength: number;
+  /** Interface to listen on for peers. */
+  host: string;
+  /** A silent peer is lost after this long. */
+  stallTimeoutMs: number;
+}
+
+export type ToRunner = RunnerInit | { type: "peers"; world: PeerAddress[]; tp?: PeerAddress[] };
+
+export type FromRunner =
+  | { type: "ports"; world: number; tp?: number }
+  | { type: "loaded"; rssBytes: number }
+  | { type: "joined" }
+  | { type: "failed"; message: string; user: boolean };

@@ -1,0 +1,110 @@
+// A runner process: started by the launcher with an IPC channel (see protocol.ts). It loads its
+// shard, joins the world group (and its tensor group), then serves steps until the driver closes
+// it. It exits when its parent goes away (IPC disconnect), so it never outlives the launcher.
+import { TesseraError, isTesseraError } from "../errors.js";
+import { openModel } from "../models/open.js";
+import { Group, GroupListener, type PeerAddress } from "../transport/index.js";
+import { checkPlan, describeRank, rankPlaces, splitBlocks } from "./plan.js";
+import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
+import { serveSteps } from "./serve.js";
+import { loadStage, type StageCompute } from "./stage.js";
+
+const send = (m: FromRunner): void => {
+  if (process.connected) process.send!(m);
+};
+
+let failed = false;
+let who = `runner (pid ${process.pid})`;
+function fail(e: unknown): void {
+  if (failed) return;
+  failed = true;
+  const message = e instanceof Error ? e.message : String(e);
+  const user = isTesseraError(e);
+  process.stderr.write(`${who}: ${user ? message : e instanceof Error ? (e.stack ?? message) : message}\n`);
+  send({ type: "failed", message, user });
+  // Give the IPC message a moment to leave, then go (a blocked step must not keep us alive).
+  process.exitCode = 3;
+  setTimeout(() => process.exit(3), 50);
+}
+
+if (!process.send) {
+  process.stderr.write("runner-main is started by the launcher (it needs an IPC channel)\n");
+  process.exit(2);
+}
+process.on("disconnect", () => process.exit(4));
+process.on("unhandledRejection", (e) => fail(e));
+
+const messages: ToRunner[] = [];
+let wake: (() => void) | undefined;
+process.on("message", (m: ToRunner) => {
+  messages.push(m);
+  wake?.();
+});
+async function next<T extends ToRunner["type"]>(type: T): Promise<Extract<ToRunner, { type: T }>> {
+  for (;;) {
+    const m = messages.shift();
+    if (m) {
+      if (m.type !== type) throw new Error(`expected '${type}' from the launcher, got '${m.type}'`);
+      return m as Extract<ToRunner, { type: T }>;
+    }
+    await new Promise<void>((r) => (wake = r));
+  }
+}
+
+async function main(): Promise<void> {
+  const init: RunnerInit = await next("init");
+  const places = rankPlaces(init.plan);
+  const me = places[init.world - 1];
+  if (!me) throw new Error(`world rank ${init.world} is not in the plan`);
+  who = describeRank(me);
+  const worldListener = await GroupListener.open(init.host, 0);
+  const tpListener = me.tpSize > 1 ? await GroupListener.open(init.host, 0) : undefined;
+  send({ type: "ports", world: worldListener.port, tp: tpListener?.port });
+
+  const source = await openModel(init.modelPath);
+  let stage: StageCompute | undefined;
+  let world: Group | undefined;
+  let tp: Group | undefined;
+  try {
+    const slices = checkPlan(source.config, init.plan, splitBlocks(source));
+    const slice = slices[me.stage]![me.tpRank]!;
+    // Tensor-group ranks are numbered within the stage: say which group, so "rank 1" is not read as world rank 1.
+    const inTpGroup = (e: unknown): unknown =>
+      isTesseraError(e) ? new TesseraError(e.message, `tensor group of stage ${me.stage} (its rank r is runner ${me.world - me.tpRank} + r)`) : e;
+    const allReduce = (x: Float32Array): Promise<void> =>
+      tp!.allReduce(x).catch((e: unknown) => {
+        throw inTpGroup(e);
+      });
+    stage = await loadStage(source, {
+      layers: me.layers,
+      slice,
+      contextLength: init.contextLength,
+      threads: init.threads,
+      device: init.device,
+      allReduce,
+    });
+    send({ type: "loaded", rssBytes: process.memoryUsage().rss });
+
+    const peers = await next("peers");
+    const join = (rank: number, size: number, addrs: PeerAddress[], id: string, listener: GroupListener): Promise<Group> =>
+      Group.join({ rank, size, peers: addrs, groupId: id, listener, stepTimeoutMs: init.stallTimeoutMs, timeoutMs: 60_000 });
+    const joins: Promise<Group>[] = [join(init.world, places.length + 1, peers.world, `${init.instance}/world`, worldListener)];
+    if (tpListener) joins.push(join(me.tpRank, me.tpSize, peers.tp!, `${init.instance}/stage${me.stage}`, tpListener));
+    [world, tp] = await Promise.all(joins);
+    // A lost peer fails every group it is in; whichever notices first ends this runner.
+    world.onFailure(fail);
+    tp?.onFailure((e) => fail(inTpGroup(e)));
+    send({ type: "joined" });
+    await serveSteps(world, stage, me, places, source.config.hiddenSize);
+  } finally {
+    world?.close();
+    tp?.close();
+    stage?.dispose();
+    await source.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => fail(e),
+);

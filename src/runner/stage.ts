@@ -1,0 +1,120 @@
+import type { ModelSource } from "../models/types.js";
+import type { TpSlice } from "../engine/graph/slicing.js";
+import { ShardEngine } from "../engine/session/shard.js";
+import { TpRankEngine, type AllReduce } from "../engine/tp/rank-engine.js";
+import type { Device } from "../engine/types.js";
+import { evenSplit } from "../engine/tp/split.js";
+
+/**
+ * What one runner computes for a step, whatever its kind: a whole pipeline stage in one graph
+ * (tensor group of 1), or one tensor-parallel rank of a stage (two graphs per layer).
+ */
+export interface StageCompute {
+  readonly first: boolean;
+  /** Returns logits for these vocabulary ids (last stage), which it sends to the driver. */
+  readonly logitRows: [number, number] | undefined;
+  embed(tokens: Int32Array): Float32Array;
+  /** hidden [n × hidden] in → hidden out, or (last stage) logits [n or 1 × rows]. */
+  step(hidden: Float32Array, n: number, allLogits: boolean): Promise<Float32Array>;
+  truncate(pos: number): void;
+  dispose(): void;
+}
+
+export interface StageOptions {
+  layers: [number, number];
+  slice: TpSlice;
+  contextLength: number;
+  threads: number;
+  device: Device;
+  allReduce: AllReduce;
+}
+
+class WholeStage implements StageCompute {
+  constructor(private readonly shard: ShardEngine) {}
+  get first(): boolean {
+    return this.shard.isFirst;
+  }
+  get logitRows(): [number, number] | undefined {
+    return this.shard.isLast ? [0, this.shard.vocabSize] : undefined;
+  }
+  embed(tokens: Int32Array): Float32Array {
+    return this.shard.embed(tokens);
+  }
+  async step(hidden: Float32Array, n: number, allLogits: boolean): Promise<Float32Array> {
+    return this.shard.run(hidden, n, { allLogits });
+  }
+  truncate(pos: number): void {
+    this.shard.kv.truncate(pos);
+  }
+  dispose(): void {
+    this.shard.dispose();
+  }
+}
+
+class TensorStage implements StageCompute {
+  constructor(
+    private readonly engine: TpRankEngine,
+    readonly first: boolean,
+    readonly logitRows: [number, number] | undefined,
+    private readonly allReduce: AllReduce,
+  ) {}
+  embed(tokens: Int32Array): Float32Array {
+    return this.engine.embed(tokens);
+  }
+  async step(hidden: Float32Array, n: number, allLogits: boolean): Promise<Float32Array> {
+    const out = await this.engine.layersForward(hidden, n, this.allReduce);
+    return this.logitRows ? this.engine.logits(out, n, allLogits) : out;
+  }
+  truncate(pos: number): void {
+    this.engine.truncate(pos);
+  }
+  dispose(): void {
+    this.engine.dispose();
+  }
+}
+
+/**
+ * Loads only this rank's tensors: its layers, and under tensor parallelism only its rows/columns.
+ * lm_head is split by vocabulary over the last stage's tensor group: each rank sends its slice of
+ * the logits straight to the driver, which gathers them (bench/parallel measured the 1b model's
+ * lm_head at ~1/8 of a TP 2 token, far more than the extra messages cost).
+ */
+export async function loadStage(source: ModelSource, o: StageOptions): Promise<StageCompute> {
+  const L = source.config.numLayers;
+  const first = o.layers[0] === 0;
+  const last = o.layers[1] === L;
+  if (o.slice.size === 1) {
+    const shard = await ShardEngine.create(source, {
+      layers: o.layers,
+      threads: o.threads,
+      device: o.device,
+      contextLength: o.contextLength,
+      // Idle stages wait on the network while another computes: spinning pools would steal its cores.
+      spinning: false,
+    });
+    return new WholeStage(shard);
+  }
+  const vocabRows = last ? vocabSlice(source, o.slice.rank, o.slice.size) : undefined;
+  const engine = await TpRankEngine.create(source, {
+    layers: o.layers,
+    slice: o.slice,
+    contextLength: o.contextLength,
+    threads: o.threads,
+    device: o.device,
+    embedding: first,
+    vocabRows,
+  });
+  return new TensorStage(engine, first, vocabRows, o.allReduce);
+}
+
+/** lm_head rows: the output matrix's (or the tied embedding's) rows, dealt out as evenly as possible. */
+export function lmHeadRows(source: ModelSource): number {
+  const out = source.info("output.weight") ?? source.info("token_embd.weight");
+  return out?.shape[0] ?? source.config.vocabSize;
+}
+
+export function vocabSlice(source: ModelSource, rank: number, size: number): [number, number] {
+  const starts = [0];
+  for (const c of evenSplit(lmHeadRows(source), size)) starts.push(starts[starts.length - 1]! + c);
+  return [starts[rank]!, starts[rank + 1]!];
+}

@@ -1,0 +1,126 @@
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { isTesseraError } from "../../src/errors.js";
+import type { ModelConfig } from "../../src/models/types.js";
+import { ShardedDriver } from "../../src/runner/driver.js";
+import { makePlan, type ShardPlan } from "../../src/runner/plan.js";
+import { CONTEXT, ModelFiles, configOf, PROMPT, relDiff, trace, type ModelSpec } from "./models.js";
+
+// Sharded runs over real runner processes and loopback TCP must give the single process's greedy
+// tokens for 64 steps, and logits within TOLERANCE of its largest logit. The sharded graphs sum the
+// same products in another order (partials across ranks, residual adds outside the fused norm), and
+// MatMulNBits' int8 activation blocks are the same on every rank (column slices fall on block
+// edges). With float weights, and for pipeline stages (the same graph, cut), the difference is float32
+// rounding: measured ≤ 4e-6 relative. With quantized weights under tensor parallelism MatMulNBits'
+// int8 activation quantization sees each rank's slice of o_proj/ffn_down input separately: measured
+// ≤ 1.1e-3. Greedy tokens must match exactly either way.
+const TOLERANCE_EXACT = 1e-4;
+const TOLERANCE_TP_QUANTIZED = 5e-3;
+
+const models = new ModelFiles();
+before(() => models.open());
+after(() => models.close());
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitGone(pids: number[], ms: number): Promise<number[]> {
+  const end = Date.now() + ms;
+  while (Date.now() < end && pids.some(alive)) await new Promise((r) => setTimeout(r, 25));
+  return pids.filter(alive);
+}
+
+async function checkSharded(spec: ModelSpec, makeIt: (cfg: ModelConfig) => ShardPlan): Promise<void> {
+  const path = await models.path(spec);
+  const plan = makeIt(await configOf(path));
+  const ref = await models.reference(spec);
+  const tpQuantized = plan.stages.some((s) => s.tp > 1) && !spec.quant.startsWith("f");
+  const TOLERANCE = tpQuantized ? TOLERANCE_TP_QUANTIZED : TOLERANCE_EXACT;
+  const driver = await ShardedDriver.start({ plan, modelPath: path, contextLength: CONTEXT });
+  const pids = driver.runners.pids;
+  try {
+    const got = await trace((t, all) => driver.forward(t, { allLogits: all }), driver.vocabSize);
+    assert.equal(got.promptLogits.length, PROMPT.length * driver.vocabSize);
+    assert.ok(relDiff(got.promptLogits, ref.promptLogits) < TOLERANCE, `prompt logits differ by ${relDiff(got.promptLogits, ref.promptLogits)}`);
+    assert.deepEqual(got.tokens, ref.tokens);
+    const worst = Math.max(...got.logits.map((l, i) => relDiff(l, ref.logits[i]!)));
+    assert.ok(worst < TOLERANCE, `decode logits differ by ${worst}`);
+    // The tokens are not a constant: the model really generates.
+    assert.ok(new Set(ref.tokens).size > 3);
+    // truncate + recompute reproduces a step exactly
+    driver.truncate(PROMPT.length);
+    const again = await driver.forward(Int32Array.of(got.tokens[0]!));
+    assert.ok(relDiff(again, ref.logits[1]!) < TOLERANCE);
+  } finally {
+    await driver.close();
+  }
+  assert.deepEqual(await waitGone(pids, 5000), [], "runner processes left behind");
+}
+
+test("PP 2: llama tiny q4_0, one layer per stage", () => checkSharded({ arch: "llama", preset: "tiny", quant: "q4_0" }, (c) => makePlan(c, { pp: 2, tp: 1 })));
+
+test("PP 3: qwen3 small f16, layers 2 + 1 + 1", () =>
+  checkSharded({ arch: "qwen3", preset: "small", quant: "f16" }, (c) => {
+    const p = makePlan(c, { pp: 3, tp: 1 });
+    assert.deepEqual(p.stages.map((s) => s.layers), [[0, 2], [2, 3], [3, 4]]);
+    return p;
+  }));
+
+test("PP 2 uneven (weights 3:1): llama small q8_0, layers 3 + 1", () =>
+  checkSharded({ arch: "llama", preset: "small", quant: "q8_0" }, (c) => {
+    const p = makePlan(c, { pp: 2, tp: 1, weights: [3, 1] });
+    assert.deepEqual(p.stages.map((s) => s.layers), [[0, 3], [3, 4]]);
+    return p;
+  }));
+
+test("TP 2: qwen3 tiny q8_0", () => checkSharded({ arch: "qwen3", preset: "tiny", quant: "q8_0" }, (c) => makePlan(c, { pp: 1, tp: 2 })));
+
+test("TP 4 (2 KV heads, each replicated on 2 ranks): qwen3 small q4_0", () =>
+  checkSharded({ arch: "qwen3", preset: "small", quant: "q4_0" }, (c) => makePlan(c, { pp: 1, tp: 4 })));
+
+test("PP 2 × TP 2: llama small q8_0", () => checkSharded({ arch: "llama", preset: "small", quant: "q8_0" }, (c) => makePlan(c, { pp: 2, tp: 2 })));
+
+test("a group the heads cannot split over is refused before any process starts", async () => {
+  const path = await models.path({ arch: "llama", preset: "tiny", quant: "q8_0" });
+  const cfg = await configOf(path);
+  await assert.rejects(
+    ShardedDriver.start({ plan: makePlan(cfg, { pp: 1, tp: 3 }), modelPath: path, contextLength: CONTEXT }),
+    (e) => isTesseraError(e) && /group of 3 cannot share the model's 2 KV heads/.test((e as Error).message),
+  );
+  // 4 ranks of one 16-wide head each would cut attn_output's 32-column q8_0 blocks
+  await assert.rejects(
+    ShardedDriver.start({ plan: makePlan(cfg, { pp: 1, tp: 4 }), modelPath: path, contextLength: CONTEXT }),
+    (e) => isTesseraError(e) && /quantization blocks of 32/.test((e as Error).message),
+  );
+});
+
+test("killing one rank mid-generation fails the others within 5 s, naming it, and leaves no process", async () => {
+  const path = await models.path({ arch: "llama", preset: "small", quant: "q8_0" });
+  const cfg = await configOf(path);
+  const driver = await ShardedDriver.start({ plan: makePlan(cfg, { pp: 2, tp: 2 }), modelPath: path, contextLength: CONTEXT });
+  const pids = driver.runners.pids;
+  try {
+    await driver.forward(PROMPT);
+    for (let i = 0; i < 4; i++) await driver.forward(Int32Array.of(400 + i));
+    const victim = driver.runners.places.find((p) => p.stage === 1 && p.tpRank === 1)!;
+    process.kill(pids[victim.world - 1]!, "SIGKILL");
+    const t0 = Date.now();
+    const others = pids.filter((_, i) => i !== victim.world - 1);
+    assert.deepEqual(await waitGone(others, 5000), [], "the other runners did not exit within 5 s");
+    assert.ok(Date.now() - t0 < 5000);
+    await assert.rejects(driver.forward(Int32Array.of(5)), (e) => isTesseraError(e) && new RegExp(`rank ${victim.world}\\b`).test((e as Error).message));
+    // each survivor said why it stopped, naming a rank
+    for (const p of driver.runners.places) {
+      if (p.world !== victim.world) assert.match(driver.runners.stderrOf(p.world), /rank \d/);
+    }
+  } finally {
+    await driver.close(1000);
+  }
+  assert.deepEqual(await waitGone(pids, 2000), []);
+});
