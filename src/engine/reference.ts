@@ -1,0 +1,141 @@
+import type { ModelConfig } from "../models/types.js";
+import { ropeInvFreq } from "./graph/rope.js";
+import { dequantizeAll, dequantizeRow, type LinearWeight } from "./weights/linear.js";
+import type { LayerWeights } from "./weights/load.js";
+
+/**
+ * A plain float32 decoder, one token at a time, written for clarity: the yardstick the ONNX
+ * graphs are tested against. It uses the same converted weights (dequantized), so it checks the
+ * graph, not the weight conversion (tested separately against ggml's dequantization).
+ */
+interface DenseLayer {
+  attnNorm: Float32Array;
+  ffnNorm: Float32Array;
+  q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array;
+  gate: Float32Array; up: Float32Array; down: Float32Array;
+  qBias?: Float32Array; kBias?: Float32Array; vBias?: Float32Array;
+  qNorm?: Float32Array; kNorm?: Float32Array;
+}
+
+function matVec(w: Float32Array, x: Float32Array, n: number, k: number, bias?: Float32Array): Float32Array {
+  const y = new Float32Array(n);
+  for (let r = 0; r < n; r++) {
+    let s = 0;
+    const o = r * k;
+    for (let c = 0; c < k; c++) s += w[o + c] * x[c];
+    y[r] = s + (bias ? bias[r] : 0);
+  }
+  return y;
+}
+
+export function rmsNormRef(x: Float32Array, w: Float32Array, eps: number, offset = 0, len = x.length): void {
+  let ss = 0;
+  for (let i = 0; i < len; i++) ss += x[offset + i] * x[offset + i];
+  const inv = 1 / Math.sqrt(ss / len + eps);
+  for (let i = 0; i < len; i++) x[offset + i] = x[offset + i] * inv * w[i];
+}
+
+export class ReferenceDecoder {
+  private readonly layers: DenseLayer[];
+  private readonly kCache: Float32Array[][] = [];
+  private readonly vCache: Float32Array[][] = [];
+  private readonly invFreq: Float64Array;
+  private readonly lmHead: Float32Array;
+
+  constructor(
+    private readonly cfg: ModelConfig,
+    layers: LayerWeights[],
+    private readonly embedding: LinearWeight,
+    private readonly outputNorm: Float32Array,
+    lmHead: LinearWeight,
+    private readonly ropeInterleaved: boolean,
+    ropeFreqFactors?: Float32Array,
+  ) {
+    this.layers = layers.map((w) => ({
+      ...w,
+      q: dequantizeAll(w.q), k: dequantizeAll(w.k), v: dequantizeAll(w.v), o: dequantizeAll(w.o),
+      gate: dequantizeAll(w.gate), up: dequantizeAll(w.up), down: dequantizeAll(w.down),
+    }));
+    this.lmHead = dequantizeAll(lmHead);
+    this.invFreq = ropeInvFreq(cfg, ropeFreqFactors);
+    for (let l = 0; l < layers.length; l++) {
+      this.kCache.push([]);
+      this.vCache.push([]);
+    }
+  }
+
+  get position(): number {
+    return this.kCache[0]?.length ?? 0;
+  }
+
+  private rope(x: Float32Array, heads: number, pos: number): void {
+    const d = this.cfg.headDim;
+    const half = d / 2;
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < half; i++) {
+        const a = pos * this.invFreq[i];
+        const c = Math.cos(a);
+        const s = Math.sin(a);
+        const i0 = h * d + (this.ropeInterleaved ? 2 * i : i);
+        const i1 = h * d + (this.ropeInterleaved ? 2 * i + 1 : i + half);
+        const x0 = x[i0];
+        const x1 = x[i1];
+        x[i0] = x0 * c - x1 * s;
+        x[i1] = x0 * s + x1 * c;
+      }
+    }
+  }
+
+  /** Runs one token; returns its logits. */
+  step(token: number): Float32Array {
+    const { hiddenSize: H, numHeads, numKvHeads, headDim: D, intermediateSize: F, rmsNormEps: eps } = this.cfg;
+    const pos = this.position;
+    const x = new Float32Array(H);
+    dequantizeRow(this.embedding, token, x);
+    this.layers.forEach((w, l) => {
+      const xn = x.slice();
+      rmsNormRef(xn, w.attnNorm, eps);
+      const q = matVec(w.q, xn, numHeads * D, H, w.qBias);
+      const k = matVec(w.k, xn, numKvHeads * D, H, w.kBias);
+      const v = matVec(w.v, xn, numKvHeads * D, H, w.vBias);
+      if (w.qNorm) for (let h = 0; h < numHeads; h++) rmsNormRef(q, w.qNorm, eps, h * D, D);
+      if (w.kNorm) for (let h = 0; h < numKvHeads; h++) rmsNormRef(k, w.kNorm, eps, h * D, D);
+      this.rope(q, numHeads, pos);
+      this.rope(k, numKvHeads, pos);
+      this.kCache[l].push(k);
+      this.vCache[l].push(v);
+      const attn = new Float32Array(numHeads * D);
+      const group = numHeads / numKvHeads;
+      const scores = new Float64Array(pos + 1);
+      for (let h = 0; h < numHeads; h++) {
+        const kvh = Math.floor(h / group);
+        let max = -Infinity;
+        for (let t = 0; t <= pos; t++) {
+          const kt = this.kCache[l][t];
+          let s = 0;
+          for (let i = 0; i < D; i++) s += q[h * D + i] * kt[kvh * D + i];
+          scores[t] = s / Math.sqrt(D);
+          max = Math.max(max, scores[t]);
+        }
+        let sum = 0;
+        for (let t = 0; t <= pos; t++) sum += scores[t] = Math.exp(scores[t] - max);
+        for (let t = 0; t <= pos; t++) {
+          const vt = this.vCache[l][t];
+          const p = scores[t] / sum;
+          for (let i = 0; i < D; i++) attn[h * D + i] += p * vt[kvh * D + i];
+        }
+      }
+      const o = matVec(w.o, attn, H, numHeads * D);
+      for (let i = 0; i < H; i++) x[i] += o[i];
+      const xn2 = x.slice();
+      rmsNormRef(xn2, w.ffnNorm, eps);
+      const g = matVec(w.gate, xn2, F, H);
+      const u = matVec(w.up, xn2, F, H);
+      for (let i = 0; i < F; i++) g[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
+      const dn = matVec(w.down, g, H, F);
+      for (let i = 0; i < H; i++) x[i] += dn[i];
+    });
+    rmsNormRef(x, this.outputNorm, eps);
+    return matVec(this.lmHead, x, this.lmHead.length / H, H);
+  }
+}

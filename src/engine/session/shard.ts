@@ -1,0 +1,158 @@
+import type { ModelConfig, ModelSource } from "../../models/types.js";
+import { TesseraError } from "../../errors.js";
+import { ShardGraphBuilder } from "../graph/decoder.js";
+import { SyncSession, ort } from "../onnx/session.js";
+import type { Device } from "../types.js";
+import { dequantizeRow, type LinearWeight } from "../weights/linear.js";
+import { loadEmbedding, loadHead, loadLayer, loadRopeFreqs } from "../weights/load.js";
+import { KvCache } from "./kv-cache.js";
+import { physicalCores } from "./threads.js";
+
+/** Default KV capacity when the caller sets none: the model's own, capped to keep memory modest. */
+export const DEFAULT_CONTEXT = 4096;
+
+export interface ShardOptions {
+  /** Layers [start, end) this shard runs; default: all. */
+  layers?: [number, number];
+  threads?: number;
+  device?: Device;
+  contextLength?: number;
+  /** Spinning intra-op threads (default on); turn off when several sessions share a process. */
+  spinning?: boolean;
+  /** onnxruntime profiling trace file prefix (diagnostics). */
+  profilePrefix?: string;
+}
+
+export function checkEngineConfig(cfg: ModelConfig, device: string, subject: string): void {
+  if (device === "cpu" && cfg.headDim % 16 !== 0) {
+    // onnxruntime's CPU GroupQueryAttention kernel requires it.
+    throw new TesseraError(`head_dim ${cfg.headDim} is not a multiple of 16, which the CPU attention kernel needs`, subject);
+  }
+  if (cfg.headDim % 2 !== 0) throw new TesseraError(`head_dim ${cfg.headDim} is odd`, subject);
+}
+
+/**
+ * A pipeline stage: layers [a, b) as one ONNX graph plus its KV cache. The first stage also
+ * owns the embedding table (looked up in JS: one dequantized row per token, so the table stays
+ * at its stored size instead of a float32 copy); the last stage ends in final norm + lm_head.
+ */
+export class ShardEngine {
+  private readonly lastLogits: ort.Tensor | undefined;
+  private readonly lastIndex = new BigInt64Array(1);
+  private readonly seqlens = new Int32Array(1);
+  private readonly total = new Int32Array(1);
+
+  private constructor(
+    readonly config: ModelConfig,
+    readonly layers: [number, number],
+    private readonly session: SyncSession,
+    private readonly embedding: LinearWeight | undefined,
+    readonly kv: KvCache,
+    /** lm_head rows on the last stage, else 0. */
+    readonly vocabSize: number,
+  ) {
+    if (vocabSize) this.lastLogits = new ort.Tensor("float32", new Float32Array(vocabSize), [1, 1, vocabSize]);
+  }
+
+  get isFirst(): boolean {
+    return this.layers[0] === 0;
+  }
+
+  get isLast(): boolean {
+    return this.layers[1] === this.config.numLayers;
+  }
+
+  static async create(source: ModelSource, opts: ShardOptions = {}): Promise<ShardEngine> {
+    const cfg = source.config;
+    const device = opts.device ?? "cpu";
+    checkEngineConfig(cfg, device, source.path);
+    const [a, b] = opts.layers ?? [0, cfg.numLayers];
+    if (!(Number.isInteger(a) && Number.isInteger(b) && 0 <= a && a < b && b <= cfg.numLayers)) {
+      throw new TesseraError(`invalid layer range [${a}, ${b}) for a model with ${cfg.numLayers} layers`, source.path);
+    }
+    const ctx = opts.contextLength ?? Math.min(cfg.contextLength || DEFAULT_CONTEXT, DEFAULT_CONTEXT);
+    if (!Number.isInteger(ctx) || ctx < 1) throw new TesseraError(`invalid context length ${ctx}`, "--ctx");
+    const builder = new ShardGraphBuilder(cfg, {
+      maxSeq: ctx,
+      ropeInterleaved: source.ropeInterleaved,
+      ropeFreqFactors: await loadRopeFreqs(source),
+    });
+    const embedding = a === 0 ? await loadEmbedding(source) : undefined;
+    for (let l = a; l < b; l++) builder.addLayer(l, await loadLayer(source, l));
+    let vocab = 0;
+    let graph;
+    if (b === cfg.numLayers) {
+      const head = await loadHead(source, embedding);
+      vocab = head.lmHead.n;
+      graph = builder.finishLogits(head.norm, head.lmHead);
+    } else {
+      graph = builder.finishHidden();
+    }
+    const session = SyncSession.create(graph.toBytes(), graph.blobs, {
+      threads: opts.threads ?? physicalCores(),
+      device,
+      spinning: opts.spinning,
+      profilePrefix: opts.profilePrefix,
+    });
+    const layerIds = Array.from({ length: b - a }, (_, i) => a + i);
+    const kv = new KvCache(layerIds, cfg.numKvHeads, ctx, cfg.headDim);
+    return new ShardEngine(cfg, [a, b], session, embedding, kv, vocab);
+  }
+
+  /** Hidden states [n × hidden] for token ids (first stage only). */
+  embed(tokens: Int32Array, into?: Float32Array): Float32Array {
+    const out = into ?? new Float32Array(tokens.length * this.config.hiddenSize);
+    const emb = this.embedding;
+    if (!emb) throw new Error("embed() on a shard that is not the first stage");
+    const H = this.config.hiddenSize;
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i];
+      if (!(t >= 0 && t < emb.n)) throw new TesseraError(`token id ${t} is outside the vocabulary (${emb.n})`);
+      dequantizeRow(emb, t, out, i * H);
+    }
+    return out;
+  }
+
+  /**
+   * Runs `n` positions of hidden states through the shard and appends them to the KV cache.
+   * Last stage: logits of the last position ([vocab]) or of all ([n × vocab]); other stages:
+   * hidden states [n × hidden].
+   */
+  run(hidden: Float32Array, n: number, opts: { allLogits?: boolean } = {}): Float32Array {
+    if (n < 1) throw new TesseraError("a forward step needs at least one token");
+    this.kv.reserve(n);
+    const end = this.kv.length + n;
+    this.seqlens[0] = end - 1;
+    this.total[0] = end;
+    const feeds: Record<string, ort.Tensor> = {
+      hidden_in: new ort.Tensor("float32", hidden, [1, n, this.config.hiddenSize]),
+      seqlens_k: new ort.Tensor("int32", this.seqlens, [1]),
+      total_seq_len: new ort.Tensor("int32", this.total, []),
+    };
+    const outputs: Record<string, ort.Tensor | null> = {};
+    if (this.isLast) {
+      let index = this.lastIndex;
+      if (opts.allLogits) index = BigInt64Array.from({ length: n }, (_, i) => BigInt(i));
+      else this.lastIndex[0] = BigInt(n - 1);
+      feeds.logits_index = new ort.Tensor("int64", index, [index.length]);
+      outputs.logits = opts.allLogits ? null : this.lastLogits!;
+    } else {
+      outputs.hidden_out = null;
+    }
+    this.kv.bind(feeds, outputs);
+    const result = this.session.run(feeds, outputs);
+    this.kv.length = end;
+    if (!this.isLast) return result.hidden_out.data as Float32Array;
+    if (opts.allLogits) return result.logits.data as Float32Array;
+    return (this.lastLogits!.data as Float32Array).slice();
+  }
+
+  /** Writes the profiling trace (shards created with profilePrefix). */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
+  dispose(): void {
+    this.session.dispose();
+  }
+}

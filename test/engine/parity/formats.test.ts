@@ -1,0 +1,58 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { synthesize, type SynthFormat, type SynthQuant } from "../../../src/models/synth/synthesize.js";
+import { openModel } from "../../../src/models/open.js";
+import { createStepper } from "../../../src/engine/session/stepper.js";
+
+/**
+ * One synthetic llama written as GGUF (q/k rows permuted for interleaved rope, as llama.cpp's
+ * converter does), as safetensors (HF layout) and as MLX 8-bit: our engine must produce the same
+ * greedy tokens from all of them, and GGUF and safetensors (both f16) the same logits up to
+ * float rounding.
+ */
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "tessera-formats-"));
+});
+after(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function run(format: SynthFormat, quant: SynthQuant): Promise<{ tokens: number[]; first: Float32Array; interleaved: boolean }> {
+  const path = join(dir, `llama-${format}-${quant}${format === "gguf" ? ".gguf" : ""}`);
+  await synthesize({ arch: "llama", preset: "tiny", format, quant, out: path, seed: 3 });
+  const src = await openModel(path);
+  const s = await createStepper(src, { threads: 1, contextLength: 80 });
+  try {
+    const V = s.vocabSize;
+    let logits = s.forward(Int32Array.from({ length: 32 }, (_, i) => (11 + i * 977) % V));
+    const first = logits.slice();
+    const tokens: number[] = [];
+    for (let step = 0; step < 32; step++) {
+      let best = 0;
+      for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+      tokens.push(best);
+      logits = s.forward(Int32Array.of(best));
+    }
+    return { tokens, first, interleaved: src.ropeInterleaved };
+  } finally {
+    await s.dispose();
+    await src.close();
+  }
+}
+
+test("the same llama as GGUF, safetensors and MLX 8-bit gives the same tokens", async () => {
+  const gguf = await run("gguf", "f16");
+  const st = await run("safetensors", "f16");
+  assert.equal(gguf.interleaved, true);
+  assert.equal(st.interleaved, false);
+  assert.deepEqual(st.tokens, gguf.tokens);
+  let diff = 0;
+  for (let i = 0; i < gguf.first.length; i++) diff = Math.max(diff, Math.abs(gguf.first[i] - st.first[i]));
+  assert.ok(diff < 1e-2, `GGUF vs safetensors logits differ by ${diff}`);
+  const mlx = await run("mlx", "mlx8");
+  assert.deepEqual(mlx.tokens, gguf.tokens);
+});
