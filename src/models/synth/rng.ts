@@ -1,42 +1,23 @@
+import { splitmix32, Xoshiro128 } from "../../random.js";
+
 /**
  * A small seeded PRNG (xoshiro128**, seeded through splitmix32) so synthetic weights are the same on
  * every machine and Node version. Streams are keyed by (seed, name): each tensor gets its own stream,
  * so tensors can be generated lazily and in any order.
  */
-export class Rng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
+export class Rng extends Xoshiro128 {
   private spare: number | undefined;
 
   constructor(seed: number, key = "") {
     let h = (seed >>> 0) ^ 0x9e3779b9;
     for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-    const next = () => {
-      h = (h + 0x9e3779b9) | 0;
-      let z = h;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.a = next();
-    this.b = next();
-    this.c = next();
-    this.d = next() | 1;
+    const next = splitmix32(h);
+    super(next(), next(), next(), next() | 1);
   }
 
   /** Uniform 32-bit unsigned integer. */
   u32(): number {
-    const r = Math.imul(rotl(Math.imul(this.b, 5), 7), 9) >>> 0;
-    const t = this.b << 9;
-    this.c ^= this.a;
-    this.d ^= this.b;
-    this.b ^= this.c;
-    this.a ^= this.d;
-    this.c ^= t;
-    this.d = rotl(this.d, 11);
-    return r;
+    return this.nextU32();
   }
 
   /** Uniform in [0, 1). */
@@ -76,10 +57,6 @@ export class Rng {
     }
     return items;
   }
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
 }
 
 /** Inverse normal CDF (Acklam's rational approximation, |error| < 1.2e-9), for the quantile table. */
