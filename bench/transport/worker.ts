@@ -1,5 +1,5 @@
 // One process of the transport benchmark. Modes (argv[2]):
-//   rank <rank> <size> <groupId> <iters> <warmup> <floats> [auto|direct|ring]
+//   rank <rank> <size> <groupId> <iters> <warmup> <floats> [auto|direct|ring|poll]
 //       prints "port N", reads {"peers": [...]} as one JSON line on stdin, joins, then times `iters`
 //       all-reduces of `floats` floats after `warmup` untimed ones; prints one JSON line of µs timings.
 //   echo      prints "port N"; echoes every byte back on every connection.
@@ -28,7 +28,10 @@ function summarize(us: number[], cpu: NodeJS.CpuUsage): Timings {
 
 async function rank(argv: string[]): Promise<void> {
   const [r, size, groupId, iters, warmup, floats] = [Number(argv[0]), Number(argv[1]), argv[2]!, Number(argv[3]), Number(argv[4]), Number(argv[5])];
-  const algorithm = (argv[6] ?? "auto") as "auto" | "direct" | "ring";
+  // "poll": the direct all-reduce, busy-polled (transport/busy-poll.ts)
+  const mode = argv[6] ?? "auto";
+  const poll = mode === "poll";
+  const algorithm = (poll ? "direct" : mode) as "auto" | "direct" | "ring";
   const listener = await GroupListener.open("127.0.0.1", 0);
   console.log(`port ${listener.port}`);
   const lines = createInterface({ input: process.stdin });
@@ -43,7 +46,7 @@ async function rank(argv: string[]): Promise<void> {
     if (i === warmup) cpu0 = process.cpuUsage();
     x.fill(1);
     const t0 = performance.now();
-    await group.allReduce(x, { algorithm });
+    await group.allReduce(x, { algorithm, poll });
     const t1 = performance.now();
     if (i >= warmup) us.push((t1 - t0) * 1000);
     if (x[floats - 1] !== size) throw new Error(`wrong sum ${x[floats - 1]}`);

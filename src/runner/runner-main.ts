@@ -9,6 +9,11 @@ import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
 import { serveSteps } from "./serve.js";
 import { loadStage, type StageCompute } from "./stage.js";
 
+/** All-reduces up to this size (decode steps: hidden × 4 bytes) are busy-polled; prefill waits on the event loop. */
+const POLL_MAX_BYTES = 64 * 1024;
+/** A tensor-group peer silent this long inside a busy-polled all-reduce is lost (issue 4: detect within 5 s). */
+const POLL_TIMEOUT_MS = 3000;
+
 const send = (m: FromRunner): void => {
   if (process.connected) process.send!(m);
 };
@@ -71,8 +76,11 @@ async function main(): Promise<void> {
     // Tensor-group ranks are numbered within the stage: say which group, so "rank 1" is not read as world rank 1.
     const inTpGroup = (e: unknown): unknown =>
       isTesseraError(e) ? new TesseraError(e.message, `tensor group of stage ${me.stage} (its rank r is runner ${me.world - me.tpRank} + r)`) : e;
+    // Decode-sized partials are busy-polled (transport/busy-poll.ts): one token makes 2 all-reduces per
+    // layer, and an event-loop round trip for each cost more than the halved matmuls saved.
+    const busyPoll = process.env.TESSERA_BUSY_POLL !== "0";
     const allReduce = (x: Float32Array): Promise<void> =>
-      tp!.allReduce(x).catch((e: unknown) => {
+      tp!.allReduce(x, { poll: busyPoll && x.byteLength <= POLL_MAX_BYTES }).catch((e: unknown) => {
         throw inTpGroup(e);
       });
     stage = await loadStage(source, {
@@ -87,7 +95,18 @@ async function main(): Promise<void> {
 
     const peers = await next("peers");
     const join = (rank: number, size: number, addrs: PeerAddress[], id: string, listener: GroupListener): Promise<Group> =>
-      Group.join({ rank, size, peers: addrs, groupId: id, listener, stepTimeoutMs: init.stallTimeoutMs, timeoutMs: 60_000 });
+      Group.join({
+        rank,
+        size,
+        peers: addrs,
+        groupId: id,
+        listener,
+        stepTimeoutMs: init.stallTimeoutMs,
+        // a busy-polling rank never yields to the heartbeat monitor: it times out peers itself
+        pollTimeoutMs: Math.min(POLL_TIMEOUT_MS, init.stallTimeoutMs),
+        ...(process.env.TESSERA_POLL_SPIN_MS ? { pollSpinMs: Number(process.env.TESSERA_POLL_SPIN_MS) } : {}),
+        timeoutMs: 60_000,
+      });
     const joins: Promise<Group>[] = [join(init.world, places.length + 1, peers.world, `${init.instance}/world`, worldListener)];
     if (tpListener) joins.push(join(me.tpRank, me.tpSize, peers.tp!, `${init.instance}/stage${me.stage}`, tpListener));
     [world, tp] = await Promise.all(joins);

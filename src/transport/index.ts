@@ -5,6 +5,7 @@
  *   const listener = await GroupListener.open("0.0.0.0", 0);       // report listener.port to the master
  *   const group = await Group.join({ rank, size, peers, groupId, listener });
  *   await group.allReduce(partial);                                 // in place, same bits on every rank
+ *   await group.allReduce(partial, { poll: true });                 // decode-sized: spin on the fds first (busy-poll.ts)
  *   await group.send(next, hidden); await group.recv(prev, hidden); // pipeline hops
  *   await group.broadcast(lastRank, token);                         // sampled token to every rank
  *   group.onFailure((e) => ...);                                    // a lost rank, named in e.message

@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import { TesseraError } from "../errors.js";
+import { readNow } from "./busy-poll.js";
 import {
   DATA_OP_NAMES,
   FrameDecoder,
@@ -153,6 +154,39 @@ export class Link {
       return;
     }
     this.sinks.push(sink);
+  }
+
+  /** True while some operation waits for this link's next DATA frame. */
+  get awaiting(): boolean {
+    return this.sinkHead < this.sinks.length;
+  }
+
+  /**
+   * Busy-poll path (busy-poll.ts): reads what the socket holds right now straight from its fd and
+   * feeds it to the decoder, as the 'data' handler would. False when nothing was there.
+   */
+  pollRead(fd: number, buf: Uint8Array): boolean {
+    if (this.lost) return true;
+    let r;
+    try {
+      r = readNow(fd, buf);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      this.fail(this.lostError(code === "ECONNRESET" ? "reset the connection" : `failed: ${(e as Error).message}`));
+      return true;
+    }
+    if (r === "again") return false;
+    if (r === "eof") {
+      this.fail(this.lostError("closed the connection"));
+      return true;
+    }
+    this.rxSinceTick = true;
+    try {
+      this.decoder.push(buf.subarray(0, r));
+    } catch (e) {
+      this.fail(asTesseraError(e, this.label));
+    }
+    return true;
   }
 
   private onFrame(h: FrameHeader, payload: Uint8Array): void {
