@@ -3,16 +3,26 @@ import onnxPkg from "onnx-proto";
 /**
  * A small ONNX model writer. Graphs are built node by node; initializers never go into the
  * protobuf (a message is limited to 2 GB): each one is recorded as external data under its own
- * virtual file name and handed to onnxruntime in memory (`externalData`), so the weight bytes
- * exist once in JS and are not serialized.
+ * virtual file name and handed to onnxruntime in memory (`externalData`), so the weight bytes are
+ * not serialized.
  *
- * Measured (ORT 1.30 CPU, synthetic 1b llama Q4_0, 621 MB of GGUF tensors → 649 MB of converted
- * blobs): onnxruntime reads the in-memory blobs without a copy of its own, but MatMulNBits
- * pre-packs them (data + float scale + block sum per 32 weights) into ≈1.5× their size, ≈930 MB
- * held by the session. JS drops its blobs once the session exists (only the embedding table stays,
- * 41 MB). Peak RSS during load is blobs + packed (1.8 GB); steady RSS 1.3 GB with the process
- * started with MALLOC_MMAP_THRESHOLD_=4194304, 1.6 GB without (glibc keeps the freed blobs in its
- * heap). A 128 KiB threshold gives 1.09 GB but makes decode 2.7× slower.
+ * Memory, measured (ORT 1.30 CPU, synthetic 1b llama Q4_0, 621 MB of GGUF tensors → 649 MB of
+ * converted blobs, 1 thread, MALLOC_MMAP_THRESHOLD_=4194304):
+ * - onnxruntime never reads the blobs after session creation: overwriting every blob afterwards
+ *   leaves the logits bit-identical (test/engine/core/weight-lifetime.test.ts), so JS drops them
+ *   once the session exists (only the embedding table stays, 41 MB).
+ * - MatMulNBits pre-packs its weights (data + float scale + block sum per 32) to ≈1.43× the
+ *   converted size: steady RSS 1.21 GB, 934 MB with `session.disable_prepacking` = "1" — which
+ *   makes decode ≈450× slower (0.05 tok/s vs 22.6; non-int8 fallback) and is not an option.
+ * - Peak RSS 1.77 GB: JS blobs and packed weights coexist while the native create call runs.
+ *   enableCpuMemArena false and `session.use_device_allocator_for_initializers` changed neither
+ *   peak nor steady RSS beyond noise (±20 MB) nor decode speed.
+ * - Writing the blobs to files and creating the session from a model path (JS blobs freed first)
+ *   cut peak to 1.15 GB and steady to 1.04 GB with identical logits, but decode ran 2× slower
+ *   (12 vs 23 tok/s, paired runs): not adopted; see bench/results/engine-memory-2026-11-26.json.
+ * - glibc keeps the freed blobs in its heap unless the process starts with
+ *   MALLOC_MMAP_THRESHOLD_=4194304 (1.6 GB steady without); 131072 gives 1.09 GB but makes decode
+ *   2.7× slower.
  */
 const { onnx } = onnxPkg;
 

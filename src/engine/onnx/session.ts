@@ -44,6 +44,10 @@ export interface SessionSettings {
   spinning?: boolean;
   /** Write an onnxruntime profile (JSON trace) with this file prefix; see endProfiling(). */
   profilePrefix?: string;
+  /** Extra onnxruntime session config entries ("session.disable_prepacking": "1", ...); diagnostics. */
+  sessionConfig?: Record<string, string>;
+  /** onnxruntime's CPU memory arena (default on). */
+  cpuMemArena?: boolean;
 }
 
 /** Execution providers this onnxruntime build can use (CUDA only when its libraries were installed). */
@@ -78,14 +82,14 @@ export class SyncSession {
       executionProviders: [device],
       graphOptimizationLevel: "all",
       externalData: blobs.map((b) => ({ path: b.path, data: b.data })),
-      extra: {
-        session: {
-          intra_op: { allow_spinning: settings.spinning === false ? "0" : "1" },
-        },
-      },
+      extra: nestConfig({
+        "session.intra_op.allow_spinning": settings.spinning === false ? "0" : "1",
+        ...settings.sessionConfig,
+      }),
 
       logSeverityLevel: 3,
     };
+    if (settings.cpuMemArena === false) options.enableCpuMemArena = false;
     if (settings.profilePrefix) {
       options.enableProfiling = true;
       options.profileFilePrefix = settings.profilePrefix;
@@ -124,6 +128,18 @@ export class SyncSession {
       this.native.dispose();
     }
   }
+}
+
+/** "session.a.b": "v" → { session: { a: { b: "v" } } }, the shape ORT's `extra` option takes. */
+function nestConfig(flat: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(flat)) {
+    const parts = key.split(".");
+    let node = out;
+    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+    node[parts[parts.length - 1]] = value;
+  }
+  return out;
 }
 
 export { ort };

@@ -1,7 +1,7 @@
 import type { ModelConfig, ModelSource } from "../../models/types.js";
 import { TesseraError } from "../../errors.js";
 import { ShardGraphBuilder } from "../graph/decoder.js";
-import { SyncSession, ort } from "../onnx/session.js";
+import { SyncSession, ort, type SessionSettings } from "../onnx/session.js";
 import type { Device } from "../types.js";
 import { dequantizeRow, type LinearWeight } from "../weights/linear.js";
 import { loadEmbedding, loadHead, loadLayer, loadRopeFreqs } from "../weights/load.js";
@@ -21,6 +21,8 @@ export interface ShardOptions {
   spinning?: boolean;
   /** onnxruntime profiling trace file prefix (diagnostics). */
   profilePrefix?: string;
+  /** Extra onnxruntime session settings (memory experiments, diagnostics). */
+  session?: Pick<SessionSettings, "sessionConfig" | "cpuMemArena">;
 }
 
 export function checkEngineConfig(cfg: ModelConfig, device: string, subject: string): void {
@@ -93,6 +95,7 @@ export class ShardEngine {
       device,
       spinning: opts.spinning,
       profilePrefix: opts.profilePrefix,
+      ...opts.session,
     });
     const layerIds = Array.from({ length: b - a }, (_, i) => a + i);
     const kv = new KvCache(layerIds, cfg.numKvHeads, ctx, cfg.headDim);
