@@ -164,7 +164,10 @@ export class LocalRunners {
 
 function spawnRunner(place: RankPlace): Runner {
   const { command, args } = nodeModuleCommand("./runner-main", import.meta.url);
-  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe", "ipc"] });
+  // glibc otherwise keeps the freed load-time weight copies: 4 MiB measured 1.62 → 1.30 GB steady RSS
+  // on the 1b model at unchanged speed (131072 returned a little more but decoded 2.7× slower).
+  const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? "4194304" };
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe", "ipc"], env });
   const r: Runner = { place, child, stderrTail: "", exited: false, inbox: [], waiter: undefined };
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (r.stderrTail = (r.stderrTail + d).slice(-STDERR_TAIL)));
   child.on("message", (m: FromRunner) => {
