@@ -12,7 +12,7 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { openModel } from "../../src/models/open.js";
@@ -250,7 +250,7 @@ const result = {
     os: `${os.type()} ${os.release()}`,
     node: process.version,
   },
-  model: { path, layers: cfg.numLayers, hidden: H, heads: cfg.numHeads, kv_heads: cfg.numKvHeads, ffn: cfg.intermediateSize, vocab: cfg.vocabSize, quant: "Q4_0" },
+  model: { file: basename(path), layers: cfg.numLayers, hidden: H, heads: cfg.numHeads, kv_heads: cfg.numKvHeads, ffn: cfg.intermediateSize, vocab: cfg.vocabSize, quant: "Q4_0" },
   settings: { busy_poll: "TP 2 runs busy-poll decode all-reduces unless marked event_loop", threads_per_process: 1, decode_tokens: TOKENS, rounds: ROUNDS, context: CTX },
   decode_tps: rounds.map((r) => ({ single: r2(r.single.tps), tp2: r2(r.tp2.tps), tp2_event_loop: r2(r.tp2EventLoop.tps), pp2: r2(r.pp2.tps) })),
   cpu_ms_per_token: rounds.map((r) => ({ single: r.single.cpuMs, tp2_ranks: r.tp2.cpuMs, tp2_event_loop_ranks: r.tp2EventLoop.cpuMs, pp2_stages: r.pp2.cpuMs })),
