@@ -27,6 +27,20 @@ function checkBlocks(type: string, n: number, k: number, block: number, bytesPer
   return nb;
 }
 
+/**
+ * One block of 32 4-bit values from ggml's order to MatMulNBits'. ggml: element j < 16 is the low
+ * nibble of qs[j], element j + 16 its high nibble. MatMulNBits: byte i holds element 2i (low) and 2i + 1 (high).
+ */
+function reorderNibbles(data: Uint8Array, qs: number, out: Uint8Array, dst: number): void {
+  for (let i = 0; i < 16; i++) {
+    const e0 = 2 * i;
+    const e1 = e0 + 1;
+    const q0 = e0 < 16 ? data[qs + e0] & 15 : data[qs + e0 - 16] >> 4;
+    const q1 = e1 < 16 ? data[qs + e1] & 15 : data[qs + e1 - 16] >> 4;
+    out[dst + i] = q0 | (q1 << 4);
+  }
+}
+
 export function q4_0ToNBits(data: Uint8Array, n: number, k: number): NBitsWeight {
   const nb = checkBlocks("Q4_0", n, k, 32, 18, data);
   const total = n * nb;
@@ -37,14 +51,7 @@ export function q4_0ToNBits(data: Uint8Array, n: number, k: number): NBitsWeight
     scales[b] = readHalf(data, src);
     const qs = src + 2;
     const dst = b * 16;
-    // element e = 2i (low) and 2i+1 (high); in ggml element j<16 is low nibble of qs[j], j+16 high nibble of qs[j].
-    for (let i = 0; i < 16; i++) {
-      const e0 = 2 * i;
-      const e1 = e0 + 1;
-      const q0 = e0 < 16 ? data[qs + e0] & 15 : data[qs + e0 - 16] >> 4;
-      const q1 = e1 < 16 ? data[qs + e1] & 15 : data[qs + e1 - 16] >> 4;
-      out[dst + i] = q0 | (q1 << 4);
-    }
+    reorderNibbles(data, qs, out, dst);
   }
   return { kind: "nbits", n, k, bits: 4, blockSize: 32, data: out, scales };
 }
@@ -61,13 +68,7 @@ export function q4_1ToNBits(data: Uint8Array, n: number, k: number): NBitsWeight
     const m = readHalf(data, src + 2);
     const qs = src + 4;
     const dst = b * 16;
-    for (let i = 0; i < 16; i++) {
-      const e0 = 2 * i;
-      const e1 = e0 + 1;
-      const q0 = e0 < 16 ? data[qs + e0] & 15 : data[qs + e0 - 16] >> 4;
-      const q1 = e1 < 16 ? data[qs + e1] & 15 : data[qs + e1 - 16] >> 4;
-      out[dst + i] = q0 | (q1 << 4);
-    }
+    reorderNibbles(data, qs, out, dst);
     setAffine(scales, zps, out, b, d, m, 16);
   }
   return { kind: "nbits", n, k, bits: 4, blockSize: 32, data: out, scales, zeroPoints: zps };

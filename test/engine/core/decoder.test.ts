@@ -5,6 +5,7 @@ import { createStepper } from "../../../src/engine/session/stepper.js";
 import { ReferenceDecoder } from "../../../src/engine/reference.js";
 import { loadEmbedding, loadHead, loadLayer, loadRopeFreqs } from "../../../src/engine/weights/load.js";
 import { randomSource, tinyConfig } from "./fixtures.js";
+import { relErr } from "./compare.js";
 
 async function reference(src: ModelSource): Promise<ReferenceDecoder> {
   const layers = [];
@@ -12,18 +13,6 @@ async function reference(src: ModelSource): Promise<ReferenceDecoder> {
   const emb = await loadEmbedding(src);
   const head = await loadHead(src, emb);
   return new ReferenceDecoder(src.config, layers, emb, head.norm, head.lmHead, src.ropeInterleaved, await loadRopeFreqs(src));
-}
-
-/** Largest |a − b| relative to the largest |b|. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
 }
 
 /**

@@ -8,6 +8,7 @@ import { KvCache } from "../../../src/engine/session/kv-cache.js";
 import { loadLayer } from "../../../src/engine/weights/load.js";
 import { isTesseraError } from "../../../src/errors.js";
 import { randomSource, rng, tinyConfig } from "./fixtures.js";
+import { relErr } from "./compare.js";
 
 const maxSeq = 16;
 
@@ -47,16 +48,6 @@ function runMlp(r: Rank, x: Float32Array, s: number): Float32Array {
   return r.mlp.run({ hidden_in: new ort.Tensor("float32", x, [1, s, x.length / s]) }, { partial: null }).partial.data as Float32Array;
 }
 
-function maxRelDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-}
-
 for (const [arch, type, tol] of [["qwen2", "F32", 1e-5], ["qwen3", "F32", 1e-5], ["llama", "Q8_0", 2e-2]] as const) {
   test(`${arch} ${type}: 2-way tensor-parallel partials sum to the full layer (prefill then decode)`, async () => {
     const cfg = tinyConfig(arch);
@@ -70,13 +61,13 @@ for (const [arch, type, tol] of [["qwen2", "F32", 1e-5], ["qwen3", "F32", 1e-5],
         const want = runAttention(full, x, s);
         const parts = ranks.map((rk) => runAttention(rk, x, s));
         const sum = parts[0].map((v, i) => v + parts[1][i]);
-        assert.ok(maxRelDiff(sum, want) < tol, `attention, ${s} tokens: ${maxRelDiff(sum, want)}`);
+        assert.ok(relErr(sum, want) < tol, `attention, ${s} tokens: ${relErr(sum, want)}`);
         // A single rank alone is far from the whole: the test sees the split.
-        assert.ok(maxRelDiff(parts[0], want) > 0.1);
+        assert.ok(relErr(parts[0], want) > 0.1);
         const wantMlp = runMlp(full, x, s);
         const mlps = ranks.map((rk) => runMlp(rk, x, s));
         const sumMlp = mlps[0].map((v, i) => v + mlps[1][i]);
-        assert.ok(maxRelDiff(sumMlp, wantMlp) < tol, `mlp, ${s} tokens: ${maxRelDiff(sumMlp, wantMlp)}`);
+        assert.ok(relErr(sumMlp, wantMlp) < tol, `mlp, ${s} tokens: ${relErr(sumMlp, wantMlp)}`);
       }
     } finally {
       for (const g of [full, ...ranks]) {

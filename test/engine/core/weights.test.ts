@@ -8,6 +8,7 @@ import { GraphBuilder } from "../../../src/engine/onnx/builder.js";
 import { emitLinear } from "../../../src/engine/graph/decoder.js";
 import { SyncSession, ort } from "../../../src/engine/onnx/session.js";
 import { rng } from "./fixtures.js";
+import { relErr } from "./compare.js";
 
 function raw(type: TensorType, shape: [number, number], data: Uint8Array, extra: Partial<RawTensor> = {}): RawTensor {
   return { info: { name: "w", type, shape, byteLength: data.byteLength }, shape, data, ...extra };
@@ -17,17 +18,6 @@ function randomValues(n: number, seed: number): Float32Array {
   const r = rng(seed);
   // Mixed magnitudes and an all-positive stretch so affine blocks get non-trivial minimums.
   return Float32Array.from({ length: n }, (_, i) => (i % 512 < 64 ? 0.5 + r.uniform() : r.normal() * (i % 3 ? 0.05 : 1)));
-}
-
-/** Largest |a − b| over the largest |b|. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
 }
 
 const n = 8;
