@@ -13,12 +13,13 @@
  * Writes bench/results/engine-<date>.json: machine, commit, date, per (quant, threads) both
  * engines' prefill/decode tok/s, peak RSS, the ratios, and our RSS over (weight + KV bytes).
  */
-import { execFileSync, fork, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { provenance } from "../provenance.js";
 
 interface Round {
   ppTps: number;
@@ -194,14 +195,6 @@ async function measurePair(model: string, threads: number, pp: number, tg: numbe
   return { ours: summary(rounds.ours, oursLoaded, oursPeak), llamaCpp: summary(rounds.llamaCpp, refLoaded, refPeak) };
 }
 
-function commit(): string {
-  try {
-    return execFileSync("git", ["rev-parse", "HEAD"], { encoding: "utf8" }).trim();
-  } catch {
-    return "unknown";
-  }
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -250,12 +243,8 @@ async function main(): Promise<void> {
       results.push(row);
     }
   }
-  const date = new Date().toISOString();
   const report = {
-    benchmark: "engine",
-    date,
-    commit: commit(),
-    machine: { cpu: cpus()[0]?.model ?? "unknown", logicalCores: cpus().length, node: process.version },
+    ...provenance("engine", ["src", "bench/engine"]),
     childEnv: CHILD_ENV,
     model: "synthetic 1b llama (tessera synth --preset 1b --vocab spm --seed 1)",
     pp,
@@ -265,7 +254,7 @@ async function main(): Promise<void> {
     results,
   };
   mkdirSync(values.out!, { recursive: true });
-  const file = join(values.out!, `engine-${date.slice(0, 10)}.json`);
+  const file = join(values.out!, `engine-${report.date.slice(0, 10)}.json`);
   writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
   console.error(`wrote ${file}`);
 }

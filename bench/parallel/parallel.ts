@@ -9,7 +9,7 @@
 //   (or npx tsx bench/parallel/parallel.ts). Without --model it writes (once) or reuses
 //   $TMPDIR/tessera-bench-models/1b-llama-q4_0.gguf. Writes bench/results/parallel-<date>.json.
 // Targets: TP 2 ≥ 1.7× one process, all-reduce ≤ 1.3× raw RTT, PP 2 ≥ 0.9× one process.
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { basename, join } from "node:path";
@@ -26,6 +26,7 @@ import { nodeModuleCommand } from "../../src/spawn.js";
 import { DelayProxy, type PeerAddress } from "../../src/transport/index.js";
 import { ShardedDriver } from "../../src/runner/driver.js";
 import { makePlan, type ShardPlan } from "../../src/runner/plan.js";
+import { provenance } from "../provenance.js";
 
 const { values } = parseArgs({
   options: { model: { type: "string" }, tokens: { type: "string" }, rounds: { type: "string" }, out: { type: "string" } },
@@ -174,14 +175,6 @@ async function headMs(path: string): Promise<number> {
   }
 }
 
-function git(args: string[]): string {
-  try {
-    return execFileSync("git", args, { encoding: "utf8" }).trim();
-  } catch {
-    return "unknown";
-  }
-}
-
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
@@ -236,20 +229,8 @@ console.log(
     `${((cfg.vocabSize / 2) * 4) / 1024} KiB gather (raw RTT ${halfLogits.median} µs)`,
 );
 
-const date = new Date().toISOString();
 const result = {
-  benchmark: "sharded decode: single process vs TP 2 vs PP 2 (runner processes, loopback TCP)",
-  date,
-  commit: git(["rev-parse", "HEAD"]),
-  dirty: git(["status", "--porcelain", "--", "src", "bench/parallel"]) !== "",
-  machine: {
-    cpu: os.cpus()[0]?.model ?? "unknown",
-    cores: os.cpus().length,
-    memory_gib: Math.round(os.totalmem() / 2 ** 30),
-    load_average_1m: r2(os.loadavg()[0]!),
-    os: `${os.type()} ${os.release()}`,
-    node: process.version,
-  },
+  ...provenance("sharded decode: single process vs TP 2 vs PP 2 (runner processes, loopback TCP)", ["src", "bench/parallel"]),
   model: { file: basename(path), layers: cfg.numLayers, hidden: H, heads: cfg.numHeads, kv_heads: cfg.numKvHeads, ffn: cfg.intermediateSize, vocab: cfg.vocabSize, quant: "Q4_0" },
   settings: { busy_poll: "TP 2 runs busy-poll decode all-reduces unless marked event_loop", threads_per_process: 1, decode_tokens: TOKENS, rounds: ROUNDS, context: CTX },
   decode_tps: rounds.map((r) => ({ single: r2(r.single.tps), tp2: r2(r.tp2.tps), tp2_event_loop: r2(r.tp2EventLoop.tps), pp2: r2(r.pp2.tps) })),
@@ -265,7 +246,7 @@ const result = {
   targets: { tp2_speedup: 1.7, all_reduce_ratio: 1.3, pp2_speedup: 0.9 },
   met: { tp2: tpSpeedup >= 1.7, all_reduce: arRatio <= 1.3, pp2: ppSpeedup >= 0.9 },
 };
-const out = values.out ?? join("bench", "results", `parallel-${date.slice(0, 10)}.json`);
+const out = values.out ?? join("bench", "results", `parallel-${result.date.slice(0, 10)}.json`);
 mkdirSync(join("bench", "results"), { recursive: true });
 writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
 console.log(`wrote ${out}`);

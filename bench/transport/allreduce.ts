@@ -4,15 +4,15 @@
 // Also: a prefill-sized all-reduce (2 MiB) direct vs ring, and how precisely the proxy keeps its latency.
 // Usage: node dist/bench/transport/allreduce.js [--iters N] [--out FILE]   (or npx tsx bench/transport/allreduce.ts)
 // Writes bench/results/transport-<date>.json. Target: all-reduce ≤ 1.3× the raw round trip.
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { mkdirSync, writeFileSync } from "node:fs";
-import os from "node:os";
 import { parseArgs } from "node:util";
 import net from "node:net";
 import { nodeModuleCommand } from "../../src/spawn.js";
 import { DelayProxy } from "../../src/transport/index.js";
 import type { Timings } from "./worker.js";
+import { provenance } from "../provenance.js";
 
 const { values } = parseArgs({ options: { iters: { type: "string" }, out: { type: "string" }, floats: { type: "string" } } });
 const ITERS = Number(values.iters ?? 2000);
@@ -74,14 +74,6 @@ async function allReduce(latencyUs: number, floats = FLOATS, algorithm = "auto",
   const [t0] = await Promise.all(ranks.map(async (r) => JSON.parse(await r.line()) as Timings));
   proxy.stop();
   return t0!;
-}
-
-function git(args: string[]): string {
-  try {
-    return execFileSync("git", args, { encoding: "utf8" }).trim();
-  } catch {
-    return "unknown";
-  }
 }
 
 // The machine is shared and its load drifts: alternate the two measurements in ROUNDS rounds and
@@ -151,27 +143,15 @@ for (const latencyUs of [5, 50, 300, 1000, 3000]) {
   console.log(`proxy at ${latencyUs} µs: chunks late by median ${l.medianUs} µs, p90 ${l.p90Us} µs, max ${l.maxUs} µs; RTT min ${p.round_trip_us.min} µs`);
 }
 
-const date = new Date().toISOString();
 const result = {
-  benchmark: "transport all-reduce vs raw TCP round trip",
-  date,
-  commit: git(["rev-parse", "HEAD"]),
-  dirty: git(["status", "--porcelain", "--", "src/transport", "bench/transport"]) !== "",
-  machine: {
-    cpu: os.cpus()[0]?.model ?? "unknown",
-    cores: os.cpus().length,
-    memory_gib: Math.round(os.totalmem() / 2 ** 30),
-    os: `${os.type()} ${os.release()}`,
-    node: process.version,
-    load_average_1m: os.loadavg()[0],
-  },
+  ...provenance("transport all-reduce vs raw TCP round trip", ["src/transport", "bench/transport"]),
   setup: { rounds: ROUNDS, ranks: 2, floats: FLOATS, bytes: FLOATS * 4, iterations: ITERS, warmup: WARMUP, transport: "loopback TCP, one process per rank, proxy in its own process" },
   target: "all-reduce median ≤ 1.3 × raw TCP round trip median",
   results: rows,
   prefill_all_reduce_2MiB_us: prefill,
   delay_proxy_precision: proxyRows,
 };
-const out = values.out ?? `bench/results/transport-${date.slice(0, 10)}.json`;
+const out = values.out ?? `bench/results/transport-${result.date.slice(0, 10)}.json`;
 mkdirSync("bench/results", { recursive: true });
 writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
 console.log(`wrote ${out}`);

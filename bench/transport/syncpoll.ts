@@ -82,11 +82,8 @@ function syncRounds(s: net.Socket, n: number): { us: number[]; eagain: number } 
 const med = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 const p90 = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length * 0.9)]!;
 
-async function child(): Promise<void> {
-  const port = Number(process.argv[5]);
-  const s = net.connect(port, "127.0.0.1");
-  s.setNoDelay(true);
-  await new Promise((r) => s.once("connect", r));
+/** Answers the parent's "run async|sync" messages with the timings of ITERS exchanges on `s`. */
+function serveRuns(s: net.Socket): void {
   process.on("message", async (m: { kind: string }) => {
     const c0 = process.cpuUsage();
     let us: number[];
@@ -96,6 +93,14 @@ async function child(): Promise<void> {
     process.send!({ med: med(us), p90: p90(us), cpu: (c.user + c.system) / ITERS });
   });
   process.send!({ ready: true });
+}
+
+async function child(): Promise<void> {
+  const port = Number(process.argv[5]);
+  const s = net.connect(port, "127.0.0.1");
+  s.setNoDelay(true);
+  await new Promise((r) => s.once("connect", r));
+  serveRuns(s);
 }
 
 async function parent(): Promise<void> {
@@ -127,15 +132,7 @@ async function childServer(): Promise<void> {
   const s = await new Promise<net.Socket>((r) => server.once("connection", r));
   s.setNoDelay(true);
   server.close();
-  process.on("message", async (m: { kind: string }) => {
-    const c0 = process.cpuUsage();
-    let us: number[];
-    if (m.kind === "async") us = await asyncRounds(s, ITERS);
-    else us = syncRounds(s, ITERS).us;
-    const c = process.cpuUsage(c0);
-    process.send!({ med: med(us), p90: p90(us), cpu: (c.user + c.system) / ITERS });
-  });
-  process.send!({ ready: true });
+  serveRuns(s);
 }
 
 if (mode === "parent") await parent();

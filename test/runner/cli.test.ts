@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { cliCommand } from "../../src/spawn.js";
 import { ModelFiles } from "./models.js";
+import { waitGone } from "./processes.js";
 
 // `tessera run/bench --pp/--tp` as a user runs them: the CLI in a child process, the engine worker
 // driving local runner processes through the sharded backend.
@@ -45,15 +46,6 @@ function childrenOf(pid: number): number[] {
     }
   }
   return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const models = new ModelFiles();
@@ -100,7 +92,5 @@ test("runner processes do not outlive a killed CLI", async () => {
   const runners = childrenOf(child.pid!);
   assert.equal(runners.length, 2, "expected two runner processes under the CLI");
   child.kill("SIGKILL");
-  const end = Date.now() + 5000;
-  while (Date.now() < end && runners.some(alive)) await new Promise((r) => setTimeout(r, 25));
-  assert.deepEqual(runners.filter(alive), [], "runners still alive 5 s after their parent died");
+  assert.deepEqual(await waitGone(runners, 5000), [], "runners still alive 5 s after their parent died");
 });

@@ -5,6 +5,7 @@ import type { ModelConfig } from "../../src/models/types.js";
 import { ShardedDriver } from "../../src/runner/driver.js";
 import { makePlan, type ShardPlan } from "../../src/runner/plan.js";
 import { CONTEXT, ModelFiles, configOf, PROMPT, relDiff, trace, type ModelSpec } from "./models.js";
+import { waitGone } from "./processes.js";
 
 // Sharded runs over real runner processes and loopback TCP must give the single process's greedy
 // tokens for 64 steps, and logits within TOLERANCE of its largest logit. The sharded graphs sum the
@@ -20,21 +21,6 @@ const TOLERANCE_TP_QUANTIZED = 5e-3;
 const models = new ModelFiles();
 before(() => models.open());
 after(() => models.close());
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitGone(pids: number[], ms: number): Promise<number[]> {
-  const end = Date.now() + ms;
-  while (Date.now() < end && pids.some(alive)) await new Promise((r) => setTimeout(r, 25));
-  return pids.filter(alive);
-}
 
 async function checkSharded(spec: ModelSpec, makeIt: (cfg: ModelConfig) => ShardPlan): Promise<void> {
   const path = await models.path(spec);
