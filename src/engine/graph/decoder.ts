@@ -135,7 +135,8 @@ function emitAttention(
   }
   if (w.qNorm) q = headNorm(g, q, w.qNorm, D, cfg.rmsNormEps, p + "attn_q_norm");
   if (w.kNorm) k = headNorm(g, k, w.kNorm, D, cfg.rmsNormEps, p + "attn_k_norm");
-  const kvDims = [1, shape.kvHeads, opts.maxSeq, cfg.headDim];
+  // The KV length is symbolic: the caller binds a window of its cache (session/kv-cache.ts).
+  const kvDims = [1, shape.kvHeads, "kv_seq", cfg.headDim];
   const pastK = g.input(`past_key_${l}`, "float32", kvDims);
   const pastV = g.input(`past_value_${l}`, "float32", kvDims);
   const attn = g.fresh("attn");

@@ -2,49 +2,125 @@ import { ort } from "../onnx/session.js";
 import { TesseraError } from "../../errors.js";
 
 /**
- * One sequence's KV cache: per layer a key and a value buffer [1, kvHeads, capacity, headDim],
- * allocated once. GroupQueryAttention reads and writes them in place (the same tensor is fed as
- * past_* and given as the pre-allocated present_* output). Positions ≥ `length` are stale and
- * simply overwritten, so truncation is free.
+ * Positions the bound window grows by. onnxruntime-node 1.30 copies every fetched output back into
+ * a fresh JS buffer after each run, pre-allocated ones included, so a KV tensor bound at its full
+ * capacity costs a capacity-sized copy per layer per token (1b model, ctx 2048: 18k page faults and
+ * ~400 ms per token). Binding only a window of `length` rounded up to this step keeps that copy
+ * proportional to the tokens actually cached.
+ */
+export const KV_WINDOW_STEP = 64;
+
+/**
+ * One sequence's KV cache: per layer a key and a value buffer of `capacity` positions, allocated
+ * once. GroupQueryAttention reads and writes them in place (the same tensor is fed as past_* and
+ * given as the pre-allocated present_* output).
+ *
+ * Layout of one layer's key (and value) buffer while the window is W positions:
+ *
+ *   [kvHeads][W][headDim] float32, packed from offset 0; positions ≥ length in each head are stale.
+ *
+ * The graph sees it as [1, kvHeads, W, headDim]. When W changes, each head's first `length` rows
+ * move to their new offset (heads in the order that never overwrites rows not yet moved), so the
+ * cache keeps its contents; truncation shrinks W again.
  */
 export class KvCache {
-  readonly keys: ort.Tensor[] = [];
-  readonly values: ort.Tensor[] = [];
-  length = 0;
+  private readonly keyBufs: Float32Array[] = [];
+  private readonly valueBufs: Float32Array[] = [];
+  private keyTensors: ort.Tensor[] = [];
+  private valueTensors: ort.Tensor[] = [];
+  private _length = 0;
+  private _window = 0;
 
   constructor(readonly layers: number[], readonly kvHeads: number, readonly capacity: number, readonly headDim: number) {
-    const dims = [1, kvHeads, capacity, headDim];
     for (let i = 0; i < layers.length; i++) {
-      this.keys.push(new ort.Tensor("float32", new Float32Array(kvHeads * capacity * headDim), dims));
-      this.values.push(new ort.Tensor("float32", new Float32Array(kvHeads * capacity * headDim), dims));
+      this.keyBufs.push(new Float32Array(kvHeads * capacity * headDim));
+      this.valueBufs.push(new Float32Array(kvHeads * capacity * headDim));
     }
+    this.setWindow(Math.min(capacity, KV_WINDOW_STEP));
   }
 
   get bytes(): number {
     return this.layers.length * 2 * this.kvHeads * this.capacity * this.headDim * 4;
   }
 
+  /** Tokens cached. */
+  get length(): number {
+    return this._length;
+  }
+
+  /** Positions bound to the graph's KV inputs/outputs (≥ length, ≤ capacity). */
+  get window(): number {
+    return this._window;
+  }
+
   /** Throws the user-facing overflow error when `n` more tokens do not fit. */
   reserve(n: number): void {
-    if (this.length + n > this.capacity) {
+    if (this._length + n > this.capacity) {
       throw new TesseraError(
-        `context overflow: ${this.length} cached + ${n} new tokens exceed the context length of ${this.capacity} tokens (raise --ctx)`,
+        `context overflow: ${this._length} cached + ${n} new tokens exceed the context length of ${this.capacity} tokens (raise --ctx)`,
       );
     }
   }
 
-  /** Feeds and pre-allocated outputs for one run. */
+  /** Makes room for `n` more tokens (growing the window if needed) before a run. */
+  prepare(n: number): void {
+    this.reserve(n);
+    const need = this._length + n;
+    if (need > this._window) this.setWindow(windowFor(need, this.capacity));
+  }
+
+  /** Records that the last run appended `n` tokens. */
+  advance(n: number): void {
+    if (this._length + n > this._window) throw new Error(`KV cache: ${n} tokens appended past the bound window`);
+    this._length += n;
+  }
+
+  /** Feeds and pre-allocated outputs for one run (call prepare() first). */
   bind(feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>): void {
-    this.layers.forEach((l, i) => {
-      feeds[`past_key_${l}`] = this.keys[i];
-      feeds[`past_value_${l}`] = this.values[i];
-      outputs[`present_key_${l}`] = this.keys[i];
-      outputs[`present_value_${l}`] = this.values[i];
-    });
+    this.layers.forEach((l, i) => this.bindLayer(i, l, feeds, outputs));
+  }
+
+  /** Binds the cache of the i-th layer held here (graph layer id `l`). */
+  bindLayer(i: number, l: number, feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>): void {
+    feeds[`past_key_${l}`] = this.keyTensors[i]!;
+    feeds[`past_value_${l}`] = this.valueTensors[i]!;
+    outputs[`present_key_${l}`] = this.keyTensors[i]!;
+    outputs[`present_value_${l}`] = this.valueTensors[i]!;
   }
 
   truncate(pos: number): void {
     if (!Number.isInteger(pos) || pos < 0) throw new TesseraError(`invalid truncate position ${pos}`);
-    this.length = Math.min(this.length, pos);
+    this._length = Math.min(this._length, pos);
+    const w = windowFor(Math.max(this._length, 1), this.capacity);
+    if (w < this._window) this.setWindow(w);
   }
+
+  /** Key rows of layer index `i`, head `h`, as cached (tests and diagnostics). */
+  keyRows(i: number, h: number): Float32Array {
+    const D = this.headDim;
+    return this.keyBufs[i]!.subarray(h * this._window * D, (h * this._window + this._length) * D);
+  }
+
+  private setWindow(w: number): void {
+    const old = this._window;
+    const rows = this._length * this.headDim;
+    if (old !== 0 && rows > 0 && w !== old) {
+      const D = this.headDim;
+      // Growing moves heads up (last head first); shrinking moves them down (first head first).
+      const order = Array.from({ length: this.kvHeads }, (_, h) => h);
+      if (w > old) order.reverse();
+      for (const buf of [...this.keyBufs, ...this.valueBufs]) {
+        for (const h of order) buf.copyWithin(h * w * D, h * old * D, h * old * D + rows);
+      }
+    }
+    this._window = w;
+    const dims = [1, this.kvHeads, w, this.headDim];
+    const size = this.kvHeads * w * this.headDim;
+    this.keyTensors = this.keyBufs.map((b) => new ort.Tensor("float32", b.subarray(0, size), dims));
+    this.valueTensors = this.valueBufs.map((b) => new ort.Tensor("float32", b.subarray(0, size), dims));
+  }
+}
+
+function windowFor(tokens: number, capacity: number): number {
+  return Math.min(capacity, Math.ceil(tokens / KV_WINDOW_STEP) * KV_WINDOW_STEP);
 }

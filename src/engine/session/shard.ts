@@ -123,7 +123,7 @@ export class ShardEngine {
    */
   run(hidden: Float32Array, n: number, opts: { allLogits?: boolean } = {}): Float32Array {
     if (n < 1) throw new TesseraError("a forward step needs at least one token");
-    this.kv.reserve(n);
+    this.kv.prepare(n);
     const end = this.kv.length + n;
     this.seqlens[0] = end - 1;
     this.total[0] = end;
@@ -144,7 +144,7 @@ export class ShardEngine {
     }
     this.kv.bind(feeds, outputs);
     const result = this.session.run(feeds, outputs);
-    this.kv.length = end;
+    this.kv.advance(n);
     if (!this.isLast) return result.hidden_out.data as Float32Array;
     if (opts.allLogits) return result.logits.data as Float32Array;
     return (this.lastLogits!.data as Float32Array).slice();

@@ -4,6 +4,7 @@ import type { TpSlice } from "../graph/slicing.js";
 import { buildTpAttentionGraph, buildTpMlpGraph } from "../graph/decoder.js";
 import { SyncSession, ort } from "../onnx/session.js";
 import { checkEngineConfig } from "../session/shard.js";
+import { KvCache } from "../session/kv-cache.js";
 import type { Device } from "../types.js";
 import { dequantizeRow, type LinearWeight } from "../weights/linear.js";
 import { loadEmbedding, loadLayer } from "../weights/load.js";
@@ -28,8 +29,6 @@ export interface TpRankOptions {
 interface LayerSessions {
   attn: SyncSession;
   mlp: SyncSession;
-  key: ort.Tensor;
-  value: ort.Tensor;
   layer: number;
 }
 
@@ -42,7 +41,6 @@ interface LayerSessions {
  * Many sessions share the process, so their thread pools do not spin (facts.md: 15× slower if they do).
  */
 export class TpRankEngine {
-  length = 0;
   private readonly seqlens = new Int32Array(1);
   private readonly total = new Int32Array(1);
   private readonly lastIndex = new BigInt64Array(1);
@@ -58,7 +56,8 @@ export class TpRankEngine {
     private readonly head: SyncSession | undefined,
     /** Logits this rank computes per position (its slice of the vocabulary). */
     readonly vocabSize: number,
-    readonly capacity: number,
+    /** This rank's heads' KV cache, one entry per layer of `sessions`. */
+    readonly kv: KvCache,
   ) {
     this.partial1 = new ort.Tensor("float32", new Float32Array(config.hiddenSize), [1, 1, config.hiddenSize]);
     if (head) this.lastLogits = new ort.Tensor("float32", new Float32Array(vocabSize), [1, 1, vocabSize]);
@@ -78,13 +77,9 @@ export class TpRankEngine {
         const w = await loadLayer(source, l, o.slice);
         const a = buildTpAttentionGraph(cfg, graphOpts, l, w, shape);
         const b = buildTpMlpGraph(cfg, l, w);
-        const kvLen = o.slice.kvHeads * o.contextLength * cfg.headDim;
-        const dims = [1, o.slice.kvHeads, o.contextLength, cfg.headDim];
         sessions.push({
           attn: SyncSession.create(a.toBytes(), a.blobs, settings),
           mlp: SyncSession.create(b.toBytes(), b.blobs, settings),
-          key: new ort.Tensor("float32", new Float32Array(kvLen), dims),
-          value: new ort.Tensor("float32", new Float32Array(kvLen), dims),
           layer: l,
         });
       }
@@ -98,7 +93,8 @@ export class TpRankEngine {
         const g = buildHeadGraph(cfg, norm, lmHead);
         head = SyncSession.create(g.toBytes(), g.blobs, settings);
       }
-      return new TpRankEngine(cfg, o.layers, sessions, embedding, head, vocab, o.contextLength);
+      const kv = new KvCache(sessions.map((s) => s.layer), o.slice.kvHeads, o.contextLength, cfg.headDim);
+      return new TpRankEngine(cfg, o.layers, sessions, embedding, head, vocab, kv);
     } catch (e) {
       for (const s of sessions) {
         s.attn.dispose();
@@ -127,23 +123,18 @@ export class TpRankEngine {
    * its KV cache. Returns the hidden states [n × hidden], updated in place in `hidden`.
    */
   async layersForward(hidden: Float32Array, n: number, allReduce: AllReduce): Promise<Float32Array> {
-    if (this.length + n > this.capacity) {
-      throw new TesseraError(`context overflow: ${this.length} cached + ${n} new tokens exceed the context length of ${this.capacity} tokens (raise --ctx)`);
-    }
+    this.kv.prepare(n);
     const H = this.config.hiddenSize;
-    const end = this.length + n;
+    const end = this.kv.length + n;
     this.seqlens[0] = end - 1;
     this.total[0] = end;
     const x = new ort.Tensor("float32", hidden, [1, n, H]);
     const seqlens = new ort.Tensor("int32", this.seqlens, [1]);
     const total = new ort.Tensor("int32", this.total, []);
-    for (const s of this.sessions) {
+    for (const [i, s] of this.sessions.entries()) {
       const feeds: Record<string, ort.Tensor> = { hidden_in: x, seqlens_k: seqlens, total_seq_len: total };
-      feeds[`past_key_${s.layer}`] = s.key;
-      feeds[`past_value_${s.layer}`] = s.value;
       const outA: Record<string, ort.Tensor | null> = { partial: n === 1 ? this.partial1 : null };
-      outA[`present_key_${s.layer}`] = s.key;
-      outA[`present_value_${s.layer}`] = s.value;
+      this.kv.bindLayer(i, s.layer, feeds, outA);
       const pa = s.attn.run(feeds, outA).partial.data as Float32Array;
       await allReduce(pa);
       addInto(hidden, pa);
@@ -151,7 +142,7 @@ export class TpRankEngine {
       await allReduce(pb);
       addInto(hidden, pb);
     }
-    this.length = end;
+    this.kv.advance(n);
     return hidden;
   }
 
@@ -168,8 +159,17 @@ export class TpRankEngine {
     return out.logits.data as Float32Array;
   }
 
+  /** Tokens cached. */
+  get length(): number {
+    return this.kv.length;
+  }
+
+  get capacity(): number {
+    return this.kv.capacity;
+  }
+
   truncate(pos: number): void {
-    this.length = Math.min(this.length, pos);
+    this.kv.truncate(pos);
   }
 
   dispose(): void {

@@ -31,6 +31,7 @@ type Rank = Awaited<ReturnType<typeof rankGraphs>>;
 
 function runAttention(r: Rank, x: Float32Array, s: number): Float32Array {
   const H = x.length / s;
+  r.kv.prepare(s);
   const end = r.kv.length + s;
   const feeds: Record<string, ort.Tensor> = {
     hidden_in: new ort.Tensor("float32", x, [1, s, H]),
@@ -40,7 +41,7 @@ function runAttention(r: Rank, x: Float32Array, s: number): Float32Array {
   const outputs: Record<string, ort.Tensor | null> = { partial: null };
   r.kv.bind(feeds, outputs);
   const out = r.attn.run(feeds, outputs).partial.data as Float32Array;
-  r.kv.length = end;
+  r.kv.advance(s);
   return out;
 }
 
