@@ -1,8 +1,8 @@
 import type { ModelConfig } from "../../models/types.js";
 
 /**
- * Rotary embedding tables for GroupQueryAttention (do_rotary): cos/sin [positions, headDim/2],
- * entry [p, i] = cos/sin(p · invFreq[i]). Pairing (interleaved or half-split) is GQA's attribute;
+ * Rotary embedding tables for onnxruntime's RotaryEmbedding: cos/sin [positions, headDim/2],
+ * entry [p, i] = cos/sin(p · invFreq[i]). Pairing (interleaved or half-split) is the op's attribute;
  * the frequencies are the same either way.
  */
 export type RopeConfig = Pick<ModelConfig, "headDim" | "ropeTheta" | "ropeScaling">;

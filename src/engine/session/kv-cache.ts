@@ -2,18 +2,16 @@ import { ort } from "../onnx/session.js";
 import { TesseraError } from "../../errors.js";
 
 /**
- * Positions the bound window grows by. onnxruntime-node 1.30 copies every fetched output back into
- * a fresh JS buffer after each run, pre-allocated ones included, so a KV tensor bound at its full
- * capacity costs a capacity-sized copy per layer per token (1b model, ctx 2048: 18k page faults and
- * ~400 ms per token). Binding only a window of `length` rounded up to this step keeps that copy
- * proportional to the tokens actually cached.
+ * Positions the bound window grows by. The graph's work per step is proportional to the window
+ * (masked positions are still multiplied), so the window follows `length` rounded up to this step
+ * rather than the capacity.
  */
 export const KV_WINDOW_STEP = 64;
 
 /**
  * One sequence's KV cache: per layer a key and a value buffer of `capacity` positions, allocated
- * once. GroupQueryAttention reads and writes them in place (the same tensor is fed as past_* and
- * given as the pre-allocated present_* output).
+ * once. The attention graph (graph/attention.ts) reads a window of it and returns the new tokens'
+ * keys and values, which `store` writes in after the run.
  *
  * Layout of one layer's key (and value) buffer while the window is W positions:
  *
@@ -30,8 +28,11 @@ export class KvCache {
   private valueTensors: ort.Tensor[] = [];
   private _length = 0;
   private _window = 0;
+  private readonly pastBias: Float32Array;
+  private readonly decodeCausal = new ort.Tensor("float32", new Float32Array(1), [1, 1]);
 
   constructor(readonly layers: number[], readonly kvHeads: number, readonly capacity: number, readonly headDim: number) {
+    this.pastBias = new Float32Array(capacity);
     for (let i = 0; i < layers.length; i++) {
       this.keyBufs.push(new Float32Array(kvHeads * capacity * headDim));
       this.valueBufs.push(new Float32Array(kvHeads * capacity * headDim));
@@ -69,23 +70,63 @@ export class KvCache {
     if (need > this._window) this.setWindow(windowFor(need, this.capacity));
   }
 
-  /** Records that the last run appended `n` tokens. */
-  advance(n: number): void {
-    if (this._length + n > this._window) throw new Error(`KV cache: ${n} tokens appended past the bound window`);
-    this._length += n;
+  /**
+   * Inputs every attention layer of a step of `n` new tokens shares (see graph/attention.ts);
+   * call prepare(n) first.
+   */
+  stepInputs(n: number): Record<string, ort.Tensor> {
+    const w = this._window;
+    const bias = this.pastBias.subarray(0, w);
+    bias.fill(0, 0, this._length).fill(-Infinity, this._length);
+    let causal = this.decodeCausal;
+    if (n > 1) {
+      const c = new Float32Array(n * n);
+      for (let i = 0; i < n; i++) c.fill(-Infinity, i * n + i + 1, (i + 1) * n);
+      causal = new ort.Tensor("float32", c, [n, n]);
+    }
+    return {
+      positions: new ort.Tensor("int64", BigInt64Array.from({ length: n }, (_, i) => BigInt(this._length + i)), [1, n]),
+      past_bias: new ort.Tensor("float32", bias, [w]),
+      causal_bias: causal,
+    };
   }
 
-  /** Feeds and pre-allocated outputs for one run (call prepare() first). */
-  bind(feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>): void {
-    this.layers.forEach((l, i) => this.bindLayer(i, l, feeds, outputs));
-  }
-
-  /** Binds the cache of the i-th layer held here (graph layer id `l`). */
+  /** The cache window of the i-th layer held here (graph layer id `l`) as that layer's inputs. */
   bindLayer(i: number, l: number, feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>): void {
     feeds[`past_key_${l}`] = this.keyTensors[i]!;
     feeds[`past_value_${l}`] = this.valueTensors[i]!;
-    outputs[`present_key_${l}`] = this.keyTensors[i]!;
-    outputs[`present_value_${l}`] = this.valueTensors[i]!;
+    outputs[`new_key_${l}`] = null;
+    outputs[`new_value_${l}`] = null;
+  }
+
+  /** Step inputs plus every layer's window: all a one-graph shard needs besides its hidden states. */
+  bind(feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>, n: number): void {
+    Object.assign(feeds, this.stepInputs(n));
+    this.layers.forEach((l, i) => this.bindLayer(i, l, feeds, outputs));
+  }
+
+  /** Writes the i-th layer's new keys and values ([1, kvHeads, n, headDim] outputs) after `length`. */
+  storeLayer(i: number, l: number, result: Record<string, ort.Tensor>, n: number): void {
+    const D = this.headDim;
+    const w = this._window;
+    const rows = n * D;
+    for (const [bufs, name] of [[this.keyBufs, `new_key_${l}`], [this.valueBufs, `new_value_${l}`]] as const) {
+      const src = result[name]!.data as Float32Array;
+      const dst = bufs[i]!;
+      for (let h = 0; h < this.kvHeads; h++) dst.set(src.subarray(h * rows, (h + 1) * rows), (h * w + this._length) * D);
+    }
+  }
+
+  /** Stores every layer's new rows and advances: the end of a one-graph step. */
+  store(result: Record<string, ort.Tensor>, n: number): void {
+    this.layers.forEach((l, i) => this.storeLayer(i, l, result, n));
+    this.advance(n);
+  }
+
+  /** Records that `n` tokens were stored for every layer. */
+  advance(n: number): void {
+    if (this._length + n > this._window) throw new Error(`KV cache: ${n} tokens appended past the bound window`);
+    this._length += n;
   }
 
   truncate(pos: number): void {

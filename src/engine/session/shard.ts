@@ -25,11 +25,8 @@ export interface ShardOptions {
   session?: Pick<SessionSettings, "sessionConfig" | "cpuMemArena">;
 }
 
-export function checkEngineConfig(cfg: ModelConfig, device: string, subject: string): void {
-  if (device === "cpu" && cfg.headDim % 16 !== 0) {
-    // onnxruntime's CPU GroupQueryAttention kernel requires it.
-    throw new TesseraError(`head_dim ${cfg.headDim} is not a multiple of 16, which the CPU attention kernel needs`, subject);
-  }
+export function checkEngineConfig(cfg: ModelConfig, subject: string): void {
+  // Rope rotates pairs of dimensions.
   if (cfg.headDim % 2 !== 0) throw new TesseraError(`head_dim ${cfg.headDim} is odd`, subject);
 }
 
@@ -41,8 +38,6 @@ export function checkEngineConfig(cfg: ModelConfig, device: string, subject: str
 export class ShardEngine {
   private readonly lastLogits: ort.Tensor | undefined;
   private readonly lastIndex = new BigInt64Array(1);
-  private readonly seqlens = new Int32Array(1);
-  private readonly total = new Int32Array(1);
 
   private constructor(
     readonly config: ModelConfig,
@@ -67,7 +62,7 @@ export class ShardEngine {
   static async create(source: ModelSource, opts: ShardOptions = {}): Promise<ShardEngine> {
     const cfg = source.config;
     const device = opts.device ?? "cpu";
-    checkEngineConfig(cfg, device, source.path);
+    checkEngineConfig(cfg, source.path);
     const [a, b] = opts.layers ?? [0, cfg.numLayers];
     if (!(Number.isInteger(a) && Number.isInteger(b) && 0 <= a && a < b && b <= cfg.numLayers)) {
       throw new TesseraError(`invalid layer range [${a}, ${b}) for a model with ${cfg.numLayers} layers`, source.path);
@@ -124,13 +119,8 @@ export class ShardEngine {
   run(hidden: Float32Array, n: number, opts: { allLogits?: boolean } = {}): Float32Array {
     if (n < 1) throw new TesseraError("a forward step needs at least one token");
     this.kv.prepare(n);
-    const end = this.kv.length + n;
-    this.seqlens[0] = end - 1;
-    this.total[0] = end;
     const feeds: Record<string, ort.Tensor> = {
       hidden_in: new ort.Tensor("float32", hidden, [1, n, this.config.hiddenSize]),
-      seqlens_k: new ort.Tensor("int32", this.seqlens, [1]),
-      total_seq_len: new ort.Tensor("int32", this.total, []),
     };
     const outputs: Record<string, ort.Tensor | null> = {};
     if (this.isLast) {
@@ -142,9 +132,9 @@ export class ShardEngine {
     } else {
       outputs.hidden_out = null;
     }
-    this.kv.bind(feeds, outputs);
+    this.kv.bind(feeds, outputs, n);
     const result = this.session.run(feeds, outputs);
-    this.kv.advance(n);
+    this.kv.store(result, n);
     if (!this.isLast) return result.hidden_out.data as Float32Array;
     if (opts.allLogits) return result.logits.data as Float32Array;
     return (this.lastLogits!.data as Float32Array).slice();

@@ -1,6 +1,6 @@
 import type { ModelConfig } from "../../models/types.js";
 import { GraphBuilder } from "../onnx/builder.js";
-import { emitLinear } from "../graph/decoder.js";
+import { emitLinear } from "../graph/blocks.js";
 import type { LinearWeight } from "../weights/linear.js";
 
 /**

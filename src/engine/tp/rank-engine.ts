@@ -41,8 +41,6 @@ interface LayerSessions {
  * Many sessions share the process, so their thread pools do not spin (facts.md: 15× slower if they do).
  */
 export class TpRankEngine {
-  private readonly seqlens = new Int32Array(1);
-  private readonly total = new Int32Array(1);
   private readonly lastIndex = new BigInt64Array(1);
   /** Decode-step buffers: the partial outputs are written in place (no allocation per layer). */
   private readonly partial1: ort.Tensor;
@@ -66,7 +64,7 @@ export class TpRankEngine {
   static async create(source: ModelSource, o: TpRankOptions): Promise<TpRankEngine> {
     const cfg = source.config;
     const device = o.device ?? "cpu";
-    checkEngineConfig(cfg, device, source.path);
+    checkEngineConfig(cfg, source.path);
     const settings = { threads: o.threads ?? 1, device, spinning: false };
     const graphOpts = { maxSeq: o.contextLength, ropeInterleaved: source.ropeInterleaved };
     const shape = { heads: o.slice.heads, kvHeads: o.slice.kvHeads };
@@ -125,17 +123,15 @@ export class TpRankEngine {
   async layersForward(hidden: Float32Array, n: number, allReduce: AllReduce): Promise<Float32Array> {
     this.kv.prepare(n);
     const H = this.config.hiddenSize;
-    const end = this.kv.length + n;
-    this.seqlens[0] = end - 1;
-    this.total[0] = end;
     const x = new ort.Tensor("float32", hidden, [1, n, H]);
-    const seqlens = new ort.Tensor("int32", this.seqlens, [1]);
-    const total = new ort.Tensor("int32", this.total, []);
+    const step = this.kv.stepInputs(n);
     for (const [i, s] of this.sessions.entries()) {
-      const feeds: Record<string, ort.Tensor> = { hidden_in: x, seqlens_k: seqlens, total_seq_len: total };
+      const feeds: Record<string, ort.Tensor> = { hidden_in: x, ...step };
       const outA: Record<string, ort.Tensor | null> = { partial: n === 1 ? this.partial1 : null };
       this.kv.bindLayer(i, s.layer, feeds, outA);
-      const pa = s.attn.run(feeds, outA).partial.data as Float32Array;
+      const ra = s.attn.run(feeds, outA);
+      this.kv.storeLayer(i, s.layer, ra, n);
+      const pa = ra.partial.data as Float32Array;
       await allReduce(pa);
       addInto(hidden, pa);
       const pb = s.mlp.run({ hidden_in: x }, { partial: n === 1 ? this.partial1 : null }).partial.data as Float32Array;

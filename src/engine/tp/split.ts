@@ -13,7 +13,7 @@ import type { TpSlice } from "../graph/slicing.js";
  *   that head's query group between them (each still needs ≥ 1 query head). Replication costs the
  *   KV projection and cache of one head per rank, the price of a group larger than KV.
  * - otherwise the plan is refused: a rank would need query heads of several KV heads that do not
- *   split into a whole group, which GroupQueryAttention cannot express.
+ *   split into a whole group, which the grouped attention graph cannot express.
  *
  * FFN columns are dealt out in whole quantization blocks. Column slices (attn_output, ffn_down
  * inputs) must start on a block edge of the stored tensor, or the model is refused for that size.

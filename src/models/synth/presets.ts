@@ -3,7 +3,7 @@ import type { Architecture, ModelConfig } from "../types.js";
 
 /**
  * Model shapes for synthetic models. hidden is a power of two (the weight construction uses Hadamard
- * codes); head_dim is a multiple of 16 (onnxruntime's CPU GroupQueryAttention needs that); `1b` is the
+ * codes); head_dim is a multiple of 16; `1b` is the
  * benchmark shape (TinyLlama-like: 2048 hidden, 16 layers, 32/8 heads, FFN 8192).
  */
 export const PRESETS = {

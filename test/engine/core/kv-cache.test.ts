@@ -6,22 +6,33 @@ import { ort } from "../../../src/engine/onnx/session.js";
 import { relErr } from "./compare.js";
 import { randomSource, tinyConfig } from "./fixtures.js";
 
-/** Writes what GroupQueryAttention would: row `pos` of head `h` in layer `i`, in the bound window. */
+/** One step of `n` tokens as the attention graph sees it: checks the inputs, stores marked rows. */
 function appendRows(kv: KvCache, n: number): void {
   kv.prepare(n);
   const feeds: Record<string, ort.Tensor> = {};
   const outs: Record<string, ort.Tensor | null> = {};
-  kv.bind(feeds, outs);
+  kv.bind(feeds, outs, n);
+  const w = kv.window;
+  const bias = feeds.past_bias!.data as Float32Array;
+  assert.equal(bias.length, w);
+  for (let p = 0; p < w; p++) assert.equal(bias[p], p < kv.length ? 0 : -Infinity);
+  assert.deepEqual(Array.from(feeds.positions!.data as BigInt64Array, Number), Array.from({ length: n }, (_, i) => kv.length + i));
+  const causal = feeds.causal_bias!.data as Float32Array;
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) assert.equal(causal[i * n + j], j <= i ? 0 : -Infinity);
+  const result: Record<string, ort.Tensor> = {};
   kv.layers.forEach((l, i) => {
     const t = feeds[`past_key_${l}`]!;
-    assert.equal(outs[`present_key_${l}`], t, "past and present share one tensor");
-    const [, heads, w, d] = t.dims as number[];
-    const data = t.data as Float32Array;
-    for (let h = 0; h < heads!; h++) {
-      for (let p = kv.length; p < kv.length + n; p++) data.fill(value(i, h, p), (h * w! + p) * d!, (h * w! + p + 1) * d!);
+    assert.deepEqual(t.dims, [1, kv.kvHeads, w, kv.headDim]);
+    assert.ok(`new_key_${l}` in outs && `new_value_${l}` in outs);
+    for (const name of [`new_key_${l}`, `new_value_${l}`]) {
+      const data = new Float32Array(kv.kvHeads * n * kv.headDim);
+      for (let h = 0; h < kv.kvHeads; h++) {
+        for (let p = 0; p < n; p++) data.fill(value(i, h, kv.length + p), (h * n + p) * kv.headDim, (h * n + p + 1) * kv.headDim);
+      }
+      result[name] = new ort.Tensor("float32", data, [1, kv.kvHeads, n, kv.headDim]);
     }
   });
-  kv.advance(n);
+  kv.store(result, n);
 }
 
 const value = (i: number, h: number, p: number) => i * 1e6 + h * 1e4 + p + 1;

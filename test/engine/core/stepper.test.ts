@@ -5,6 +5,7 @@ import { ShardEngine } from "../../../src/engine/session/shard.js";
 import { availableDevices } from "../../../src/engine/onnx/session.js";
 import { isTesseraError } from "../../../src/errors.js";
 import { randomSource, tinyConfig } from "./fixtures.js";
+import { relErr } from "./compare.js";
 
 const src = randomSource(tinyConfig("qwen3"), { seed: 5 });
 
@@ -35,7 +36,9 @@ test("truncate rewinds the cache: the continuation equals a fresh run of the sam
     assert.equal(a.position, 2);
     const got = a.forward(Int32Array.from([40, 41, 42]));
     const want = b.forward(Int32Array.from([10, 11, 40, 41, 42]));
-    assert.deepEqual(got, want);
+    // Cached keys and the step's own keys are summed in separate parts (attention.ts), so a
+    // different split of the same tokens differs by float rounding only (measured 2e-7).
+    assert.ok(relErr(got, want) < 1e-6, `relative error ${relErr(got, want)}`);
     a.truncate(0);
     assert.deepEqual(a.forward(Int32Array.of(3)), (b.truncate(0), b.forward(Int32Array.of(3))));
   } finally {
@@ -53,8 +56,8 @@ test("bad tokens, head sizes and devices are clear errors", async () => {
     await s.dispose();
   }
   await assert.rejects(
-    createStepper(randomSource(tinyConfig("llama", { headDim: 8, hiddenSize: 32 })), { threads: 1 }),
-    (e) => isTesseraError(e) && /multiple of 16/.test(e.message),
+    createStepper(randomSource(tinyConfig("llama", { headDim: 7, hiddenSize: 28 })), { threads: 1 }),
+    (e) => isTesseraError(e) && /head_dim 7 is odd/.test(e.message),
   );
   const missing = { ...src, info: (n: string) => (n === "blk.1.ffn_up.weight" ? undefined : src.info(n)) };
   await assert.rejects(createStepper(missing, { threads: 1 }), (e) => isTesseraError(e) && /blk\.1\.ffn_up\.weight is missing/.test(e.message));

@@ -32,17 +32,12 @@ type Rank = Awaited<ReturnType<typeof rankGraphs>>;
 function runAttention(r: Rank, x: Float32Array, s: number): Float32Array {
   const H = x.length / s;
   r.kv.prepare(s);
-  const end = r.kv.length + s;
-  const feeds: Record<string, ort.Tensor> = {
-    hidden_in: new ort.Tensor("float32", x, [1, s, H]),
-    seqlens_k: new ort.Tensor("int32", Int32Array.of(end - 1), [1]),
-    total_seq_len: new ort.Tensor("int32", Int32Array.of(end), []),
-  };
+  const feeds: Record<string, ort.Tensor> = { hidden_in: new ort.Tensor("float32", x, [1, s, H]) };
   const outputs: Record<string, ort.Tensor | null> = { partial: null };
-  r.kv.bind(feeds, outputs);
-  const out = r.attn.run(feeds, outputs).partial.data as Float32Array;
-  r.kv.advance(s);
-  return out;
+  r.kv.bind(feeds, outputs, s);
+  const result = r.attn.run(feeds, outputs);
+  r.kv.store(result, s);
+  return result.partial.data as Float32Array;
 }
 
 function runMlp(r: Rank, x: Float32Array, s: number): Float32Array {

@@ -5,7 +5,7 @@ import { dequantize, quantize, f32ToF16 } from "../../../src/models/quant/index.
 import { toLinearWeight } from "../../../src/engine/weights/convert.js";
 import { dequantizeAll, type LinearWeight } from "../../../src/engine/weights/linear.js";
 import { GraphBuilder } from "../../../src/engine/onnx/builder.js";
-import { emitLinear } from "../../../src/engine/graph/decoder.js";
+import { emitLinear } from "../../../src/engine/graph/blocks.js";
 import { SyncSession, ort } from "../../../src/engine/onnx/session.js";
 import { rng } from "./fixtures.js";
 import { relErr } from "./compare.js";

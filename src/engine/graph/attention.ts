@@ -1,0 +1,127 @@
+import type { ModelConfig } from "../../models/types.js";
+import type { GraphBuilder } from "../onnx/builder.js";
+import type { LayerWeights } from "../weights/load.js";
+import { concatRows } from "../weights/linear.js";
+import { addBias, emitLinear, headNorm } from "./blocks.js";
+import { ropeTables } from "./rope.js";
+
+/**
+ * Causal self-attention with grouped KV heads over a KV cache the graph only reads.
+ *
+ * Why not onnxruntime's GroupQueryAttention: it updates the cache in place only when the cache is
+ * also a graph output, and onnxruntime-node 1.30 copies every fetched output into a fresh JS
+ * buffer after each run. That copy cost ~0.5 ms per layer per token at 320 cached positions
+ * (1b model: ~8 ms of a 40 ms token) and grows with the context; these plain ops cost ~0.16 ms
+ * and give the same output within 1e-7. The new tokens' keys and values are small outputs the
+ * caller writes into its cache (session/kv-cache.ts).
+ *
+ * Inputs shared by every layer of a graph:
+ *   positions    int64   [1, S]     absolute position of each new token (rope)
+ *   past_bias    float32 [W]        0 for cached positions < length, −∞ for stale ones
+ *   causal_bias  float32 [S, S]     0 where new token j ≤ new token i, −∞ above the diagonal
+ * Per layer L:
+ *   past_key_L / past_value_L  float32 [1, kvHeads, W, headDim]   the cache window, read only
+ *   new_key_L / new_value_L    float32 [1, kvHeads, S, headDim]   outputs: rotated keys, values
+ *
+ * With g = heads / kvHeads, query head h reads KV head ⌊h / g⌋; the queries of one KV head are
+ * stacked as g·S rows so each product below is one batched matmul per KV head:
+ *   scores = [q·pastKᵀ + past_bias | q·newKᵀ + causal_bias] · scale → softmax over both parts
+ *   out    = p_past · pastV + p_new · newV
+ */
+export interface AttentionShape {
+  heads: number;
+  kvHeads: number;
+}
+
+export interface AttentionOptions {
+  /** Rope table length: the most positions a sequence can reach. */
+  maxSeq: number;
+  /** q/k rows are laid out for interleaved (GPT-J style) rope pairs. */
+  ropeInterleaved: boolean;
+  /** GGUF rope_freqs.weight (per-frequency divisors), when the model has one. */
+  ropeFreqFactors?: Float32Array;
+}
+
+/** The graph inputs every attention layer of one graph shares. */
+export interface AttentionInputs {
+  positions: string;
+  pastBias: string;
+  causalBias: string;
+  cos: string;
+  sin: string;
+  /** S as a 1-D int64 tensor (for reshapes that need it explicitly). */
+  seqLen: string;
+}
+
+export function declareAttentionInputs(g: GraphBuilder, cfg: ModelConfig, opts: AttentionOptions): AttentionInputs {
+  const { cos, sin } = ropeTables(cfg, opts.maxSeq, opts.ropeFreqFactors);
+  const positions = g.input("positions", "int64", [1, "S"]);
+  return {
+    positions,
+    pastBias: g.input("past_bias", "float32", ["kv_seq"]),
+    causalBias: g.input("causal_bias", "float32", ["S", "S"]),
+    cos: g.weight("rope.cos", "float32", [opts.maxSeq, cfg.headDim / 2], cos),
+    sin: g.weight("rope.sin", "float32", [opts.maxSeq, cfg.headDim / 2], sin),
+    seqLen: g.op("Shape", [positions], { start: 1 }),
+  };
+}
+
+/** Attention of layer `l` on normed input `xn` for `shape` heads; returns the o_proj output (a partial under TP). */
+export function emitAttention(
+  g: GraphBuilder, cfg: ModelConfig, opts: AttentionOptions, io: AttentionInputs,
+  l: number, w: LayerWeights, xn: string, shape: AttentionShape,
+): string {
+  const p = `blk.${l}.`;
+  const D = cfg.headDim;
+  const { heads, kvHeads } = shape;
+  const group = heads / kvHeads;
+  let q: string;
+  let k: string;
+  let v: string;
+  const qkv = concatRows([w.q, w.k, w.v]);
+  if (qkv) {
+    const bias = w.qBias && w.kBias && w.vBias ? Float32Array.from([...w.qBias, ...w.kBias, ...w.vBias]) : undefined;
+    const both = addBias(g, emitLinear(g, xn, qkv, p + "attn_qkv"), bias, p + "attn_qkv.bias");
+    const sizes = g.constInt64([heads * D, kvHeads * D, kvHeads * D]);
+    [q, k, v] = g.node("Split", [both, sizes], [g.fresh("q"), g.fresh("k"), g.fresh("v")], { axis: -1 });
+  } else {
+    q = addBias(g, emitLinear(g, xn, w.q, p + "attn_q"), w.qBias, p + "attn_q.bias");
+    k = addBias(g, emitLinear(g, xn, w.k, p + "attn_k"), w.kBias, p + "attn_k.bias");
+    v = addBias(g, emitLinear(g, xn, w.v, p + "attn_v"), w.vBias, p + "attn_v.bias");
+  }
+  if (w.qNorm) q = headNorm(g, q, w.qNorm, D, cfg.rmsNormEps, p + "attn_q_norm");
+  if (w.kNorm) k = headNorm(g, k, w.kNorm, D, cfg.rmsNormEps, p + "attn_k_norm");
+  const interleaved = opts.ropeInterleaved ? 1 : 0;
+  const rope = (x: string, n: number) => g.op("RotaryEmbedding", [x, io.positions, io.cos, io.sin], { num_heads: n, interleaved }, "com.microsoft");
+
+  // [1, S, n·D] → [1, n, S, D]
+  const toHeads = (x: string, n: number, out: string) =>
+    g.node("Transpose", [g.op("Reshape", [x, g.constInt64([1, -1, n, D])])], [out], { perm: [0, 2, 1, 3] })[0]!;
+  const newK = toHeads(rope(k, kvHeads), kvHeads, `new_key_${l}`);
+  const newV = toHeads(v, kvHeads, `new_value_${l}`);
+  const kvDims = [1, kvHeads, "S", D];
+  g.output(newK, "float32", kvDims);
+  g.output(newV, "float32", kvDims);
+  const pastDims = [1, kvHeads, "kv_seq", D];
+  const pastK = g.input(`past_key_${l}`, "float32", pastDims);
+  const pastV = g.input(`past_value_${l}`, "float32", pastDims);
+
+  // Queries [1, S, heads·D] → [1, kvHeads, group·S, D] (rows: group-major, then position).
+  const q5 = g.op("Reshape", [rope(q, heads), g.constInt64([1, -1, kvHeads, group, D])]);
+  const qg = g.op("Reshape", [g.op("Transpose", [q5], { perm: [0, 2, 3, 1, 4] }), g.constInt64([1, kvHeads, -1, D])]);
+  const scale = { float: 1 / Math.sqrt(D) };
+  const sPast = g.op("Add", [g.op("FusedMatMul", [qg, pastK], { transB: 1, alpha: scale }, "com.microsoft"), io.pastBias]);
+  const sNew0 = g.op("FusedMatMul", [qg, newK], { transB: 1, alpha: scale }, "com.microsoft");
+  // The causal bias is per (new position, new position): view the rows as [group, S] to add it.
+  const byPos = g.op("Concat", [g.constInt64([1, kvHeads, group, -1]), io.seqLen], { axis: 0 });
+  const byRow = g.op("Concat", [g.constInt64([1, kvHeads, -1]), io.seqLen], { axis: 0 });
+  const sNew = g.op("Reshape", [g.op("Add", [g.op("Reshape", [sNew0, byPos]), io.causalBias]), byRow]);
+  const probs = g.op("Softmax", [g.op("Concat", [sPast, sNew], { axis: -1 })], { axis: -1 });
+  const parts = g.op("Concat", [g.op("Shape", [sPast], { start: -1 }), io.seqLen], { axis: 0 });
+  const [pPast, pNew] = g.node("Split", [probs, parts], [g.fresh("p_past"), g.fresh("p_new")], { axis: -1 });
+  const o = g.op("Add", [g.op("MatMul", [pPast, pastV]), g.op("MatMul", [pNew, newV])]);
+  // [1, kvHeads, group·S, D] → [1, S, heads·D]
+  const o5 = g.op("Reshape", [o, g.constInt64([1, kvHeads, group, -1, D])]);
+  const attn = g.op("Reshape", [g.op("Transpose", [o5], { perm: [0, 3, 1, 2, 4] }), g.constInt64([1, -1, heads * D])]);
+  return emitLinear(g, attn, w.o, p + "attn_output");
+}
