@@ -2,42 +2,49 @@ import { ort } from "../onnx/session.js";
 import { TesseraError } from "../../errors.js";
 
 /**
- * Positions the bound window grows by. The graph's work per step is proportional to the window
- * (masked positions are still multiplied), so the window follows `length` rounded up to this step
- * rather than the capacity.
+ * Positions the bound window grows by. The attention graph multiplies every position of the
+ * window (stale ones are masked, not skipped), so the window follows the tokens cached, rounded up
+ * to this step, rather than the capacity.
  */
 export const KV_WINDOW_STEP = 64;
 
 /**
  * One sequence's KV cache: per layer a key and a value buffer of `capacity` positions, allocated
- * once. The attention graph (graph/attention.ts) reads a window of it and returns the new tokens'
- * keys and values, which `store` writes in after the run.
+ * once. The attention graph (graph/attention.ts) reads a window of it as input and returns the
+ * step's new keys and values; `storeLayer` keeps those and `advance` writes them in.
  *
  * Layout of one layer's key (and value) buffer while the window is W positions:
  *
  *   [kvHeads][W][headDim] float32, packed from offset 0; positions ≥ length in each head are stale.
  *
- * The graph sees it as [1, kvHeads, W, headDim]. When W changes, each head's first `length` rows
- * move to their new offset (heads in the order that never overwrites rows not yet moved), so the
- * cache keeps its contents; truncation shrinks W again.
+ * The graph sees it as [1, kvHeads, W, headDim], W = max(length, 1) rounded up to the step: a
+ * prefill from an empty cache reads 64 masked positions, not its own length. When W changes, each
+ * head's first `length` rows move to their new offset (heads in the order that never overwrites
+ * rows not yet moved); truncation shrinks W again.
+ *
+ * One step: prepare(n) → stepInputs(n) + bindLayer(...) per layer → run → storeLayer(...) per
+ * layer → advance(n). `bind` and `store` do the per-layer parts for a graph holding every layer.
  */
 export class KvCache {
   private readonly keyBufs: Float32Array[] = [];
   private readonly valueBufs: Float32Array[] = [];
   private keyTensors: ort.Tensor[] = [];
   private valueTensors: ort.Tensor[] = [];
-  private _length = 0;
-  private _window = 0;
+  /** New rows of the current step, per layer index: [kvHeads][n][headDim] keys and values. */
+  private readonly pending: ([Float32Array, Float32Array] | undefined)[];
   private readonly pastBias: Float32Array;
   private readonly decodeCausal = new ort.Tensor("float32", new Float32Array(1), [1, 1]);
+  private _length = 0;
+  private _window = 0;
 
   constructor(readonly layers: number[], readonly kvHeads: number, readonly capacity: number, readonly headDim: number) {
-    this.pastBias = new Float32Array(capacity);
     for (let i = 0; i < layers.length; i++) {
       this.keyBufs.push(new Float32Array(kvHeads * capacity * headDim));
       this.valueBufs.push(new Float32Array(kvHeads * capacity * headDim));
     }
-    this.setWindow(Math.min(capacity, KV_WINDOW_STEP));
+    this.pending = layers.map(() => undefined);
+    this.pastBias = new Float32Array(capacity);
+    this.setWindow(windowFor(1, capacity));
   }
 
   get bytes(): number {
@@ -49,7 +56,7 @@ export class KvCache {
     return this._length;
   }
 
-  /** Positions bound to the graph's KV inputs/outputs (≥ length, ≤ capacity). */
+  /** Positions bound to the graph's past_key/past_value inputs (≥ length, ≤ capacity). */
   get window(): number {
     return this._window;
   }
@@ -63,17 +70,13 @@ export class KvCache {
     }
   }
 
-  /** Makes room for `n` more tokens (growing the window if needed) before a run. */
+  /** Checks that `n` more tokens fit and clears the rows of an abandoned step. */
   prepare(n: number): void {
     this.reserve(n);
-    const need = this._length + n;
-    if (need > this._window) this.setWindow(windowFor(need, this.capacity));
+    this.pending.fill(undefined);
   }
 
-  /**
-   * Inputs every attention layer of a step of `n` new tokens shares (see graph/attention.ts);
-   * call prepare(n) first.
-   */
+  /** Inputs every attention layer of a step of `n` new tokens shares (see graph/attention.ts). */
   stepInputs(n: number): Record<string, ort.Tensor> {
     const w = this._window;
     const bias = this.pastBias.subarray(0, w);
@@ -105,28 +108,36 @@ export class KvCache {
     this.layers.forEach((l, i) => this.bindLayer(i, l, feeds, outputs));
   }
 
-  /** Writes the i-th layer's new keys and values ([1, kvHeads, n, headDim] outputs) after `length`. */
-  storeLayer(i: number, l: number, result: Record<string, ort.Tensor>, n: number): void {
-    const D = this.headDim;
-    const w = this._window;
-    const rows = n * D;
-    for (const [bufs, name] of [[this.keyBufs, `new_key_${l}`], [this.valueBufs, `new_value_${l}`]] as const) {
-      const src = result[name]!.data as Float32Array;
-      const dst = bufs[i]!;
-      for (let h = 0; h < this.kvHeads; h++) dst.set(src.subarray(h * rows, (h + 1) * rows), (h * w + this._length) * D);
-    }
+  /** Keeps the i-th layer's new keys and values (outputs [1, kvHeads, n, headDim]) until advance(). */
+  storeLayer(i: number, l: number, result: Record<string, ort.Tensor>): void {
+    this.pending[i] = [result[`new_key_${l}`]!.data as Float32Array, result[`new_value_${l}`]!.data as Float32Array];
   }
 
-  /** Stores every layer's new rows and advances: the end of a one-graph step. */
+  /** storeLayer for every layer, then advance: the end of a one-graph step. */
   store(result: Record<string, ort.Tensor>, n: number): void {
-    this.layers.forEach((l, i) => this.storeLayer(i, l, result, n));
+    this.layers.forEach((l, i) => this.storeLayer(i, l, result));
     this.advance(n);
   }
 
-  /** Records that `n` tokens were stored for every layer. */
+  /** Appends the `n` stored rows of every layer (growing the window first if they do not fit). */
   advance(n: number): void {
-    if (this._length + n > this._window) throw new Error(`KV cache: ${n} tokens appended past the bound window`);
-    this._length += n;
+    this.reserve(n);
+    if (this.pending.some((p) => p === undefined)) throw new Error("KV cache: advance() before every layer stored its rows");
+    const end = this._length + n;
+    if (end > this._window) this.setWindow(windowFor(end, this.capacity));
+    const D = this.headDim;
+    const w = this._window;
+    const rows = n * D;
+    this.pending.forEach((p, i) => {
+      const [k, v] = p!;
+      for (let h = 0; h < this.kvHeads; h++) {
+        const at = (h * w + this._length) * D;
+        this.keyBufs[i]!.set(k.subarray(h * rows, (h + 1) * rows), at);
+        this.valueBufs[i]!.set(v.subarray(h * rows, (h + 1) * rows), at);
+      }
+    });
+    this.pending.fill(undefined);
+    this._length = end;
   }
 
   truncate(pos: number): void {

@@ -130,7 +130,7 @@ export class TpRankEngine {
       const outA: Record<string, ort.Tensor | null> = { partial: n === 1 ? this.partial1 : null };
       this.kv.bindLayer(i, s.layer, feeds, outA);
       const ra = s.attn.run(feeds, outA);
-      this.kv.storeLayer(i, s.layer, ra, n);
+      this.kv.storeLayer(i, s.layer, ra);
       const pa = ra.partial.data as Float32Array;
       await allReduce(pa);
       addInto(hidden, pa);

@@ -52,6 +52,7 @@ test("the bound KV window grows and shrinks with the tokens cached and keeps eve
   assert.equal(kv.window, KV_WINDOW_STEP);
   appendRows(kv, 40);
   assert.equal(kv.window, KV_WINDOW_STEP);
+  assertRows(kv);
   for (let i = 0; i < 60; i++) appendRows(kv, 1);
   assert.equal(kv.length, 100);
   assert.equal(kv.window, 2 * KV_WINDOW_STEP, "window = tokens rounded up to the step");
@@ -71,6 +72,10 @@ test("the bound KV window grows and shrinks with the tokens cached and keeps eve
   kv.truncate(0);
   assert.equal(kv.window, KV_WINDOW_STEP);
   assert.equal(kv.length, 0);
+  // A long prefill from an empty cache reads one step of (masked) past, not its own length.
+  appendRows(kv, 200);
+  assert.equal(kv.window, 256);
+  assertRows(kv);
 });
 
 test("decoding across KV window boundaries gives the logits of one prefill of the same tokens", async () => {
