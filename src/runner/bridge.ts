@@ -1,20 +1,12 @@
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
+import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from "node:worker_threads";
+import { startModuleWorker } from "../spawn.js";
 import { TesseraError } from "../errors.js";
 import type { Stepper } from "../engine/types.js";
 import type { BridgeReply, BridgeRequest, DriverThreadData, DriverThreadEvent, WireError } from "./bridge-protocol.js";
 import type { LaunchOptions } from "./launcher.js";
 
-/** Our own modules run from dist (.js) or, in development and tests, from sources under tsx (.ts). */
-const SOURCE_EXT = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-
 function startThread(data: DriverThreadData): Worker {
-  const entry = new URL(`./driver-thread${SOURCE_EXT}`, import.meta.url).href;
-  const opts = { workerData: data, transferList: [data.port] };
-  if (SOURCE_EXT === ".js") return new Worker(new URL(entry), opts);
-  // Node 20 does not pass tsx's loader on to workers: register it inside the worker first.
-  const api = import.meta.resolve("tsx/esm/api");
-  const boot = `(async () => { const { register } = await import(${JSON.stringify(api)}); register(); await import(${JSON.stringify(entry)}); })();`;
-  return new Worker(boot, { ...opts, eval: true });
+  return startModuleWorker("./driver-thread", import.meta.url, { workerData: data, transferList: [data.port] });
 }
 
 function toError(w: WireError): Error {

@@ -1,12 +1,43 @@
+import { TesseraError } from "../errors.js";
 import type { EngineWorkerOptions } from "../engine/worker/engine-worker.js";
 import { shardedBackendUrl, type ShardedEngineOptions } from "./sharded-backend.js";
+
+/** Sharding flags of `tessera run/bench` besides --tp (an engine flag) and the pipeline count (named per command). */
+export const SHARDING_FLAGS = {
+  "compress-activations": { type: "boolean" },
+} as const;
+
+export interface Sharding {
+  pp: number;
+  tp: number;
+  /** 8-bit partial sums in the tensor-parallel all-reduces (transport/quantize.ts). */
+  compressActivations?: boolean;
+  /** SharedArrayBuffer-backed, one entry per runner: their peak RSS once the engine has closed. */
+  runnerPeakRss?: Float64Array;
+}
+
+/** The sharding flags out of parsed values, checked. */
+export function shardingFlags(values: Record<string, unknown>, pp: number, tp: number): Sharding {
+  const compressActivations = values["compress-activations"] === true;
+  if (compressActivations && tp < 2) {
+    throw new TesseraError("--compress-activations needs --tp 2 or more: it compresses the partial sums that tensor-parallel ranks exchange");
+  }
+  return { pp, tp, compressActivations };
+}
 
 /**
  * Engine worker options for `tessera run/bench`: unchanged for one process; with pp × tp > 1 the
  * engine worker loads the sharded backend, which starts pp × tp local runner processes.
  */
-export function withSharding(opts: EngineWorkerOptions, pp: number, tp: number): EngineWorkerOptions {
-  if (pp === 1 && tp === 1) return opts;
-  const sharded: EngineWorkerOptions & ShardedEngineOptions = { ...opts, pp, tp, backend: shardedBackendUrl() };
+export function withSharding(opts: EngineWorkerOptions, s: Sharding): EngineWorkerOptions {
+  if (s.pp === 1 && s.tp === 1) return opts;
+  const sharded: EngineWorkerOptions & ShardedEngineOptions = {
+    ...opts,
+    pp: s.pp,
+    tp: s.tp,
+    compressActivations: s.compressActivations === true,
+    runnerPeakRss: s.runnerPeakRss,
+    backend: shardedBackendUrl(),
+  };
   return sharded;
 }

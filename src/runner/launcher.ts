@@ -4,7 +4,7 @@ import { TesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
 import type { Device } from "../engine/types.js";
 import { nodeModuleCommand } from "../spawn.js";
-import { Group, GroupListener, type PeerAddress } from "../transport/index.js";
+import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
 import { checkPlan, describeRank, rankPlaces, splitBlocks, type RankPlace, type ShardPlan } from "./plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
 import { lmHeadRows } from "./stage.js";
@@ -18,7 +18,10 @@ export interface LaunchOptions {
   contextLength: number;
   /** Interface for the data plane (default 127.0.0.1). */
   host?: string;
-  /** A silent rank is declared lost after this long (default 30 s; a dead process is noticed at once). */
+  /**
+   * A rank that sends nothing, not even heartbeats from its liveness thread, is lost after this long
+   * (default 3 s; a dead process is noticed at once). A rank busy in a long step keeps beating.
+   */
   stallTimeoutMs?: number;
   /** Give up when the runners are not all ready by then (default 120 s). */
   startTimeoutMs?: number;
@@ -27,11 +30,24 @@ export interface LaunchOptions {
    * below it at these addresses): benchmarks put delay proxies there. In-process use only.
    */
   routeTensorGroup?: (stage: number, peers: PeerAddress[]) => Promise<PeerAddress[]>;
+  /** Tensor-parallel all-reduces send 8-bit partial sums (transport/quantize.ts; default off). */
+  compressActivations?: boolean;
+  /**
+   * Filled in by close() with each runner's peak RSS in bytes, in world order (0 where a runner did not
+   * say). A SharedArrayBuffer-backed array reaches across the worker threads the options are cloned into.
+   */
+  peakRssOut?: Float64Array;
+  /** Tests only: world rank `world` blocks for `ms` before each prefill step (see RunnerInit). */
+  testStepDelay?: { world: number; ms: number };
 }
 
 interface Runner {
   place: RankPlace;
   child: ChildProcess;
+  /** From its "exiting" message. */
+  peakRssBytes: number;
+  /** Resolves once it has exited and its IPC channel and stderr are drained (its last messages are in). */
+  gone: Promise<void>;
   stderrTail: string;
   exited: boolean;
   inbox: FromRunner[];
@@ -59,6 +75,8 @@ export class LocalRunners {
     readonly vocabSize: number,
     /** Peak RSS each runner reported after loading. */
     readonly rssBytes: number[],
+    private readonly live: Liveness,
+    private readonly peakRssOut: Float64Array | undefined,
   ) {
     process.on("exit", this.onExit);
   }
@@ -81,7 +99,9 @@ export class LocalRunners {
     const host = o.host ?? "127.0.0.1";
     const places = rankPlaces(o.plan);
     const instance = randomBytes(6).toString("hex");
+    const stallTimeoutMs = o.stallTimeoutMs ?? 3000;
     const listener = await GroupListener.open(host, 0);
+    const live = await Liveness.start({ host, self: 0, count: places.length + 1, groupId: `${instance}/live`, owner: "driver", lostAfterMs: stallTimeoutMs });
     const runners = places.map((place) => spawnRunner(place));
     const killAll = (): void => runners.forEach((r) => r.child.kill("SIGKILL"));
     process.on("exit", killAll);
@@ -101,7 +121,9 @@ export class LocalRunners {
         device: o.device ?? "cpu",
         contextLength: o.contextLength,
         host,
-        stallTimeoutMs: o.stallTimeoutMs ?? 30_000,
+        stallTimeoutMs,
+        compressActivations: o.compressActivations === true,
+        testStepDelay: o.testStepDelay,
       });
       runners.forEach((r) => post(r, init(r)));
       const ports = await Promise.race([Promise.all(runners.map((r) => expect(r, "ports"))), failed]);
@@ -113,25 +135,31 @@ export class LocalRunners {
         const direct = places.filter((p) => p.stage === s).map((p) => ({ host, port: ports[p.world - 1]!.tp! }));
         tpPeers.set(s, o.routeTensorGroup ? await o.routeTensorGroup(s, direct) : direct);
       }
-      for (const r of runners) post(r, { type: "peers", world: worldPeers, tp: tpPeers.get(r.place.stage) });
+      const livePeers: PeerAddress[] = [{ host, port: live.port }, ...ports.map((p) => ({ host, port: p.live }))];
+      live.watch(livePeers, (id) => `rank ${id} (${describeRank(places[id - 1]!)})`);
+      for (const r of runners) post(r, { type: "peers", world: worldPeers, tp: tpPeers.get(r.place.stage), live: livePeers });
       const joining = Group.join({
         rank: 0,
         size: places.length + 1,
         peers: worldPeers,
         groupId: `${instance}/world`,
         listener,
-        stepTimeoutMs: o.stallTimeoutMs ?? 30_000,
+        stepTimeoutMs: stallTimeoutMs,
+        liveness: (r) => live.silentMs(r),
         timeoutMs: 60_000,
       });
       joining.catch(() => {});
       await Promise.race([Promise.all(runners.map((r) => expect(r, "joined"))), failed]);
       const world = await Promise.race([joining, failed]);
-      const lr = new LocalRunners(places, runners, world, cfg.hiddenSize, vocab, loaded.map((l) => l.rssBytes));
+      // the liveness thread may notice a stopped rank before the group's own monitor does
+      live.onLost((e) => world.abort(e));
+      const lr = new LocalRunners(places, runners, world, cfg.hiddenSize, vocab, loaded.map((l) => l.rssBytes), live, o.peakRssOut);
       process.off("exit", killAll);
       return lr;
     } catch (e) {
       killAll();
       listener.close();
+      live.close();
       throw e;
     } finally {
       clearTimeout(deadline);
@@ -144,11 +172,15 @@ export class LocalRunners {
     if (this.closed) return;
     this.closed = true;
     await Promise.race([
-      Promise.all(this.runners.map((r) => (r.exited ? undefined : new Promise((res) => r.child.once("exit", res))))),
+      Promise.all(this.runners.map((r) => r.gone)),
       new Promise((res) => setTimeout(res, ms).unref()),
     ]);
     this.world.close();
+    this.live.close();
     this.kill();
+    this.runners.forEach((r, i) => {
+      if (this.peakRssOut && i < this.peakRssOut.length) this.peakRssOut[i] = r.peakRssBytes;
+    });
     process.off("exit", this.onExit);
   }
 
@@ -168,9 +200,11 @@ function spawnRunner(place: RankPlace): Runner {
   // on the 1b model at unchanged speed (131072 returned a little more but decoded 2.7× slower).
   const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? "4194304" };
   const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe", "ipc"], env });
-  const r: Runner = { place, child, stderrTail: "", exited: false, inbox: [], waiter: undefined };
+  const gone = new Promise<void>((res) => child.once("close", () => res()));
+  const r: Runner = { place, child, peakRssBytes: 0, gone, stderrTail: "", exited: false, inbox: [], waiter: undefined };
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (r.stderrTail = (r.stderrTail + d).slice(-STDERR_TAIL)));
   child.on("message", (m: FromRunner) => {
+    if (m.type === "exiting") return void (r.peakRssBytes = m.peakRssBytes);
     r.inbox.push(m);
     r.waiter?.();
   });

@@ -7,11 +7,12 @@ import type { ShardPlan } from "./plan.js";
  *
  * Control (parent ⇄ runner process, Node IPC; the runner exits when it closes):
  *   parent → runner  init                       once, first
- *   runner → parent  ports {world, tp?}         listening ports (opened on port 0)
+ *   runner → parent  ports {world, tp?, live}   listening ports (opened on port 0); live: its liveness thread's
  *   runner → parent  loaded {rssBytes}          its tensors are read and its sessions built
- *   parent → runner  peers {world, tp?}         every rank's address, sent once all are loaded
+ *   parent → runner  peers {world, tp?, live}   every rank's addresses, sent once all are loaded
  *   runner → parent  joined                     its groups are connected; it serves steps now
  *   runner → parent  failed {message, user}     then it exits (code 3)
+ *   runner → parent  exiting {peakRssBytes}     after CLOSE, its peak RSS over its whole life, then it exits 0
  *
  * Data (world group over src/transport; the driver is world rank 0): every step starts with a
  * broadcast of a StepHeader from the driver, Int32Array [op, n, allLogits, position]:
@@ -39,14 +40,19 @@ export interface RunnerInit {
   contextLength: number;
   /** Interface to listen on for peers. */
   host: string;
-  /** A silent peer is lost after this long. */
+  /** A peer silent on both its data links and its liveness thread is lost after this long. */
   stallTimeoutMs: number;
+  /** Tensor-parallel all-reduces send 8-bit partial sums; every rank of a group gets the same. */
+  compressActivations: boolean;
+  /** Tests only: this world rank blocks its thread for `ms` before every prefill step (n > 1), like a long ORT run. */
+  testStepDelay?: { world: number; ms: number };
 }
 
-export type ToRunner = RunnerInit | { type: "peers"; world: PeerAddress[]; tp?: PeerAddress[] };
+export type ToRunner = RunnerInit | { type: "peers"; world: PeerAddress[]; tp?: PeerAddress[]; live: PeerAddress[] };
 
 export type FromRunner =
-  | { type: "ports"; world: number; tp?: number }
+  | { type: "ports"; world: number; tp?: number; live: number }
   | { type: "loaded"; rssBytes: number }
   | { type: "joined" }
-  | { type: "failed"; message: string; user: boolean };
+  | { type: "failed"; message: string; user: boolean }
+  | { type: "exiting"; peakRssBytes: number };

@@ -3,8 +3,8 @@
 // it. It exits when its parent goes away (IPC disconnect), so it never outlives the launcher.
 import { TesseraError, isTesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
-import { Group, GroupListener, type PeerAddress } from "../transport/index.js";
-import { checkPlan, describeRank, rankPlaces, splitBlocks } from "./plan.js";
+import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
+import { checkPlan, describeRank, rankPlaces, splitBlocks, type RankPlace } from "./plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
 import { serveSteps } from "./serve.js";
 import { loadStage, type StageCompute } from "./stage.js";
@@ -13,6 +13,12 @@ import { loadStage, type StageCompute } from "./stage.js";
 const POLL_MAX_BYTES = 64 * 1024;
 /** A tensor-group peer silent this long inside a busy-polled all-reduce is lost (issue 4: detect within 5 s). */
 const POLL_TIMEOUT_MS = 3000;
+/**
+ * After a peer is lost, the liveness thread ends this process unless its main thread takes the news
+ * within this long (it is blocked in a step): with the 3 s default stall timeout, the others still
+ * go within 5 s.
+ */
+const EXIT_IF_BLOCKED_MS = 500;
 
 const send = (m: FromRunner): void => {
   if (process.connected) process.send!(m);
@@ -20,6 +26,7 @@ const send = (m: FromRunner): void => {
 
 let failed = false;
 let who = `runner (pid ${process.pid})`;
+let live: Liveness | undefined;
 function fail(e: unknown): void {
   if (failed) return;
   failed = true;
@@ -27,6 +34,8 @@ function fail(e: unknown): void {
   const user = isTesseraError(e);
   process.stderr.write(`${who}: ${user ? message : e instanceof Error ? (e.stack ?? message) : message}\n`);
   send({ type: "failed", message, user });
+  // peers blocked in a step hear why from our liveness thread, not just that our link closed
+  live?.close(message);
   // Give the IPC message a moment to leave, then go (a blocked step must not keep us alive).
   process.exitCode = 3;
   setTimeout(() => process.exit(3), 50);
@@ -64,7 +73,21 @@ async function main(): Promise<void> {
   who = describeRank(me);
   const worldListener = await GroupListener.open(init.host, 0);
   const tpListener = me.tpSize > 1 ? await GroupListener.open(init.host, 0) : undefined;
-  send({ type: "ports", world: worldListener.port, tp: tpListener?.port });
+  // Heartbeats from a thread of their own: a long synchronous step here is not mistaken for a stall.
+  live = await Liveness.start({
+    host: init.host,
+    self: init.world,
+    count: places.length + 1,
+    groupId: `${init.instance}/live`,
+    owner: who,
+    lostAfterMs: init.stallTimeoutMs,
+    exitIfBlockedMs: EXIT_IF_BLOCKED_MS,
+  });
+  // Until the groups are up, a lost peer just ends this runner; then it fails the groups first, so
+  // the other ranks hear the reason (ABORT) rather than a reset connection.
+  let onLoss: (e: TesseraError) => void = fail;
+  live.onLost((e) => onLoss(e));
+  send({ type: "ports", world: worldListener.port, tp: tpListener?.port, live: live.port });
 
   const source = await openModel(init.modelPath);
   let stage: StageCompute | undefined;
@@ -80,7 +103,7 @@ async function main(): Promise<void> {
     // layer, and an event-loop round trip for each cost more than the halved matmuls saved.
     const busyPoll = process.env.TESSERA_BUSY_POLL !== "0";
     const allReduce = (x: Float32Array): Promise<void> =>
-      tp!.allReduce(x, { poll: busyPoll && x.byteLength <= POLL_MAX_BYTES }).catch((e: unknown) => {
+      tp!.allReduce(x, { poll: busyPoll && x.byteLength <= POLL_MAX_BYTES, compress: init.compressActivations }).catch((e: unknown) => {
         throw inTpGroup(e);
       });
     stage = await loadStage(source, {
@@ -94,7 +117,9 @@ async function main(): Promise<void> {
     send({ type: "loaded", rssBytes: process.memoryUsage().rss });
 
     const peers = await next("peers");
-    const join = (rank: number, size: number, addrs: PeerAddress[], id: string, listener: GroupListener): Promise<Group> =>
+    live.watch(peers.live, (id) => livenessLabel(id, places));
+    const heartbeats = live;
+    const join = (rank: number, size: number, addrs: PeerAddress[], id: string, listener: GroupListener, toWorld: (r: number) => number): Promise<Group> =>
       Group.join({
         rank,
         size,
@@ -102,19 +127,29 @@ async function main(): Promise<void> {
         groupId: id,
         listener,
         stepTimeoutMs: init.stallTimeoutMs,
+        liveness: (r) => heartbeats.silentMs(toWorld(r)),
         // a busy-polling rank never yields to the heartbeat monitor: it times out peers itself
         pollTimeoutMs: Math.min(POLL_TIMEOUT_MS, init.stallTimeoutMs),
         ...(process.env.TESSERA_POLL_SPIN_MS ? { pollSpinMs: Number(process.env.TESSERA_POLL_SPIN_MS) } : {}),
         timeoutMs: 60_000,
       });
-    const joins: Promise<Group>[] = [join(init.world, places.length + 1, peers.world, `${init.instance}/world`, worldListener)];
-    if (tpListener) joins.push(join(me.tpRank, me.tpSize, peers.tp!, `${init.instance}/stage${me.stage}`, tpListener));
+    const joins: Promise<Group>[] = [join(init.world, places.length + 1, peers.world, `${init.instance}/world`, worldListener, (r) => r)];
+    if (tpListener) {
+      const tpBase = me.world - me.tpRank;
+      joins.push(join(me.tpRank, me.tpSize, peers.tp!, `${init.instance}/stage${me.stage}`, tpListener, (t) => tpBase + t));
+    }
     [world, tp] = await Promise.all(joins);
     // A lost peer fails every group it is in; whichever notices first ends this runner.
     world.onFailure(fail);
     tp?.onFailure((e) => fail(inTpGroup(e)));
+    onLoss = (e) => {
+      world!.abort(e);
+      tp?.abort(e);
+    };
     send({ type: "joined" });
-    await serveSteps(world, stage, me, places, source.config.hiddenSize);
+    const delay = init.testStepDelay?.world === init.world ? init.testStepDelay.ms : 0;
+    await serveSteps(world, stage, me, places, source.config.hiddenSize, delay);
+    live.close(); // BYE: leaving now is no loss to the others
   } finally {
     world?.close();
     tp?.close();
@@ -123,7 +158,18 @@ async function main(): Promise<void> {
   }
 }
 
+function livenessLabel(id: number, places: RankPlace[]): string {
+  const p = places[id - 1];
+  if (!p) return `rank ${id} (the driver)`;
+  return `rank ${id} (stage ${p.stage}${p.tpSize > 1 ? `, tensor rank ${p.tpRank}` : ""})`;
+}
+
 main().then(
-  () => process.exit(0),
+  () => {
+    // maxRSS is a high-water mark (KiB): read at exit it covers every step.
+    const m: FromRunner = { type: "exiting", peakRssBytes: process.resourceUsage().maxRSS * 1024 };
+    if (process.connected) process.send!(m, () => process.exit(0));
+    else process.exit(0);
+  },
   (e) => fail(e),
 );

@@ -7,7 +7,15 @@ import type { StageCompute } from "./stage.js";
  * A runner's step loop (see protocol.ts for the data-plane messages). Returns when the driver says
  * CLOSE; rejects when a group fails (the error names the lost rank).
  */
-export async function serveSteps(world: Group, stage: StageCompute, me: RankPlace, places: RankPlace[], hidden: number): Promise<void> {
+export async function serveSteps(
+  world: Group,
+  stage: StageCompute,
+  me: RankPlace,
+  places: RankPlace[],
+  hidden: number,
+  /** Tests only (RunnerInit.testStepDelay): block this thread so long before each prefill step. */
+  testPrefillDelayMs = 0,
+): Promise<void> {
   const header = new Int32Array(HEADER_INTS);
   const prevStage = places.filter((p) => p.stage === me.stage - 1);
   const from = prevStage.length ? prevStage[me.tpRank % prevStage.length]!.world : 0;
@@ -34,6 +42,7 @@ export async function serveSteps(world: Group, stage: StageCompute, me: RankPlac
       x = buf.subarray(0, n * hidden);
       await world.recv(from, x, Tag.HIDDEN);
     }
+    if (testPrefillDelayMs > 0 && n > 1) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, testPrefillDelayMs);
     const out = await stage.step(x, n, allLogits);
     const rows = stage.logitRows;
     if (rows) {

@@ -14,6 +14,10 @@ export interface ShardedEngineOptions extends EngineOptions {
   tp: number;
   /** Relative speed of each pipeline stage: layers are split in proportion (default equal). */
   stageWeights?: number[];
+  /** Tensor-parallel all-reduces send 8-bit partial sums (transport/quantize.ts). */
+  compressActivations?: boolean;
+  /** Filled in when the engine closes: each runner's peak RSS (LaunchOptions.peakRssOut). */
+  runnerPeakRss?: Float64Array;
 }
 
 /** URL of this module, for EngineWorker's `backend` option. */
@@ -42,6 +46,8 @@ export async function openEngine(modelPath: string, opts: EngineOptions): Promis
       contextLength,
       device: o.device,
       threads: o.threads ?? Math.max(1, Math.floor(physicalCores() / ranks)),
+      compressActivations: o.compressActivations,
+      peakRssOut: o.runnerPeakRss,
     });
     if (tokenizer.vocabSize > stepper.vocabSize) {
       await stepper.dispose();

@@ -15,7 +15,7 @@ import { DataOp, FrameKind } from "./frame.js";
 import { formLinks, type PeerAddress } from "./handshake.js";
 import { WRITE_HIGH_WATER, type Link } from "./link.js";
 import { GroupListener } from "./listener.js";
-import { canPoll, socketFd, spinFor } from "./busy-poll.js";
+import { ReducePoller } from "./reduce-poller.js";
 
 export type { PeerAddress };
 
@@ -32,6 +32,12 @@ export interface JoinOptions {
   listener?: GroupListener;
   /** A peer that sends nothing (not even a heartbeat) for this long is lost (default 3000 ms). */
   stepTimeoutMs?: number;
+  /**
+   * Milliseconds since rank r last showed life on another channel: Liveness.silentMs, mapped to
+   * this group's ranks. A peer is then silent only while both channels are, so a rank blocked in a
+   * long step (its data link quiet, its liveness thread beating) is waited for as long as it takes.
+   */
+  liveness?: (rank: number) => number;
   /** Idle links send a heartbeat this often; also the failure check period (default 250 ms). */
   heartbeatMs?: number;
   /** Largest frame payload accepted (default 1 GiB). */
@@ -59,10 +65,6 @@ export interface AllReduceOptions {
   poll?: boolean;
 }
 
-/** Polled allReduces judged together, and how many skip spinning after a window that mostly waited. */
-const POLL_WINDOW = 32;
-const POLL_BACKOFF = 512;
-
 type Tensor = Uint8Array | Float32Array | Int32Array | Uint32Array | Float64Array | Int8Array | Int16Array | Uint16Array;
 
 /**
@@ -84,31 +86,32 @@ export class Group {
   private readonly ringThresholdBytes: number;
   /** The last allReduce started; still in `active` while it runs. */
   private reduceOp: Op | undefined;
-  /** Busy-poll state, reused across calls (the decode loop allocates nothing). */
-  private readonly pollBuf = Buffer.allocUnsafeSlow(256 * 1024);
-  private readonly pollFds: number[] = [];
-  private readonly pollLastRx: number[] = [];
-  /**
-   * Busy-polled allReduces that finished while spinning, those that then waited on the event loop,
-   * and those that did not spin because recent spins mostly ran out of budget.
-   */
-  readonly pollStats = { synchronous: 0, waited: 0, skipped: 0 };
-  private pollWindow = 0;
-  private pollWindowWaited = 0;
-  /** This many more polled allReduces wait on the event loop without spinning. */
-  private pollOffFor = 0;
-  /** A busy-polled allReduce that ran out of spin budget: the monitor holds its peers to pollTimeoutMs. */
-  private pollWaiting: Op | undefined;
+  private readonly poller: ReducePoller;
 
   private constructor(
     readonly rank: number,
     readonly size: number,
     private readonly peers: readonly PeerAddress[],
     private readonly opts: Required<Pick<JoinOptions, "stepTimeoutMs" | "heartbeatMs" | "maxPayloadBytes" | "pollTimeoutMs" | "pollSpinMs">>,
+    private readonly liveness: ((rank: number) => number) | undefined,
     ringThresholdBytes: number,
   ) {
     this.links = new Array(size).fill(undefined);
     this.ringThresholdBytes = ringThresholdBytes;
+    this.poller = new ReducePoller(
+      {
+        rank,
+        size,
+        links: this.links,
+        isActive: (op) => this.active.has(op),
+        quietWhileSpinning: (r, link, dataQuietMs, timeoutMs) => {
+          const quiet = this.quietMs(r, dataQuietMs);
+          if (quiet > timeoutMs) this.fail(this.silenceError(link, quiet, " during an all-reduce"));
+        },
+      },
+      opts.pollSpinMs,
+      opts.pollTimeoutMs,
+    );
     const scratch = new Scratch(size);
     this.ctx = {
       rank,
@@ -134,6 +137,7 @@ export class Group {
         pollTimeoutMs: o.pollTimeoutMs ?? 3000,
         pollSpinMs: o.pollSpinMs ?? 0.5,
       },
+      o.liveness,
       o.ringThresholdBytes ?? 512 * 1024,
     );
     const forming = formLinks(listener, {
@@ -181,72 +185,16 @@ export class Group {
     const algo = opts.algorithm ?? "auto";
     const ring = algo === "ring" || (algo === "auto" && data.byteLength >= this.ringThresholdBytes);
     const wantPoll = !!opts.poll && !ring;
-    let poll = wantPoll && this.pollable();
-    if (poll && this.pollOffFor > 0) {
-      this.pollOffFor--;
-      this.pollStats.skipped++;
-      poll = false;
-    }
+    const spin = wantPoll && this.poller.before();
     const op = ring ? new RingAllReduce(this.ctx, data, !!opts.compress) : new DirectAllReduce(this.ctx, data, !!opts.compress);
     this.reduceOp = op;
-    // A partial still queued in libuv would only leave on an event-loop turn: then wait for one.
-    if (poll && this.pollable()) this.pollUntilDone(op);
-    if (poll) this.countPoll(!this.active.has(op));
-    if (wantPoll && this.active.has(op)) this.pollWaiting = op;
+    if (wantPoll) this.poller.after(op, spin);
     return op.promise;
   }
 
-  /**
-   * Spinning pays only while the peers answer within the budget, i.e. every rank has a core to
-   * itself. On a crowded machine it burns the core the peer needs (bench/parallel: TP 2 on 2 shared
-   * cores got slower), so when most spins of a window run out of budget, stop spinning for a while.
-   */
-  private countPoll(synchronous: boolean): void {
-    if (synchronous) this.pollStats.synchronous++;
-    else {
-      this.pollStats.waited++;
-      this.pollWindowWaited++;
-    }
-    if (++this.pollWindow < POLL_WINDOW) return;
-    if (this.pollWindowWaited * 2 > POLL_WINDOW) this.pollOffFor = POLL_BACKOFF;
-    this.pollWindow = this.pollWindowWaited = 0;
-  }
-
-  private pollable(): boolean {
-    for (const link of this.links) if (link && !canPoll(link.socket)) return false;
-    return true;
-  }
-
-  /** Spins on the links' fds until `op` settles; a peer it waits on that stays silent fails the group. */
-  private pollUntilDone(op: Op): void {
-    const { links, size, rank } = this;
-    const fds = this.pollFds;
-    const lastRx = this.pollLastRx;
-    const t0 = performance.now();
-    for (let r = 0; r < size; r++) {
-      fds[r] = r === rank ? -1 : (socketFd(links[r]!.socket) ?? -1);
-      lastRx[r] = t0;
-    }
-    const timeout = this.opts.pollTimeoutMs;
-    spinFor(
-      () => {
-        let now = -1;
-        for (let r = 0; r < size; r++) {
-          const link = links[r];
-          if (!link || !this.active.has(op)) continue;
-          if (link.pollRead(fds[r]!, this.pollBuf)) {
-            lastRx[r] = now = performance.now();
-          } else if (link.awaiting) {
-            if (now < 0) now = performance.now();
-            if (now - lastRx[r]! > timeout) {
-              this.fail(new TesseraError(`sent nothing for ${Math.round(now - lastRx[r]!)} ms during an all-reduce (stalled, or the link is down)`, link.label));
-            }
-          }
-        }
-        return !this.active.has(op);
-      },
-      this.opts.pollSpinMs,
-    );
+  /** Busy-polled allReduces: finished while spinning, then waited on the event loop, or did not spin (backed off). */
+  get pollStats(): { readonly synchronous: number; readonly waited: number; readonly skipped: number } {
+    return this.poller.stats;
   }
 
   /**
@@ -344,6 +292,14 @@ export class Group {
     for (const l of this.failureListeners.splice(0)) l(err);
   }
 
+  /**
+   * Fails the group from outside, as a lost peer would (e.g. Liveness reported one): pending and later
+   * operations reject with `err`, and the other ranks are told why.
+   */
+  abort(err: TesseraError): void {
+    this.fail(err);
+  }
+
   /** Leaves the group: peers see "rank r left the group" if they still expect something from us. */
   close(): void {
     if (this.closed) return;
@@ -369,9 +325,8 @@ export class Group {
     // blocked (a long synchronous run), data that waited in the socket is read before it counts.
     this.monitor = setInterval(() => {
       const now = performance.now();
-      if (this.pollWaiting && !this.active.has(this.pollWaiting)) this.pollWaiting = undefined;
       // peers inside a decode step answer within milliseconds: hold them to the shorter poll timeout
-      const polled = this.pollWaiting !== undefined;
+      const polled = this.poller.waiting;
       for (let r = 0; r < this.size; r++) {
         const link = this.links[r];
         if (!link) continue;
@@ -380,18 +335,30 @@ export class Group {
           link.rxSinceTick = false;
           silent[r] = 0;
           lastRx[r] = now;
-        } else if (++silent[r]! >= minTicks && now - lastRx[r]! >= stepTimeoutMs) {
-          this.fail(new TesseraError(`sent nothing for ${Math.round(now - lastRx[r]!)} ms (stalled, or the link is down)`, link.label));
-          return;
-        } else if (polled && link.awaiting && now - lastRx[r]! >= pollTimeoutMs) {
-          this.fail(new TesseraError(`sent nothing for ${Math.round(now - lastRx[r]!)} ms (stalled, or the link is down)`, link.label));
-          return;
+        } else {
+          const quiet = this.quietMs(r, now - lastRx[r]!);
+          if ((++silent[r]! >= minTicks && quiet >= stepTimeoutMs) || (polled && link.awaiting && quiet >= pollTimeoutMs)) {
+            this.fail(this.silenceError(link, quiet, ""));
+            return;
+          }
         }
         if (!link.txSinceTick) link.heartbeat();
         link.txSinceTick = false;
       }
     }, heartbeatMs);
     this.monitor.unref();
+  }
+
+  /** How long peer r has been silent: on the data link (`dataQuietMs`), and on the liveness channel if there is one. */
+  private quietMs(r: number, dataQuietMs: number): number {
+    return this.liveness ? Math.min(dataQuietMs, this.liveness(r)) : dataQuietMs;
+  }
+
+  private silenceError(link: Link, quietMs: number, during: string): TesseraError {
+    const ms = Math.round(quietMs);
+    return this.liveness
+      ? new TesseraError(`sent nothing, not even a heartbeat from its liveness thread, for ${ms} ms${during} (the process is stopped, or its host is unreachable)`, link.label)
+      : new TesseraError(`sent nothing for ${ms} ms${during} (stalled, or the link is down)`, link.label);
   }
 
   private stopMonitor(): void {

@@ -12,10 +12,15 @@
  *   group.close();
  *
  * Rules: every rank calls the same collectives in the same order (one allReduce at a time); a peer
- * silent for stepTimeoutMs (3 s) is declared lost, and heartbeats come from the event loop, so a
- * rank must not block its event loop longer than that (run long ORT calls in a worker, or raise it).
+ * silent for stepTimeoutMs (3 s) is declared lost. Data-link heartbeats come from the event loop,
+ * so a rank that blocks its loop longer (a long synchronous ORT run) needs a second witness:
+ *
+ *   const live = await Liveness.start({ host, self: rank, count: size, groupId });  // heartbeats from a worker thread
+ *   live.watch(liveAddresses, labelOf);
+ *   Group.join({ ..., liveness: (r) => live.silentMs(r) });          // busy peers are waited for; stopped ones fail
  */
 export { Group, type JoinOptions, type AllReduceOptions, type PeerAddress } from "./group.js";
 export { GroupListener } from "./listener.js";
+export { Liveness, type LivenessOptions } from "./liveness.js";
 export { DelayProxy, WireClock, type DelayProxyOptions, type LinkShape } from "./delay-proxy.js";
 export { QUANT_BLOCK, compressedBytes, quantizeInto, dequantizeInto } from "./quantize.js";

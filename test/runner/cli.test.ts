@@ -56,9 +56,10 @@ before(async () => {
 });
 after(() => models.close());
 
-test("run --pp 2 --tp 2 --json gives the single process's greedy answer, in the same format", async () => {
+test("run --pp 2 --tp 2 --json gives the single process's greedy answer, in the same format; so does --compress-activations", async () => {
   const args = ["run", model, "Hello world", "--raw", "--json", "--temperature", "0", "--max-tokens", "24", "--ignore-eos"];
   const [one, sharded] = [await tessera([...args, "--threads", "1"]), await tessera([...args, "--pp", "2", "--tp", "2"])];
+  const compressed = await tessera([...args, "--tp", "2", "--compress-activations"]);
   assert.equal(one.code, 0, one.stderr);
   assert.equal(sharded.code, 0, sharded.stderr);
   const a = JSON.parse(one.stdout) as { promptTokens: number[]; tokens: number[]; text: string; decodeTps: number };
@@ -69,13 +70,25 @@ test("run --pp 2 --tp 2 --json gives the single process's greedy answer, in the 
   assert.deepEqual(b.tokens, a.tokens);
   assert.equal(b.text, a.text);
   assert.ok(b.decodeTps > 0);
+  // 8-bit partial sums change the logits by < 1e-2 relative (sharded.test.ts): the greedy answer holds here
+  assert.equal(compressed.code, 0, compressed.stderr);
+  assert.deepEqual((JSON.parse(compressed.stdout) as typeof a).tokens, a.tokens);
 });
 
-test("bench --stages 2 measures a pipeline; bad shapes are one-line errors", async () => {
-  const r = await tessera(["bench", model, "--stages", "2", "--pp", "16", "--tg", "8", "--repeat", "1", "--json"]);
+test("bench --stages 2 --tp 2 measures a pipeline of tensor groups, with each runner's peak RSS; bad shapes are one-line errors", async () => {
+  const r = await tessera(["bench", model, "--stages", "2", "--tp", "2", "--pp", "16", "--tg", "8", "--repeat", "1", "--json"]);
   assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { ppTps: number; tgTps: number; threads: number };
+  const out = JSON.parse(r.stdout) as { ppTps: number; tgTps: number; threads: number; peakRssBytes: number; runnerPeakRssBytes: number[] };
   assert.ok(out.ppTps > 0 && out.tgTps > 0);
+  // four runner processes, each with a runtime and ORT loaded (well over 20 MiB), none the CLI's own
+  assert.equal(out.runnerPeakRssBytes.length, 4);
+  for (const rss of out.runnerPeakRssBytes) assert.ok(rss > 20 * 2 ** 20 && rss < 4 * 2 ** 30, `runner peak RSS ${rss}`);
+  assert.ok(out.peakRssBytes > 0);
+  const single = await tessera(["bench", model, "--pp", "16", "--tg", "8", "--repeat", "1", "--json"]);
+  assert.deepEqual((JSON.parse(single.stdout) as typeof out).runnerPeakRssBytes, []);
+  const noTp = await tessera(["bench", model, "--stages", "2", "--compress-activations"]);
+  assert.equal(noTp.code, 1);
+  assert.match(noTp.stderr, /^tessera bench: --compress-activations needs --tp 2 or more/);
   const bad = await tessera(["run", model, "hi", "--tp", "3"]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^tessera run: stage 0: a tensor-parallel group of 3 cannot share the model's 2 KV heads/);

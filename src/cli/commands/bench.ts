@@ -4,9 +4,9 @@ import { intOption, parseCommandArgs } from "../args.js";
 import { EngineWorker } from "../../engine/worker/engine-worker.js";
 import { physicalCores } from "../../engine/session/threads.js";
 import { ENGINE_FLAGS, engineFlags, modelArgument } from "./engine-flags.js";
-import { withSharding } from "../../runner/cli.js";
+import { SHARDING_FLAGS, shardingFlags, withSharding } from "../../runner/cli.js";
 
-const USAGE = "tessera bench MODEL [--pp 256] [--tg 64] [--repeat 3] [--threads N] [--ctx N] [--device cpu|webgpu|cuda] [--stages N] [--tp M] [--json]";
+const USAGE = "tessera bench MODEL [--pp 256] [--tg 64] [--repeat 3] [--threads N] [--ctx N] [--device cpu|webgpu|cuda] [--stages N] [--tp M] [--compress-activations] [--json]";
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -18,11 +18,12 @@ export const command: Command = {
   summary:
     "Measures prompt processing (--pp tokens in one prefill) and token generation (--tg single-token steps from " +
     "an empty cache), like llama-bench: the median of --repeat runs after one warm-up. --json prints " +
-    "{ppTps, tgTps, peakRssBytes, ...}.",
+    "{ppTps, tgTps, peakRssBytes, runnerPeakRssBytes, ...} (runnerPeakRssBytes: each runner process's, when sharded).",
   usage: USAGE,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, {
       ...ENGINE_FLAGS,
+      ...SHARDING_FLAGS,
       pp: { type: "string" },
       tg: { type: "string" },
       repeat: { type: "string" },
@@ -40,50 +41,62 @@ export const command: Command = {
     const contextLength = flags.contextLength ?? Math.max(pp, tg, 1);
     if (contextLength < Math.max(pp, tg)) throw new TesseraError(`--ctx ${contextLength} is smaller than --pp ${pp} / --tg ${tg}`);
     const stages = intOption("stages", values.stages, 1, 1);
+    const ranks = stages * flags.tp;
+    // Runner processes write their peak RSS here as they exit (after engine.close()).
+    const runnerPeakRss = new Float64Array(new SharedArrayBuffer(8 * (ranks > 1 ? ranks : 0)));
+    const sharding = { ...shardingFlags(values, stages, flags.tp), runnerPeakRss };
     // Sharded, --threads is per runner process; by default the cores are shared out.
-    const threads = flags.threads ?? Math.max(1, Math.floor(physicalCores() / (stages * flags.tp)));
+    const threads = flags.threads ?? Math.max(1, Math.floor(physicalCores() / ranks));
 
-    const engine = await EngineWorker.start(model, withSharding({ threads, device: flags.device, contextLength }, stages, flags.tp));
+    const engine = await EngineWorker.start(model, withSharding({ threads, device: flags.device, contextLength }, sharding));
+    const ppRuns: number[] = [];
+    const tgRuns: number[] = [];
+    const info = engine.info;
     try {
       await engine.bench({ pp: Math.min(pp, 32), tg: Math.min(tg, 4), seed: 0 });
-      const ppRuns: number[] = [];
-      const tgRuns: number[] = [];
       for (let i = 0; i < repeat; i++) {
         const r = await engine.bench({ pp, tg, seed: i + 1 });
         if (pp > 0) ppRuns.push((pp * 1000) / r.ppMs);
         if (tg > 0) tgRuns.push((tg * 1000) / r.tgMs);
       }
-      // Worker threads share the process, so its peak RSS covers the engine too.
-      const peakRssBytes = process.resourceUsage().maxRSS * 1024;
-      const out = {
-        model,
-        architecture: engine.info.architecture,
-        device: flags.device,
-        threads,
-        pp,
-        tg,
-        repeat,
-        ppTps: pp > 0 ? median(ppRuns) : 0,
-        tgTps: tg > 0 ? median(tgRuns) : 0,
-        peakRssBytes,
-        weightBytes: engine.info.weightBytes,
-        ppRuns,
-        tgRuns,
-      };
-      if (values.json) {
-        console.log(JSON.stringify(out));
-      } else {
-        const rows = [
-          ...(pp > 0 ? [`pp${pp}`.padEnd(8) + `${out.ppTps.toFixed(2).padStart(10)} tok/s   runs ${ppRuns.map((x) => x.toFixed(1)).join(", ")}`] : []),
-          ...(tg > 0 ? [`tg${tg}`.padEnd(8) + `${out.tgTps.toFixed(2).padStart(10)} tok/s   runs ${tgRuns.map((x) => x.toFixed(1)).join(", ")}`] : []),
-        ];
-        console.log(`${model} (${out.architecture ?? "?"}), ${flags.device}, ${threads} threads, median of ${repeat}`);
-        console.log(rows.join("\n"));
-        console.log(`peak RSS ${(peakRssBytes / 2 ** 20).toFixed(0)} MiB` + (out.weightBytes ? `, weights ${(out.weightBytes / 2 ** 20).toFixed(0)} MiB` : ""));
-      }
-      return 0;
     } finally {
       await engine.close();
     }
+    // Worker threads share the process, so its peak RSS covers the engine too; runners have their own.
+    const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+    const runnerPeakRssBytes = Array.from(runnerPeakRss);
+    const out = {
+      model,
+      architecture: info.architecture,
+      device: flags.device,
+      threads,
+      pp,
+      tg,
+      repeat,
+      ppTps: pp > 0 ? median(ppRuns) : 0,
+      tgTps: tg > 0 ? median(tgRuns) : 0,
+      peakRssBytes,
+      runnerPeakRssBytes,
+      weightBytes: info.weightBytes,
+      ppRuns,
+      tgRuns,
+    };
+    if (values.json) {
+      console.log(JSON.stringify(out));
+      return 0;
+    }
+    const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
+    const rows = [
+      ...(pp > 0 ? [`pp${pp}`.padEnd(8) + `${out.ppTps.toFixed(2).padStart(10)} tok/s   runs ${ppRuns.map((x) => x.toFixed(1)).join(", ")}`] : []),
+      ...(tg > 0 ? [`tg${tg}`.padEnd(8) + `${out.tgTps.toFixed(2).padStart(10)} tok/s   runs ${tgRuns.map((x) => x.toFixed(1)).join(", ")}`] : []),
+    ];
+    console.log(`${model} (${out.architecture ?? "?"}), ${flags.device}, ${threads} threads, median of ${repeat}`);
+    console.log(rows.join("\n"));
+    console.log(`peak RSS ${mib(peakRssBytes)}` + (out.weightBytes ? `, weights ${mib(out.weightBytes)}` : ""));
+    if (runnerPeakRssBytes.length) {
+      const sum = runnerPeakRssBytes.reduce((a, b) => a + b, 0);
+      console.log(`runner peak RSS: sum ${mib(sum)}, max ${mib(Math.max(...runnerPeakRssBytes))} (${runnerPeakRssBytes.map(mib).join(", ")})`);
+    }
+    return 0;
   },
 };

@@ -5,12 +5,12 @@ import { EngineWorker } from "../../engine/worker/engine-worker.js";
 import { resolveSamplingParams } from "../../engine/sampling/index.js";
 import type { ChatMessage } from "../../models/types.js";
 import { ENGINE_FLAGS, engineFlags, modelArgument } from "./engine-flags.js";
-import { withSharding } from "../../runner/cli.js";
+import { SHARDING_FLAGS, shardingFlags, withSharding } from "../../runner/cli.js";
 
 const USAGE =
   "tessera run MODEL [PROMPT | -] [--raw] [--system TEXT] [--max-tokens N] [--temperature T] [--top-k K] " +
   "[--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--ignore-eos] [--threads N] [--ctx N] " +
-  "[--device cpu|webgpu|cuda] [--pp N] [--tp M] [--json]";
+  "[--device cpu|webgpu|cuda] [--pp N] [--tp M] [--compress-activations] [--json]";
 
 // Sampling defaults are llama.cpp's (llama-cli), so both tools answer alike out of the box.
 const DEFAULTS = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1 };
@@ -41,6 +41,7 @@ export const command: Command = {
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, {
       ...ENGINE_FLAGS,
+      ...SHARDING_FLAGS,
       raw: { type: "boolean" },
       system: { type: "string" },
       "max-tokens": { type: "string" },
@@ -58,6 +59,7 @@ export const command: Command = {
     const model = modelArgument(positionals, USAGE);
     if (positionals.length > 2) throw new TesseraError(`expected MODEL and at most one PROMPT, got ${positionals.length} arguments (quote the prompt)`);
     const flags = engineFlags(values);
+    const sharding = shardingFlags(values, pp, flags.tp);
     const sampling = {
       temperature: numberOption("temperature", values.temperature, DEFAULTS.temperature),
       topK: intOption("top-k", values["top-k"], DEFAULTS.topK),
@@ -75,7 +77,7 @@ export const command: Command = {
 
     const engine = await EngineWorker.start(
       model,
-      withSharding({ threads: flags.threads, device: flags.device, contextLength: flags.contextLength }, pp, flags.tp),
+      withSharding({ threads: flags.threads, device: flags.device, contextLength: flags.contextLength }, sharding),
     );
     const ac = new AbortController();
     const onSigint = () => ac.abort();

@@ -1,0 +1,107 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import { once } from "node:events";
+import { Liveness } from "../../src/transport/index.js";
+import type { TesseraError } from "../../src/errors.js";
+
+const label = (id: number): string => `rank ${id}`;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function lossesOf(live: Liveness): { e: TesseraError; id: number; at: number }[] {
+  const out: { e: TesseraError; id: number; at: number }[] = [];
+  live.onLost((e, id) => out.push({ e, id, at: performance.now() }));
+  return out;
+}
+
+/** A peer speaking the liveness protocol by hand: HELLO as `id`, then beats only when told. */
+async function fakePeer(port: number, id: number, groupId: string): Promise<net.Socket> {
+  const s = net.connect({ host: "127.0.0.1", port });
+  await once(s, "connect");
+  s.write(`TSL1 ${id} ${groupId}\n`);
+  return s;
+}
+
+test("two endpoints keep hearing each other; one that says BYE is no loss", async () => {
+  const opts = { host: "127.0.0.1", count: 2, groupId: "live-a", periodMs: 50, lostAfterMs: 400 };
+  const [a, b] = await Promise.all([Liveness.start({ ...opts, self: 0 }), Liveness.start({ ...opts, self: 1 })]);
+  const lostA = lossesOf(a);
+  const lostB = lossesOf(b);
+  const addrs = [{ host: "127.0.0.1", port: a.port }, { host: "127.0.0.1", port: b.port }];
+  a.watch(addrs, label);
+  b.watch(addrs, label);
+  try {
+    await sleep(600);
+    assert.ok(a.silentMs(1) < 300, `a last heard b ${a.silentMs(1)} ms ago`);
+    assert.ok(b.silentMs(0) < 300, `b last heard a ${b.silentMs(0)} ms ago`);
+    b.close();
+    await sleep(700);
+    assert.deepEqual(lostA, []);
+    assert.ok(a.silentMs(1) >= 400, "b still beats after close()");
+  } finally {
+    a.close();
+    b.close();
+  }
+  assert.deepEqual(lostB, []);
+});
+
+test("a peer that gives up after an error says why: a loss naming its cause", async () => {
+  const opts = { host: "127.0.0.1", count: 2, groupId: "live-d", periodMs: 50, lostAfterMs: 5000 };
+  const [a, b] = await Promise.all([Liveness.start({ ...opts, self: 0 }), Liveness.start({ ...opts, self: 1 })]);
+  const lostA = lossesOf(a);
+  const addrs = [{ host: "127.0.0.1", port: a.port }, { host: "127.0.0.1", port: b.port }];
+  a.watch(addrs, label);
+  b.watch(addrs, label);
+  try {
+    await sleep(300);
+    b.close("rank 7: sent nothing\nfor 3000 ms");
+    const t0 = performance.now();
+    while (lostA.length === 0 && performance.now() - t0 < 2000) await sleep(10);
+    assert.equal(lostA.length, 1, "no loss reported");
+    assert.equal(lostA[0]!.e.message, "rank 1: failed: rank 7: sent nothing for 3000 ms");
+  } finally {
+    a.close();
+  }
+});
+
+test("a peer that stops beating is lost after lostAfterMs; one whose link closes, at once", async () => {
+  const groupId = "live-b";
+  const live = await Liveness.start({ host: "127.0.0.1", self: 0, count: 3, groupId, periodMs: 50, lostAfterMs: 400 });
+  const lost = lossesOf(live);
+  live.watch([undefined, { host: "127.0.0.1", port: 1 }, { host: "127.0.0.1", port: 1 }], label);
+  const quiet = await fakePeer(live.port, 1, groupId);
+  const closing = await fakePeer(live.port, 2, groupId);
+  const t0 = performance.now();
+  const beats = setInterval(() => closing.write(Buffer.of(1)), 50);
+  try {
+    await sleep(200);
+    closing.destroy();
+    const closedAt = performance.now();
+    await sleep(600);
+    assert.deepEqual(lost.map((l) => l.id).sort(), [1, 2]);
+    const byId = new Map(lost.map((l) => [l.id, l]));
+    assert.match(byId.get(1)!.e.message, /^rank 1: sent no heartbeat for \d+ ms \(the process is stopped/);
+    const silentFor = byId.get(1)!.at - t0;
+    assert.ok(silentFor >= 350 && silentFor < 700, `the quiet peer was lost after ${silentFor} ms`);
+    assert.match(byId.get(2)!.e.message, /^rank 2: closed its heartbeat link/);
+    assert.ok(byId.get(2)!.at - closedAt < 150, "a closed link was not noticed at once");
+  } finally {
+    clearInterval(beats);
+    quiet.destroy();
+    live.close();
+  }
+});
+
+test("a HELLO from another group is refused", async () => {
+  const live = await Liveness.start({ host: "127.0.0.1", self: 0, count: 2, groupId: "live-c", periodMs: 50, lostAfterMs: 5000 });
+  live.watch([undefined, { host: "127.0.0.1", port: 1 }], label);
+  try {
+    const stranger = await fakePeer(live.port, 1, "other-group");
+    let got = 0;
+    stranger.on("data", (d: Buffer) => (got += d.length));
+    await once(stranger, "close");
+    assert.equal(got, 0, "a stranger was sent heartbeats");
+  } finally {
+    live.close();
+  }
+});
