@@ -1,28 +1,12 @@
 import onnxPkg from "onnx-proto";
+import type { WeightFile } from "./weight-file.js";
 
 /**
  * A small ONNX model writer. Graphs are built node by node; initializers never go into the
- * protobuf (a message is limited to 2 GB): each one is recorded as external data under its own
- * virtual file name and handed to onnxruntime in memory (`externalData`), so the weight bytes are
- * not serialized.
- *
- * Memory, measured (ORT 1.30 CPU, synthetic 1b llama Q4_0, 621 MB of GGUF tensors → 649 MB of
- * converted blobs, 1 thread, MALLOC_MMAP_THRESHOLD_=4194304):
- * - onnxruntime never reads the blobs after session creation: overwriting every blob afterwards
- *   leaves the logits bit-identical (test/engine/core/weight-lifetime.test.ts), so JS drops them
- *   once the session exists (only the embedding table stays, 41 MB).
- * - MatMulNBits pre-packs its weights (data + float scale + block sum per 32) to ≈1.43× the
- *   converted size: steady RSS 1.21 GB, 934 MB with `session.disable_prepacking` = "1" — which
- *   makes decode ≈450× slower (0.05 tok/s vs 22.6; non-int8 fallback) and is not an option.
- * - Peak RSS 1.77 GB: JS blobs and packed weights coexist while the native create call runs.
- *   enableCpuMemArena false and `session.use_device_allocator_for_initializers` changed neither
- *   peak nor steady RSS beyond noise (±20 MB) nor decode speed.
- * - Writing the blobs to files and creating the session from a model path (JS blobs freed first)
- *   cut peak to 1.15 GB and steady to 1.04 GB with identical logits, but decode ran 2× slower
- *   (12 vs 23 tok/s, paired runs): not adopted; see bench/results/engine-memory-2026-11-26.json.
- * - glibc keeps the freed blobs in its heap unless the process starts with
- *   MALLOC_MMAP_THRESHOLD_=4194304 (1.6 GB steady without); 131072 gives 1.09 GB but makes decode
- *   2.7× slower.
+ * protobuf (a message is limited to 2 GB): each one is external data, either kept in memory
+ * under its own virtual file name and handed to onnxruntime as `externalData` (`blobs`), or, once
+ * `stageTo()` names a WeightFile, appended to that file as it is added so the converted bytes can
+ * be dropped right away (see staging.ts for why and what it saves).
  */
 const { onnx } = onnxPkg;
 
@@ -54,6 +38,7 @@ export class GraphBuilder {
   private readonly initializers: onnxPkg.onnx.ITensorProto[] = [];
   readonly blobs: ExternalBlob[] = [];
   private readonly names = new Set<string>();
+  private staging: { file: WeightFile; location: string } | undefined;
   private counter = 0;
 
   constructor(readonly graphName: string) {}
@@ -87,20 +72,37 @@ export class GraphBuilder {
       this.initializers.push({ name, dataType: DATA_TYPE[type], dims, rawData: bytes });
       return name;
     }
-    const path = `w${this.blobs.length}.bin`;
-    this.blobs.push({ path, data: bytes });
+    let location: string;
+    let offset = 0;
+    if (this.staging) {
+      location = this.staging.location;
+      offset = this.staging.file.append(bytes);
+    } else {
+      location = `w${this.blobs.length}.bin`;
+      this.blobs.push({ path: location, data: bytes });
+    }
     this.initializers.push({
       name,
       dataType: DATA_TYPE[type],
       dims,
       dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-      externalData: [
-        { key: "location", value: path },
-        { key: "offset", value: "0" },
-        { key: "length", value: String(bytes.byteLength) },
-      ],
+      externalData: externalData(location, offset, bytes.byteLength),
     });
     return name;
+  }
+
+  /**
+   * From now on initializer bytes go to `file` (named `location` relative to the model file),
+   * starting with the ones held in `blobs` so far, which are released.
+   */
+  stageTo(file: WeightFile, location: string): void {
+    const held = new Map(this.blobs.map((b) => [b.path, b.data]));
+    for (const init of this.initializers) {
+      const data = held.get(init.externalData?.find((e) => e.key === "location")?.value ?? "");
+      if (data) init.externalData = externalData(location, file.append(data), data.byteLength);
+    }
+    this.blobs.length = 0;
+    this.staging = { file, location };
   }
 
   /** A small constant stored inside the protobuf (shapes, axes, indices). */
@@ -150,6 +152,14 @@ export class GraphBuilder {
     });
     return onnx.ModelProto.encode(model).finish();
   }
+}
+
+function externalData(location: string, offset: number, length: number): onnxPkg.onnx.IStringStringEntryProto[] {
+  return [
+    { key: "location", value: location },
+    { key: "offset", value: String(offset) },
+    { key: "length", value: String(length) },
+  ];
 }
 
 function bytesPer(type: ElemType): number {

@@ -12,6 +12,7 @@ import type { ExternalBlob } from "./builder.js";
 
 interface NativeSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: ort.InferenceSession.SessionOptions): void;
+  loadModel(path: string, options: ort.InferenceSession.SessionOptions): void;
   readonly inputMetadata: { name: string }[];
   readonly outputMetadata: { name: string }[];
   run(feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null>, options: object): Record<string, ort.Tensor>;
@@ -70,37 +71,22 @@ export class SyncSession {
   }
 
   static create(model: Uint8Array, blobs: ExternalBlob[], settings: SessionSettings = {}): SyncSession {
-    const { binding } = loadBinding();
-    const device = settings.device ?? "cpu";
-    if (!availableDevices().includes(device)) {
-      throw new TesseraError(
-        `execution provider "${device}" is not available in this onnxruntime build (available: ${availableDevices().join(", ")})`,
-        "--device",
-      );
-    }
-    const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: [device],
-      graphOptimizationLevel: "all",
-      externalData: blobs.map((b) => ({ path: b.path, data: b.data })),
-      extra: nestConfig({
-        "session.intra_op.allow_spinning": settings.spinning === false ? "0" : "1",
-        ...settings.sessionConfig,
-      }),
+    const options = sessionOptions(settings);
+    options.externalData = blobs.map((b) => ({ path: b.path, data: b.data }));
+    return SyncSession.load(settings, options, (s) => s.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, options));
+  }
 
-      logSeverityLevel: 3,
-    };
-    if (settings.cpuMemArena === false) options.enableCpuMemArena = false;
-    if (settings.profilePrefix) {
-      options.enableProfiling = true;
-      options.profileFilePrefix = settings.profilePrefix;
-    }
-    if (settings.threads) {
-      options.intraOpNumThreads = settings.threads;
-      options.interOpNumThreads = 1;
-    }
-    const s = new binding.InferenceSession();
+  /** A session from a model file on disk; its external data files are resolved beside it. */
+  static createFromFile(path: string, settings: SessionSettings = {}): SyncSession {
+    const options = sessionOptions(settings);
+    return SyncSession.load(settings, options, (s) => s.loadModel(path, options));
+  }
+
+  private static load(settings: SessionSettings, options: ort.InferenceSession.SessionOptions, load: (s: NativeSession) => void): SyncSession {
+    const device = settings.device ?? "cpu";
+    const s = new (loadBinding().binding.InferenceSession)();
     try {
-      s.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, options);
+      load(s);
     } catch (e) {
       const msg = (e as Error).message;
       if (device !== "cpu") {
@@ -111,12 +97,12 @@ export class SyncSession {
     return new SyncSession(s);
   }
 
-  /** Runs the graph; outputs given in `outputs` are written in place (pre-allocated), null ones are returned. */
   /** Stops profiling and writes the trace file (sessions created with profilePrefix). */
   endProfiling(): void {
     this.native.endProfiling();
   }
 
+  /** Runs the graph; outputs given in `outputs` are written in place (pre-allocated), null ones are returned. */
   run(feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>): Record<string, ort.Tensor> {
     if (this.disposed) throw new Error("session was disposed");
     return this.native.run(feeds, outputs, {});
@@ -128,6 +114,35 @@ export class SyncSession {
       this.native.dispose();
     }
   }
+}
+
+function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
+  const device = settings.device ?? "cpu";
+  if (!availableDevices().includes(device)) {
+    throw new TesseraError(
+      `execution provider "${device}" is not available in this onnxruntime build (available: ${availableDevices().join(", ")})`,
+      "--device",
+    );
+  }
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: [device],
+    graphOptimizationLevel: "all",
+    extra: nestConfig({
+      "session.intra_op.allow_spinning": settings.spinning === false ? "0" : "1",
+      ...settings.sessionConfig,
+    }),
+    logSeverityLevel: 3,
+  };
+  if (settings.cpuMemArena === false) options.enableCpuMemArena = false;
+  if (settings.profilePrefix) {
+    options.enableProfiling = true;
+    options.profileFilePrefix = settings.profilePrefix;
+  }
+  if (settings.threads) {
+    options.intraOpNumThreads = settings.threads;
+    options.interOpNumThreads = 1;
+  }
+  return options;
 }
 
 /** "session.a.b": "v" → { session: { a: { b: "v" } } }, the shape ORT's `extra` option takes. */

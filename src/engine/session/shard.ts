@@ -4,7 +4,8 @@ import { ShardGraphBuilder } from "../graph/decoder.js";
 import { SyncSession, ort, type SessionSettings } from "../onnx/session.js";
 import type { Device } from "../types.js";
 import { dequantizeRow, type LinearWeight } from "../weights/linear.js";
-import { loadEmbedding, loadHead, loadLayer, loadRopeFreqs } from "../weights/load.js";
+import { loadEmbedding, loadHead, loadLayer, loadRopeFreqs, shardWeightBytes } from "../weights/load.js";
+import { WeightStaging, type StagingOptions } from "../onnx/staging.js";
 import { KvCache } from "./kv-cache.js";
 import { physicalCores } from "./threads.js";
 
@@ -23,6 +24,8 @@ export interface ShardOptions {
   profilePrefix?: string;
   /** Extra onnxruntime session settings (memory experiments, diagnostics). */
   session?: Pick<SessionSettings, "sessionConfig" | "cpuMemArena">;
+  /** Where converted weights wait while the session is created (default: disk when large). */
+  staging?: StagingOptions;
 }
 
 export function checkEngineConfig(cfg: ModelConfig, subject: string): void {
@@ -69,29 +72,37 @@ export class ShardEngine {
     }
     const ctx = opts.contextLength ?? Math.min(cfg.contextLength || DEFAULT_CONTEXT, DEFAULT_CONTEXT);
     if (!Number.isInteger(ctx) || ctx < 1) throw new TesseraError(`invalid context length ${ctx}`, "--ctx");
-    const builder = new ShardGraphBuilder(cfg, {
-      maxSeq: ctx,
-      ropeInterleaved: source.ropeInterleaved,
-      ropeFreqFactors: await loadRopeFreqs(source),
-    });
     const embedding = a === 0 ? await loadEmbedding(source) : undefined;
-    for (let l = a; l < b; l++) builder.addLayer(l, await loadLayer(source, l));
+    // Streams each layer's converted weights to disk as it is built (when large): see onnx/staging.ts.
+    const staging = WeightStaging.open(shardWeightBytes(source, [a, b]), opts.staging);
     let vocab = 0;
-    let graph;
-    if (b === cfg.numLayers) {
-      const head = await loadHead(source, embedding);
-      vocab = head.lmHead.n;
-      graph = builder.finishLogits(head.norm, head.lmHead);
-    } else {
-      graph = builder.finishHidden();
+    let session: SyncSession;
+    try {
+      const builder = new ShardGraphBuilder(cfg, {
+        maxSeq: ctx,
+        ropeInterleaved: source.ropeInterleaved,
+        ropeFreqFactors: await loadRopeFreqs(source),
+      });
+      staging.attach(builder.g);
+      for (let l = a; l < b; l++) builder.addLayer(l, await loadLayer(source, l));
+      let graph;
+      if (b === cfg.numLayers) {
+        const head = await loadHead(source, embedding);
+        vocab = head.lmHead.n;
+        graph = builder.finishLogits(head.norm, head.lmHead);
+      } else {
+        graph = builder.finishHidden();
+      }
+      session = staging.createSession(graph, {
+        threads: opts.threads ?? physicalCores(),
+        device,
+        spinning: opts.spinning,
+        profilePrefix: opts.profilePrefix,
+        ...opts.session,
+      });
+    } finally {
+      staging.discard();
     }
-    const session = SyncSession.create(graph.toBytes(), graph.blobs, {
-      threads: opts.threads ?? physicalCores(),
-      device,
-      spinning: opts.spinning,
-      profilePrefix: opts.profilePrefix,
-      ...opts.session,
-    });
     const layerIds = Array.from({ length: b - a }, (_, i) => a + i);
     const kv = new KvCache(layerIds, cfg.numKvHeads, ctx, cfg.headDim);
     return new ShardEngine(cfg, [a, b], session, embedding, kv, vocab);

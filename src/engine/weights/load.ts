@@ -79,3 +79,19 @@ export async function loadHead(src: ModelSource, embedding?: LinearWeight): Prom
 export async function loadRopeFreqs(src: ModelSource): Promise<Float32Array | undefined> {
   return src.info("rope_freqs.weight") ? vector(src, "rope_freqs.weight") : undefined;
 }
+
+/**
+ * Stored bytes of the weights a pipeline shard's graph holds: layers [a, b), plus the lm_head (or
+ * the tied embedding) on the last stage. Decides where they are staged (onnx/staging.ts).
+ */
+export function shardWeightBytes(src: ModelSource, layers: [number, number]): number {
+  let total = 0;
+  for (let l = layers[0]; l < layers[1]; l++) {
+    const prefix = `blk.${l}.`;
+    for (const t of src.tensors()) if (t.name.startsWith(prefix)) total += t.byteLength;
+  }
+  if (layers[1] === src.config.numLayers) {
+    total += (src.info("output.weight") ?? src.info("token_embd.weight"))?.byteLength ?? 0;
+  }
+  return total;
+}
