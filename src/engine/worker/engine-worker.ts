@@ -1,4 +1,5 @@
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startModuleWorker } from "../../spawn.js";
 import { TesseraError } from "../../errors.js";
 import type { ChatMessage } from "../../models/types.js";
 import type { EngineOptions } from "../types.js";
@@ -28,15 +29,6 @@ const SOURCE_EXT = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 
 function moduleUrl(name: string): string {
   return new URL(`./${name}${SOURCE_EXT}`, import.meta.url).href;
-}
-
-function spawn(init: WorkerInit): Worker {
-  const entry = moduleUrl("worker-main");
-  if (SOURCE_EXT === ".js") return new Worker(new URL(entry), { workerData: init });
-  // Node 20 does not pass tsx's --import loader on to workers: register it inside the worker first.
-  const api = import.meta.resolve("tsx/esm/api");
-  const boot = `(async () => { const { register } = await import(${JSON.stringify(api)}); register(); await import(${JSON.stringify(entry)}); })();`;
-  return new Worker(boot, { eval: true, workerData: init });
 }
 
 function toError(w: WireError): Error {
@@ -74,7 +66,7 @@ export class EngineWorker {
       prefillChunk,
       backend: backend ? String(backend) : moduleUrl("model-backend"),
     };
-    const worker = spawn(init);
+    const worker = startModuleWorker("./worker-main", import.meta.url, { workerData: init });
     return new Promise((resolve, reject) => {
       const onMessage = (m: FromWorker) => {
         if (m.type === "ready") {
