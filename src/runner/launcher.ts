@@ -5,7 +5,7 @@ import { openModel } from "../models/open.js";
 import type { Device } from "../engine/types.js";
 import { nodeModuleCommand } from "../spawn.js";
 import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
-import { checkPlan, describeRank, rankPlaces, splitBlocks, type RankPlace, type ShardPlan } from "./plan.js";
+import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks, type RankPlace, type ShardPlan } from "./plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
 import { lmHeadRows } from "./stage.js";
 
@@ -136,7 +136,7 @@ export class LocalRunners {
         tpPeers.set(s, o.routeTensorGroup ? await o.routeTensorGroup(s, direct) : direct);
       }
       const livePeers: PeerAddress[] = [{ host, port: live.port }, ...ports.map((p) => ({ host, port: p.live }))];
-      live.watch(livePeers, (id) => `rank ${id} (${describeRank(places[id - 1]!)})`);
+      live.watch(livePeers, (id) => describeWorldRank(id, places));
       for (const r of runners) post(r, { type: "peers", world: worldPeers, tp: tpPeers.get(r.place.stage), live: livePeers });
       const joining = Group.join({
         rank: 0,

@@ -114,8 +114,18 @@ export function checkPlan(cfg: ModelConfig, plan: ShardPlan, blocks: SplitBlocks
   });
 }
 
+function placeOf(p: RankPlace): string {
+  return `stage ${p.stage}${p.tpSize > 1 ? `, tensor rank ${p.tpRank}` : ""}`;
+}
+
 export function describeRank(p: RankPlace): string {
-  return `runner ${p.world} (stage ${p.stage}${p.tpSize > 1 ? `, tensor rank ${p.tpRank}` : ""})`;
+  return `runner ${p.world} (${placeOf(p)})`;
+}
+
+/** World rank `id` as liveness and group errors name it (0 is the driver). */
+export function describeWorldRank(id: number, places: RankPlace[]): string {
+  const p = places[id - 1];
+  return `rank ${id} (${p ? placeOf(p) : "the driver"})`;
 }
 
 export function describePlan(plan: ShardPlan): string {

@@ -4,7 +4,7 @@
 import { TesseraError, isTesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
 import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
-import { checkPlan, describeRank, rankPlaces, splitBlocks, type RankPlace } from "./plan.js";
+import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks } from "./plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
 import { serveSteps } from "./serve.js";
 import { loadStage, type StageCompute } from "./stage.js";
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     send({ type: "loaded", rssBytes: process.memoryUsage().rss });
 
     const peers = await next("peers");
-    live.watch(peers.live, (id) => livenessLabel(id, places));
+    live.watch(peers.live, (id) => describeWorldRank(id, places));
     const heartbeats = live;
     const join = (rank: number, size: number, addrs: PeerAddress[], id: string, listener: GroupListener, toWorld: (r: number) => number): Promise<Group> =>
       Group.join({
@@ -156,12 +156,6 @@ async function main(): Promise<void> {
     stage?.dispose();
     await source.close();
   }
-}
-
-function livenessLabel(id: number, places: RankPlace[]): string {
-  const p = places[id - 1];
-  if (!p) return `rank ${id} (the driver)`;
-  return `rank ${id} (stage ${p.stage}${p.tpSize > 1 ? `, tensor rank ${p.tpRank}` : ""})`;
 }
 
 main().then(

@@ -95,13 +95,3 @@ export async function trace(forward: (tokens: Int32Array, allLogits: boolean) =>
   return { promptLogits, tokens, logits };
 }
 
-/** Largest |a − b| relative to the largest |b|. */
-export function relDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / m;
-}

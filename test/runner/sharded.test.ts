@@ -4,7 +4,8 @@ import { isTesseraError } from "../../src/errors.js";
 import type { ModelConfig } from "../../src/models/types.js";
 import { ShardedDriver } from "../../src/runner/driver.js";
 import { makePlan, type ShardPlan } from "../../src/runner/plan.js";
-import { CONTEXT, ModelFiles, configOf, PROMPT, relDiff, trace, type ModelSpec } from "./models.js";
+import { CONTEXT, ModelFiles, configOf, PROMPT, trace, type ModelSpec } from "./models.js";
+import { relErr } from "../engine/core/compare.js";
 import { waitGone } from "./processes.js";
 
 // Sharded runs over real runner processes and loopback TCP must give the single process's greedy
@@ -36,16 +37,16 @@ async function checkSharded(spec: ModelSpec, makeIt: (cfg: ModelConfig) => Shard
   try {
     const got = await trace((t, all) => driver.forward(t, { allLogits: all }), driver.vocabSize);
     assert.equal(got.promptLogits.length, PROMPT.length * driver.vocabSize);
-    assert.ok(relDiff(got.promptLogits, ref.promptLogits) < TOLERANCE, `prompt logits differ by ${relDiff(got.promptLogits, ref.promptLogits)}`);
+    assert.ok(relErr(got.promptLogits, ref.promptLogits) < TOLERANCE, `prompt logits differ by ${relErr(got.promptLogits, ref.promptLogits)}`);
     assert.deepEqual(got.tokens, ref.tokens);
-    const worst = Math.max(...got.logits.map((l, i) => relDiff(l, ref.logits[i]!)));
+    const worst = Math.max(...got.logits.map((l, i) => relErr(l, ref.logits[i]!)));
     assert.ok(worst < TOLERANCE, `decode logits differ by ${worst}`);
     // The tokens are not a constant: the model really generates.
     assert.ok(new Set(ref.tokens).size > 3);
     // truncate + recompute reproduces a step exactly
     driver.truncate(PROMPT.length);
     const again = await driver.forward(Int32Array.of(got.tokens[0]!));
-    assert.ok(relDiff(again, ref.logits[1]!) < TOLERANCE);
+    assert.ok(relErr(again, ref.logits[1]!) < TOLERANCE);
   } finally {
     await driver.close();
   }
@@ -83,12 +84,12 @@ test("TP 2 with 8-bit partial sums (--compress-activations): llama small f16", a
   const driver = await ShardedDriver.start({ plan, modelPath: path, contextLength: CONTEXT, compressActivations: true });
   try {
     const got = await trace((t, all) => driver.forward(t, { allLogits: all }), driver.vocabSize);
-    const prompt = relDiff(got.promptLogits, ref.promptLogits);
+    const prompt = relErr(got.promptLogits, ref.promptLogits);
     assert.ok(prompt < TOLERANCE_COMPRESSED, `prompt logits differ by ${prompt}`);
     // uncompressed, f16 weights under TP 2 differ by float32 rounding only (< TOLERANCE_EXACT)
     assert.ok(prompt > 1e-5, `prompt logits differ by only ${prompt}: were the partial sums compressed?`);
     assert.deepEqual(got.tokens, ref.tokens);
-    const worst = Math.max(...got.logits.map((l, i) => relDiff(l, ref.logits[i]!)));
+    const worst = Math.max(...got.logits.map((l, i) => relErr(l, ref.logits[i]!)));
     assert.ok(worst < TOLERANCE_COMPRESSED, `decode logits differ by ${worst}`);
   } finally {
     await driver.close();

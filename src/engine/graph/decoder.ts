@@ -7,7 +7,7 @@ import { emitLinear, rmsNorm, skipRmsNorm } from "./blocks.js";
 
 /**
  * Decoder graphs. One graph runs a pipeline shard: layers [a, b) of the model, taking hidden states
- * (the embedding lookup happens in JS, see session/embedding.ts) and returning either hidden
+ * (the embedding lookup happens in JS, see weights/linear.ts embedTokens) and returning either hidden
  * states or, on the last stage, logits. Tensor-parallel ranks use two graphs per layer: attention
  * partial (A) and MLP partial (B); the caller all-reduces and adds the residual.
  *
@@ -20,9 +20,6 @@ import { emitLinear, rmsNorm, skipRmsNorm } from "./blocks.js";
  * q|k|v and gate|up become one matmul each when stored alike (fewer kernel calls per token);
  * onnxruntime fuses x·sigmoid(x) into one kernel itself. MatMulNBits is ~95% of decode time.
  */
-export type GraphOptions = AttentionOptions;
-export type { AttentionShape };
-
 /** SwiGLU MLP: down(silu(gate·x) ⊙ up·x). */
 function emitMlp(g: GraphBuilder, l: number, w: LayerWeights, xn: string): string {
   const p = `blk.${l}.`;
@@ -50,7 +47,7 @@ export class ShardGraphBuilder {
   private resid: string;
   private pending: string | undefined;
 
-  constructor(private readonly cfg: ModelConfig, private readonly opts: GraphOptions) {
+  constructor(private readonly cfg: ModelConfig, private readonly opts: AttentionOptions) {
     this.g = new GraphBuilder("tessera_shard");
     this.resid = this.g.input("hidden_in", "float32", [1, "S", cfg.hiddenSize]);
     this.io = declareAttentionInputs(this.g, cfg, opts);
@@ -98,7 +95,7 @@ export class ShardGraphBuilder {
  * Tensor-parallel graph A for layer `l`: hidden_in (the full residual stream) → attn_norm →
  * attention over this rank's heads → o_proj columns → `partial` [1, S, hidden].
  */
-export function buildTpAttentionGraph(cfg: ModelConfig, opts: GraphOptions, l: number, w: LayerWeights, shape: AttentionShape): GraphBuilder {
+export function buildTpAttentionGraph(cfg: ModelConfig, opts: AttentionOptions, l: number, w: LayerWeights, shape: AttentionShape): GraphBuilder {
   const g = new GraphBuilder(`tessera_tp_attn_${l}`);
   const x = g.input("hidden_in", "float32", [1, "S", cfg.hiddenSize]);
   const io = declareAttentionInputs(g, cfg, opts);

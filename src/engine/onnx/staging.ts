@@ -87,17 +87,13 @@ export class WeightStaging {
     if (this.file) graph.stageTo(this.file, "weights.bin");
   }
 
-  /** Creates the session from the finished graph and removes the staged files. */
+  /** Creates the session from the finished graph; call discard() right after (and on any failure). */
   createSession(graph: GraphBuilder, settings: SessionSettings): SyncSession {
     if (!this.file || !this.dir) return SyncSession.create(graph.toBytes(), graph.blobs, settings);
-    try {
-      this.file.close();
-      const model = join(this.dir, "model.onnx");
-      writeFileSync(model, graph.toBytes());
-      return SyncSession.createFromFile(model, settings);
-    } finally {
-      this.discard();
-    }
+    this.file.close();
+    const model = join(this.dir, "model.onnx");
+    writeFileSync(model, graph.toBytes());
+    return SyncSession.createFromFile(model, settings);
   }
 
   /** Removes the staged files (after createSession, or when the build failed). */

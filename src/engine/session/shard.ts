@@ -3,7 +3,7 @@ import { TesseraError } from "../../errors.js";
 import { ShardGraphBuilder } from "../graph/decoder.js";
 import { SyncSession, ort, type SessionSettings } from "../onnx/session.js";
 import type { Device } from "../types.js";
-import { dequantizeRow, type LinearWeight } from "../weights/linear.js";
+import { embedTokens, type LinearWeight } from "../weights/linear.js";
 import { loadEmbedding, loadHead, loadLayer, loadRopeFreqs, shardWeightBytes } from "../weights/load.js";
 import { WeightStaging, type StagingOptions } from "../onnx/staging.js";
 import { KvCache } from "./kv-cache.js";
@@ -110,16 +110,8 @@ export class ShardEngine {
 
   /** Hidden states [n × hidden] for token ids (first stage only). */
   embed(tokens: Int32Array, into?: Float32Array): Float32Array {
-    const out = into ?? new Float32Array(tokens.length * this.config.hiddenSize);
-    const emb = this.embedding;
-    if (!emb) throw new Error("embed() on a shard that is not the first stage");
-    const H = this.config.hiddenSize;
-    for (let i = 0; i < tokens.length; i++) {
-      const t = tokens[i];
-      if (!(t >= 0 && t < emb.n)) throw new TesseraError(`token id ${t} is outside the vocabulary (${emb.n})`);
-      dequantizeRow(emb, t, out, i * H);
-    }
-    return out;
+    if (!this.embedding) throw new Error("embed() on a shard that is not the first stage");
+    return embedTokens(this.embedding, tokens, into);
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { ModelConfig } from "../../models/types.js";
 import { GraphBuilder } from "../onnx/builder.js";
-import { emitLinear } from "../graph/blocks.js";
+import { emitLinear, rmsNorm } from "../graph/blocks.js";
 import type { LinearWeight } from "../weights/linear.js";
 
 /**
@@ -15,8 +15,7 @@ export function buildHeadGraph(cfg: ModelConfig, norm: Float32Array, lmHead: Lin
   const x = g.input("hidden_in", "float32", [1, "S", cfg.hiddenSize]);
   const idx = g.input("logits_index", "int64", ["N"]);
   const sel = g.op("Gather", [x, idx], { axis: 1 });
-  const w = g.weight("output_norm", "float32", [norm.length], norm);
-  const xn = g.op("SimplifiedLayerNormalization", [sel, w], { axis: -1, epsilon: { float: cfg.rmsNormEps }, stash_type: 1 });
+  const xn = rmsNorm(g, sel, norm, cfg.rmsNormEps, "output_norm");
   g.node("Identity", [emitLinear(g, xn, lmHead, "output")], ["logits"]);
   g.output("logits", "float32", [1, "N", lmHead.n]);
   return g;

@@ -1,12 +1,11 @@
 import type { ModelConfig, ModelSource } from "../../models/types.js";
-import { TesseraError } from "../../errors.js";
 import type { TpSlice } from "../graph/slicing.js";
 import { buildTpAttentionGraph, buildTpMlpGraph } from "../graph/decoder.js";
 import { SyncSession, ort } from "../onnx/session.js";
 import { checkEngineConfig } from "../session/shard.js";
 import { KvCache } from "../session/kv-cache.js";
 import type { Device } from "../types.js";
-import { dequantizeRow, type LinearWeight } from "../weights/linear.js";
+import { embedTokens, type LinearWeight } from "../weights/linear.js";
 import { loadEmbedding, loadLayer } from "../weights/load.js";
 import { toLinearWeight, toVector } from "../weights/convert.js";
 import { buildHeadGraph } from "./head-graph.js";
@@ -104,16 +103,8 @@ export class TpRankEngine {
   }
 
   embed(tokens: Int32Array): Float32Array {
-    const emb = this.embedding;
-    if (!emb) throw new Error("embed() on a rank without the embedding table");
-    const H = this.config.hiddenSize;
-    const out = new Float32Array(tokens.length * H);
-    for (let i = 0; i < tokens.length; i++) {
-      const t = tokens[i]!;
-      if (!(t >= 0 && t < emb.n)) throw new TesseraError(`token id ${t} is outside the vocabulary (${emb.n})`);
-      dequantizeRow(emb, t, out, i * H);
-    }
-    return out;
+    if (!this.embedding) throw new Error("embed() on a rank without the embedding table");
+    return embedTokens(this.embedding, tokens);
   }
 
   /**
@@ -153,15 +144,6 @@ export class TpRankEngine {
     };
     const out = this.head.run(feeds, { logits: allLogits ? null : this.lastLogits! });
     return out.logits.data as Float32Array;
-  }
-
-  /** Tokens cached. */
-  get length(): number {
-    return this.kv.length;
-  }
-
-  get capacity(): number {
-    return this.kv.capacity;
   }
 
   truncate(pos: number): void {

@@ -1,3 +1,5 @@
+import { TesseraError } from "../../errors.js";
+
 /**
  * The engine's in-memory form of a linear weight (and of the embedding table), ready to become
  * ONNX initializers.
@@ -42,6 +44,19 @@ export function nBlocks(w: NBitsWeight): number {
 export function weightBytes(w: LinearWeight): number {
   if (w.kind === "float") return w.data.byteLength;
   return w.data.byteLength + w.scales.byteLength + (w.zeroPoints?.byteLength ?? 0) + (w.groupBias?.byteLength ?? 0);
+}
+
+/**
+ * The embedding rows of `tokens`, one after another ([n × k]), into `out` when given. The table
+ * stays at its stored size: one row is dequantized per token.
+ */
+export function embedTokens(table: LinearWeight, tokens: Int32Array, out: Float32Array = new Float32Array(tokens.length * table.k)): Float32Array {
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (!(t >= 0 && t < table.n)) throw new TesseraError(`token id ${t} is outside the vocabulary (${table.n})`);
+    dequantizeRow(table, t, out, i * table.k);
+  }
+  return out;
 }
 
 /** Dequantizes row `r` into `out` (length k). Used for embedding lookups and the reference forward pass. */

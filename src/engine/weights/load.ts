@@ -86,9 +86,9 @@ export async function loadRopeFreqs(src: ModelSource): Promise<Float32Array | un
  */
 export function shardWeightBytes(src: ModelSource, layers: [number, number]): number {
   let total = 0;
-  for (let l = layers[0]; l < layers[1]; l++) {
-    const prefix = `blk.${l}.`;
-    for (const t of src.tensors()) if (t.name.startsWith(prefix)) total += t.byteLength;
+  for (const t of src.tensors()) {
+    const l = Number(/^blk\.(\d+)\./.exec(t.name)?.[1] ?? -1);
+    if (l >= layers[0] && l < layers[1]) total += t.byteLength;
   }
   if (layers[1] === src.config.numLayers) {
     total += (src.info("output.weight") ?? src.info("token_embd.weight"))?.byteLength ?? 0;
