@@ -1,7 +1,7 @@
 import { TesseraError } from "../errors.js";
 import type { Tokenizer } from "../models/types.js";
-import type { Stepper } from "./types.js";
-import { Sampler, resolveSamplingParams, randomSeed, type SamplingParams, type TokenLogprobs } from "./sampling/index.js";
+import { samplesItself, type Stepper } from "./types.js";
+import { Sampler, resolveSamplingParams, randomSeed, type ResolvedSamplingParams, type SampleResult, type SamplingParams, type TokenLogprobs } from "./sampling/index.js";
 import { StreamDetokenizer } from "./detokenizer.js";
 import { StopMatcher } from "./stop.js";
 
@@ -103,6 +103,28 @@ export class Generator {
     this.stepper.truncate(0);
   }
 
+  /**
+   * Starts a request's sampling and returns its step: run tokens, get the next one (accepted into
+   * the penalty window). A stepper that samples itself does it where its logits are.
+   */
+  private sampling(params: ResolvedSamplingParams, opts: { logprobs?: number }, prompt: readonly number[]): (tokens: Int32Array) => SampleResult {
+    const stepper = this.stepper;
+    if (samplesItself(stepper)) {
+      stepper.beginSampling(params, opts, prompt);
+      return (tokens) => stepper.forwardSample(tokens);
+    }
+    const vocab = stepper.vocabSize;
+    if (!this.sampler || this.sampler.vocabSize !== vocab) this.sampler = new Sampler(vocab, params, opts);
+    else this.sampler.reset(params, opts);
+    const sampler = this.sampler;
+    for (const t of prompt) sampler.accept(t);
+    return (tokens) => {
+      const r = sampler.sample(stepper.forward(tokens));
+      sampler.accept(r.token);
+      return r;
+    };
+  }
+
   async generate(req: GenerationRequest, opts: GenerateOptions = {}): Promise<GenerationResult> {
     if (this.busy) throw new Error("Generator.generate: one request at a time");
     this.busy = true;
@@ -129,11 +151,7 @@ export class Generator {
     const maxTokens = checkRequest(req, stepper);
     const seed = req.seed ?? randomSeed();
     const params = resolveSamplingParams(pickSampling(req), seed);
-    const vocab = stepper.vocabSize;
-    if (!this.sampler || this.sampler.vocabSize !== vocab) this.sampler = new Sampler(vocab, params, { logprobs: req.logprobs });
-    else this.sampler.reset(params, { logprobs: req.logprobs });
-    const sampler = this.sampler;
-    for (const t of prompt) sampler.accept(t);
+    const next = this.sampling(params, { logprobs: req.logprobs }, prompt);
 
     // Reuse the cached prefix; at least one prompt token must run to get logits.
     let keep = commonPrefix(this.cached, prompt);
@@ -182,30 +200,31 @@ export class Generator {
 
     // Prefill in chunks, so a long prompt can be cancelled and the memory of one step stays bounded.
     const tp = performance.now();
-    let logits: Float32Array | undefined;
+    let sampled: SampleResult | undefined;
     for (let at = keep; at < prompt.length; at += this.prefillChunk) {
       if (signal?.aborted) return finish("cancelled");
-      const chunk = prompt.slice(at, at + this.prefillChunk);
-      logits = stepper.forward(Int32Array.from(chunk));
+      const chunk = Int32Array.from(prompt.slice(at, at + this.prefillChunk));
+      const last = at + this.prefillChunk >= prompt.length;
+      if (last) sampled = next(chunk);
+      else stepper.forward(chunk);
       this.cached.push(...chunk);
-      if (at + this.prefillChunk < prompt.length) await yieldToEventLoop();
+      if (!last) await yieldToEventLoop();
     }
     timings.prefillMs = performance.now() - tp;
     timings.prefillTps = rate(prompt.length - keep, timings.prefillMs);
-    if (!logits) throw new Error("Generator: prefill produced no logits");
+    if (!sampled) throw new Error("Generator: prefill produced no token");
 
     let decodeStart = 0;
     let decodeSteps = 0;
     for (;;) {
       if (signal?.aborted) return finishDecode("cancelled");
-      const { token, logprobs: lp } = sampler.sample(logits);
+      const { token, logprobs: lp } = sampled;
       if (tokens.length === 0) {
         timings.firstTokenMs = performance.now() - t0;
         decodeStart = performance.now();
       }
       if (stopIds.has(token)) return finishDecode("stop", { token });
       tokens.push(token);
-      sampler.accept(token);
       if (lp) logprobs?.push(lp);
       const piece = detok ? detok.push(token) : "";
       const shown = stopper.push(piece);
@@ -214,7 +233,7 @@ export class Generator {
       if (tokens.length >= maxTokens) return finishDecode("length");
       await yieldToEventLoop();
       if (signal?.aborted) return finishDecode("cancelled");
-      logits = stepper.forward(Int32Array.of(token));
+      sampled = next(Int32Array.of(token));
       this.cached.push(token);
       decodeSteps++;
     }

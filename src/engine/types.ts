@@ -1,3 +1,5 @@
+import type { ResolvedSamplingParams, SampleResult } from "./sampling/index.js";
+
 /**
  * The engine's contract with the generation loop, the runner and the CLI.
  * A Stepper owns one sequence's KV cache and runs tokens through (a shard of) the model.
@@ -30,4 +32,22 @@ export interface Stepper {
   /** Forgets cached positions ≥ pos (truncate(0) starts a new sequence). */
   truncate(pos: number): void;
   dispose(): Promise<void>;
+}
+
+/**
+ * A stepper that samples where its logits are: a sharded model samples on its last stage, so a
+ * decode step sends one token (and its logprobs) back over the network, not vocabulary-sized
+ * logits (a 152k vocabulary is 608 KB per token). The generation loop uses it when a stepper has
+ * it, and otherwise samples forward()'s logits itself; both give the same tokens for one seed.
+ */
+export interface SamplingStepper extends Stepper {
+  /** Starts a request: its parameters (seed included), logprobs count, and the whole prompt, which feeds the penalty window. */
+  beginSampling(params: ResolvedSamplingParams, opts: { logprobs?: number }, prompt: readonly number[]): void;
+  /** forward(tokens), then the token sampled from the last one's logits, already accepted into the penalty window. */
+  forwardSample(tokens: Int32Array): SampleResult;
+}
+
+export function samplesItself(s: Stepper): s is SamplingStepper {
+  const c = s as Partial<SamplingStepper>;
+  return typeof c.beginSampling === "function" && typeof c.forwardSample === "function";
 }

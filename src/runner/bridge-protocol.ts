@@ -1,4 +1,5 @@
 import type { MessagePort } from "node:worker_threads";
+import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import type { LaunchOptions } from "./launcher.js";
 
 /**
@@ -8,6 +9,8 @@ import type { LaunchOptions } from "./launcher.js";
  */
 export type BridgeRequest =
   | { type: "forward"; tokens: Int32Array; allLogits: boolean }
+  | { type: "beginSampling"; params: ResolvedSamplingParams; logprobs?: number; prompt: number[] }
+  | { type: "forwardSample"; tokens: Int32Array }
   | { type: "truncate"; pos: number }
   | { type: "close" };
 
@@ -16,7 +19,12 @@ export interface WireError {
   user: boolean;
 }
 
-export type BridgeReply = { type: "logits"; logits: Float32Array } | { type: "error"; error: WireError } | { type: "closed" };
+export type BridgeReply =
+  | { type: "logits"; logits: Float32Array }
+  | { type: "sample"; sample: SampleResult }
+  | { type: "begun" }
+  | { type: "error"; error: WireError }
+  | { type: "closed" };
 
 /** Driver thread → its parent thread, once: started (or not). */
 export type DriverThreadEvent =

@@ -1,7 +1,8 @@
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from "node:worker_threads";
 import { startModuleWorker } from "../spawn.js";
 import { TesseraError } from "../errors.js";
-import type { Stepper } from "../engine/types.js";
+import type { SamplingStepper } from "../engine/types.js";
+import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import type { BridgeReply, BridgeRequest, DriverThreadData, DriverThreadEvent, WireError } from "./bridge-protocol.js";
 import type { LaunchOptions } from "./launcher.js";
 
@@ -15,10 +16,11 @@ function toError(w: WireError): Error {
 
 /**
  * The synchronous Stepper of a sharded model, for the engine thread (H4's generation loop runs on it
- * unchanged). Each forward hands the tokens to the driver thread and blocks until the logits are
- * back; a lost runner surfaces as the TesseraError the data plane raised (naming the rank).
+ * unchanged). Each forward hands the tokens to the driver thread and blocks until the logits (or,
+ * sampling on the last stage, the token) are back; a lost runner surfaces as the TesseraError the
+ * data plane raised (naming the rank).
  */
-export class ShardedStepper implements Stepper {
+export class ShardedStepper implements SamplingStepper {
   private pos = 0;
   private closed = false;
 
@@ -67,19 +69,38 @@ export class ShardedStepper implements Stepper {
     return reply;
   }
 
-  forward(tokens: Int32Array, opts: { allLogits?: boolean } = {}): Float32Array {
+  private checkStep(tokens: Int32Array): void {
     if (this.closed) throw new Error("forward() after dispose()");
-    const n = tokens.length;
-    if (this.pos + n > this.contextLength) {
+    if (this.pos + tokens.length > this.contextLength) {
       throw new TesseraError(
-        `context overflow: ${this.pos} cached + ${n} new tokens exceed the context length of ${this.contextLength} tokens (raise --ctx)`,
+        `context overflow: ${this.pos} cached + ${tokens.length} new tokens exceed the context length of ${this.contextLength} tokens (raise --ctx)`,
       );
     }
-    const reply = this.call({ type: "forward", tokens, allLogits: opts.allLogits === true });
+  }
+
+  private expect<T extends BridgeReply["type"]>(reply: BridgeReply, type: T, to: string): Extract<BridgeReply, { type: T }> {
     if (reply.type === "error") throw toError(reply.error);
-    if (reply.type !== "logits") throw new Error(`unexpected reply '${reply.type}' to forward`);
-    this.pos += n;
+    if (reply.type !== type) throw new Error(`unexpected reply '${reply.type}' to ${to}`);
+    return reply as Extract<BridgeReply, { type: T }>;
+  }
+
+  forward(tokens: Int32Array, opts: { allLogits?: boolean } = {}): Float32Array {
+    this.checkStep(tokens);
+    const reply = this.expect(this.call({ type: "forward", tokens, allLogits: opts.allLogits === true }), "logits", "forward");
+    this.pos += tokens.length;
     return reply.logits;
+  }
+
+  beginSampling(params: ResolvedSamplingParams, opts: { logprobs?: number }, prompt: readonly number[]): void {
+    if (this.closed) throw new Error("beginSampling() after dispose()");
+    this.expect(this.call({ type: "beginSampling", params, ...opts, prompt: [...prompt] }), "begun", "beginSampling");
+  }
+
+  forwardSample(tokens: Int32Array): SampleResult {
+    this.checkStep(tokens);
+    const reply = this.expect(this.call({ type: "forwardSample", tokens }), "sample", "forwardSample");
+    this.pos += tokens.length;
+    return reply.sample;
   }
 
   truncate(pos: number): void {

@@ -37,8 +37,15 @@ port.on("message", (m: BridgeRequest) => {
       return;
     }
     try {
-      const logits = await driver.forward(m.tokens, { allLogits: m.allLogits });
-      answer({ type: "logits", logits }, [logits.buffer as ArrayBuffer]);
+      if (m.type === "beginSampling") {
+        await driver.beginSampling(m.params, m.logprobs !== undefined ? { logprobs: m.logprobs } : {}, m.prompt);
+        answer({ type: "begun" });
+      } else if (m.type === "forwardSample") {
+        answer({ type: "sample", sample: await driver.forwardSample(m.tokens) });
+      } else {
+        const logits = await driver.forward(m.tokens, { allLogits: m.allLogits });
+        answer({ type: "logits", logits }, [logits.buffer as ArrayBuffer]);
+      }
     } catch (e) {
       answer({ type: "error", error: wire(e) });
     }

@@ -1,6 +1,8 @@
 import { TesseraError } from "../errors.js";
 import { evenSplit } from "../engine/tp/split.js";
-import { HEADER_INTS, Op, Tag } from "./protocol.js";
+import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
+import { HEADER_INTS, Op, StepFlag, Tag } from "./protocol.js";
+import { decodeSample, encodeSampling, sampleWireLength } from "./sample-wire.js";
 import { LocalRunners, type LaunchOptions } from "./launcher.js";
 
 /**
@@ -15,6 +17,9 @@ export class ShardedDriver {
   /** The last stage's ranks and the vocabulary slice each sends. */
   private readonly lastStage: { world: number; rows: [number, number] }[];
   private closing: Promise<void> | undefined;
+  /** World rank of the last stage's tensor rank 0, which samples (op SAMPLING). */
+  private readonly samplerRank: number;
+  private sampleWire = new Float64Array(sampleWireLength(0));
 
   private constructor(
     readonly runners: LocalRunners,
@@ -22,6 +27,7 @@ export class ShardedDriver {
   ) {
     this.firstStage = runners.places.filter((p) => p.stage === 0).map((p) => p.world);
     const last = runners.places.filter((p) => p.stage === runners.places[runners.places.length - 1]!.stage);
+    this.samplerRank = last.find((p) => p.tpRank === 0)!.world;
     const counts = evenSplit(runners.vocabSize, last.length);
     let at = 0;
     this.lastStage = last.map((p, i) => {
@@ -54,7 +60,8 @@ export class ShardedDriver {
     return this.pos;
   }
 
-  async forward(tokens: Int32Array, opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+  /** Sends the step header and the tokens; the runners take it from there. */
+  private async startStep(tokens: Int32Array, flags: number): Promise<void> {
     const n = tokens.length;
     if (n < 1) throw new TesseraError("a forward step needs at least one token");
     if (this.pos + n > this.contextLength) {
@@ -66,10 +73,16 @@ export class ShardedDriver {
     const h = this.header;
     h[0] = Op.STEP;
     h[1] = n;
-    h[2] = opts.allLogits ? 1 : 0;
+    h[2] = flags;
     h[3] = this.pos;
     await world.broadcast(0, h);
     for (const r of this.firstStage) await world.send(r, tokens, Tag.TOKENS);
+  }
+
+  async forward(tokens: Int32Array, opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    await this.startStep(tokens, opts.allLogits ? StepFlag.ALL_LOGITS : 0);
+    const n = tokens.length;
+    const world = this.runners.world;
     const V = this.vocabSize;
     const rows = opts.allLogits ? n : 1;
     const logits = new Float32Array(rows * V);
@@ -85,6 +98,33 @@ export class ShardedDriver {
     );
     this.pos += n;
     return logits;
+  }
+
+  /**
+   * Starts a request's sampling on the last stage's tensor rank 0 (protocol.ts, op SAMPLING): from
+   * now on forwardSample steps return a token, not logits.
+   */
+  async beginSampling(params: ResolvedSamplingParams, opts: { logprobs?: number }, prompt: readonly number[]): Promise<void> {
+    const logprobs = opts.logprobs ?? -1;
+    if (!Number.isInteger(logprobs) || logprobs < -1) throw new TesseraError(`logprobs must be an integer ≥ 0, got ${opts.logprobs}`, "request");
+    const world = this.runners.world;
+    const h = this.header;
+    h[0] = Op.SAMPLING;
+    h[1] = prompt.length;
+    h[2] = logprobs;
+    h[3] = this.pos;
+    await world.broadcast(0, h);
+    await world.send(this.samplerRank, encodeSampling(params), Tag.SAMPLING);
+    await world.send(this.samplerRank, Int32Array.from(prompt), Tag.TOKENS);
+    if (this.sampleWire.length < sampleWireLength(logprobs)) this.sampleWire = new Float64Array(sampleWireLength(logprobs));
+  }
+
+  /** forward(tokens), sampled where the logits are: only the token and its logprobs come back. */
+  async forwardSample(tokens: Int32Array): Promise<SampleResult> {
+    await this.startStep(tokens, StepFlag.SAMPLE);
+    const got = await this.runners.world.recv(this.samplerRank, this.sampleWire, Tag.SAMPLE);
+    this.pos += tokens.length;
+    return decodeSample(this.sampleWire.subarray(0, got / 8));
   }
 
   truncate(pos: number): void {

@@ -15,17 +15,25 @@ import type { ShardPlan } from "./plan.js";
  *   runner → parent  exiting {peakRssBytes}     after CLOSE, its peak RSS over its whole life, then it exits 0
  *
  * Data (world group over src/transport; the driver is world rank 0): every step starts with a
- * broadcast of a StepHeader from the driver, Int32Array [op, n, allLogits, position]:
+ * broadcast of a StepHeader from the driver, Int32Array [op, n, flags, position]:
  *   op STEP      n tokens at `position`. The driver then sends the tokens (int32 [n], tag TOKENS) to
  *                every rank of stage 0; stage s > 0 receives hidden states (float32 [n × hidden], tag
  *                HIDDEN) from the rank of stage s − 1 with the same tensor rank modulo that stage's
- *                size; every rank of the last stage sends the driver its slice of the vocabulary
- *                (evenSplit over the group, in rank order), float32 [n or 1 × slice], tag LOGITS.
+ *                size. Then, by flags:
+ *                - none / ALL_LOGITS: every rank of the last stage sends the driver its slice of the
+ *                  vocabulary (evenSplit over the group, in rank order), float32 [1 or n × slice], tag LOGITS;
+ *                - SAMPLE: the last stage's other ranks send their slices to its tensor rank 0 (the
+ *                  sampler rank, tag LOGITS), which samples the last token's logits and sends the driver
+ *                  the result (SAMPLE_LAYOUT below), float64, tag SAMPLE.
+ *   op SAMPLING  a request starts (n = prompt length, flags = logprobs count or -1): the driver sends the
+ *                sampler rank the parameters (float64 [SAMPLING_FIELDS], tag SAMPLING), then the prompt
+ *                (int32 [n], tag TOKENS) for the penalty window.
  *   op TRUNCATE  forget positions ≥ `position`.
  *   op CLOSE     leave the groups and exit 0.
  */
-export const Op = { STEP: 1, TRUNCATE: 2, CLOSE: 3 } as const;
-export const Tag = { TOKENS: 1, HIDDEN: 2, LOGITS: 3 } as const;
+export const Op = { STEP: 1, TRUNCATE: 2, CLOSE: 3, SAMPLING: 4 } as const;
+export const Tag = { TOKENS: 1, HIDDEN: 2, LOGITS: 3, SAMPLING: 4, SAMPLE: 5 } as const;
+export const StepFlag = { ALL_LOGITS: 1, SAMPLE: 2 } as const;
 export const HEADER_INTS = 4;
 
 export interface RunnerInit {

@@ -1,7 +1,9 @@
 import type { Group } from "../transport/index.js";
-import { HEADER_INTS, Op, Tag } from "./protocol.js";
+import { Sampler } from "../engine/sampling/index.js";
+import { HEADER_INTS, Op, StepFlag, Tag } from "./protocol.js";
 import type { RankPlace } from "./plan.js";
 import type { StageCompute } from "./stage.js";
+import { decodeSampling, encodeSample, sampleWireLength, SAMPLING_FIELDS } from "./sample-wire.js";
 
 /**
  * A runner's step loop (see protocol.ts for the data-plane messages). Returns when the driver says
@@ -13,6 +15,8 @@ export async function serveSteps(
   me: RankPlace,
   places: RankPlace[],
   hidden: number,
+  /** The last stage's vocabulary slices, by tensor rank (the sampler rank gathers them). */
+  vocabRows: [number, number][],
   /** Tests only (RunnerInit.testStepDelay): block this thread so long before each prefill step. */
   testPrefillDelayMs = 0,
 ): Promise<void> {
@@ -20,14 +24,20 @@ export async function serveSteps(
   const prevStage = places.filter((p) => p.stage === me.stage - 1);
   const from = prevStage.length ? prevStage[me.tpRank % prevStage.length]!.world : 0;
   const to = places.filter((p) => p.stage === me.stage + 1 && p.tpRank % me.tpSize === me.tpRank).map((p) => p.world);
+  const lastStage = places.filter((p) => p.stage === places[places.length - 1]!.stage).sort((a, b) => a.tpRank - b.tpRank);
+  const sampling = stage.logitRows && me.tpRank === 0 ? new SamplingRank(world, lastStage, vocabRows) : undefined;
   let tokens = new Int32Array(1);
   let buf = new Float32Array(hidden);
   for (;;) {
     await world.broadcast(0, header);
-    const [op, n, allLogits, position] = [header[0]!, header[1]!, header[2] === 1, header[3]!];
+    const [op, n, flags, position] = [header[0]!, header[1]!, header[2]!, header[3]!];
     if (op === Op.CLOSE) return;
     if (op === Op.TRUNCATE) {
       stage.truncate(position);
+      continue;
+    }
+    if (op === Op.SAMPLING) {
+      await sampling?.begin(n, flags);
       continue;
     }
     if (op !== Op.STEP) throw new Error(`unknown step op ${op}`);
@@ -43,14 +53,61 @@ export async function serveSteps(
       await world.recv(from, x, Tag.HIDDEN);
     }
     if (testPrefillDelayMs > 0 && n > 1) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, testPrefillDelayMs);
+    const allLogits = (flags & StepFlag.ALL_LOGITS) !== 0;
     const out = await stage.step(x, n, allLogits);
     const rows = stage.logitRows;
     if (rows) {
       const want = (allLogits ? n : 1) * (rows[1] - rows[0]);
       if (out.length !== want) throw new Error(`logits of ${out.length} values, expected ${want}`);
-      await world.send(0, out, Tag.LOGITS);
+      if (!(flags & StepFlag.SAMPLE)) await world.send(0, out, Tag.LOGITS);
+      else if (sampling) await sampling.sample(out);
+      else await world.send(lastStage[0]!.world, out, Tag.LOGITS);
     } else {
       for (const r of to) await world.send(r, out, Tag.HIDDEN);
     }
+  }
+}
+
+/** Tensor rank 0 of the last stage: holds the request's sampler and samples the gathered logits. */
+class SamplingRank {
+  private readonly logits: Float32Array;
+  private readonly params = new Float64Array(SAMPLING_FIELDS.length);
+  private sampler: Sampler | undefined;
+  private wire = new Float64Array(sampleWireLength(0));
+  private prompt = new Int32Array(1);
+
+  constructor(
+    private readonly world: Group,
+    private readonly lastStage: RankPlace[],
+    private readonly rows: [number, number][],
+  ) {
+    this.logits = new Float32Array(rows[rows.length - 1]![1]);
+  }
+
+  async begin(promptLength: number, logprobs: number): Promise<void> {
+    await this.world.recv(0, this.params, Tag.SAMPLING);
+    if (this.prompt.length < promptLength) this.prompt = new Int32Array(promptLength);
+    const prompt = this.prompt.subarray(0, promptLength);
+    await this.world.recv(0, prompt, Tag.TOKENS);
+    const params = decodeSampling(this.params);
+    const opts = logprobs >= 0 ? { logprobs } : {};
+    if (this.sampler) this.sampler.reset(params, opts);
+    else this.sampler = new Sampler(this.logits.length, params, opts);
+    for (const t of prompt) this.sampler.accept(t);
+    if (this.wire.length < sampleWireLength(logprobs)) this.wire = new Float64Array(sampleWireLength(logprobs));
+  }
+
+  /** `own`: this rank's slice of the last token's logits; the other ranks' slices arrive over the world group. */
+  async sample(own: Float32Array): Promise<void> {
+    if (!this.sampler) throw new Error("a sampled step before any SAMPLING op");
+    this.logits.set(own, this.rows[0]![0]);
+    for (let r = 1; r < this.lastStage.length; r++) {
+      const [v0, v1] = this.rows[r]!;
+      const got = await this.world.recv(this.lastStage[r]!.world, this.logits.subarray(v0, v1), Tag.LOGITS);
+      if (got !== (v1 - v0) * 4) throw new Error(`got ${got} bytes of logits from tensor rank ${r}, expected ${(v1 - v0) * 4}`);
+    }
+    const result = this.sampler.sample(this.logits);
+    this.sampler.accept(result.token);
+    await this.world.send(0, encodeSample(result, this.wire), Tag.SAMPLE);
   }
 }
