@@ -5,6 +5,9 @@ import { HEADER_INTS, Op, StepFlag, Tag } from "./protocol.js";
 import { decodeSample, encodeSampling, sampleWireLength } from "./sample-wire.js";
 import { LocalRunners, type LaunchOptions } from "./launcher.js";
 
+/** Default prefill micro-batch for pipelines (LaunchOptions.microBatch); bench/parallel measures the choice. */
+export const PIPELINE_MICRO_BATCH = 64;
+
 /**
  * The driver of a sharded model (world rank 0): tokens go to stage 0, logits come back from tensor
  * rank 0 of the last stage. Its forward is asynchronous (the network answers on this thread's event
@@ -21,10 +24,14 @@ export class ShardedDriver {
   private readonly samplerRank: number;
   private sampleWire = new Float64Array(sampleWireLength(0));
 
+  private readonly stages: number;
+
   private constructor(
     readonly runners: LocalRunners,
     readonly contextLength: number,
+    private readonly microBatch: number,
   ) {
+    this.stages = runners.places[runners.places.length - 1]!.stage + 1;
     this.firstStage = runners.places.filter((p) => p.stage === 0).map((p) => p.world);
     const last = runners.places.filter((p) => p.stage === runners.places[runners.places.length - 1]!.stage);
     this.samplerRank = last.find((p) => p.tpRank === 0)!.world;
@@ -40,7 +47,7 @@ export class ShardedDriver {
   /** Starts the runners, waits until all are connected, and warms them up with one step. */
   static async start(o: LaunchOptions): Promise<ShardedDriver> {
     const runners = await LocalRunners.start(o);
-    const d = new ShardedDriver(runners, o.contextLength);
+    const d = new ShardedDriver(runners, o.contextLength, o.microBatch ?? PIPELINE_MICRO_BATCH);
     try {
       await d.forward(Int32Array.of(0));
       d.truncate(0);
@@ -61,14 +68,18 @@ export class ShardedDriver {
   }
 
   /** Sends the step header and the tokens; the runners take it from there. */
-  private async startStep(tokens: Int32Array, flags: number): Promise<void> {
-    const n = tokens.length;
+  private checkRoom(n: number): void {
     if (n < 1) throw new TesseraError("a forward step needs at least one token");
     if (this.pos + n > this.contextLength) {
       throw new TesseraError(
         `context overflow: ${this.pos} cached + ${n} new tokens exceed the context length of ${this.contextLength} tokens (raise --ctx)`,
       );
     }
+  }
+
+  private async startStep(tokens: Int32Array, flags: number): Promise<void> {
+    const n = tokens.length;
+    this.checkRoom(n);
     const world = this.runners.world;
     const h = this.header;
     h[0] = Op.STEP;
@@ -79,7 +90,28 @@ export class ShardedDriver {
     for (const r of this.firstStage) await world.send(r, tokens, Tag.TOKENS);
   }
 
+  /**
+   * Pipelined prefill: with several stages, all but the last micro-batch of a long input are sent as
+   * steps that return nothing, back to back, so stage s computes micro-batch k while stage s + 1
+   * computes k − 1 (a pipeline computes one stage at a time otherwise). Returns the last micro-batch,
+   * which the caller runs as a normal step.
+   */
+  private async pipelinePrefix(tokens: Int32Array): Promise<Int32Array> {
+    this.checkRoom(tokens.length); // before any micro-batch goes out
+    const m = this.microBatch;
+    if (this.stages < 2 || m <= 0 || tokens.length <= m) return tokens;
+    const k = Math.ceil(tokens.length / m);
+    const size = Math.ceil(tokens.length / k); // k even micro-batches, not k − 1 full ones and a stub
+    let at = 0;
+    for (; tokens.length - at > size; at += size) {
+      await this.startStep(tokens.subarray(at, at + size), StepFlag.NO_OUTPUT);
+      this.pos += size;
+    }
+    return tokens.subarray(at);
+  }
+
   async forward(tokens: Int32Array, opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    if (!opts.allLogits) tokens = await this.pipelinePrefix(tokens);
     await this.startStep(tokens, opts.allLogits ? StepFlag.ALL_LOGITS : 0);
     const n = tokens.length;
     const world = this.runners.world;
@@ -121,6 +153,7 @@ export class ShardedDriver {
 
   /** forward(tokens), sampled where the logits are: only the token and its logprobs come back. */
   async forwardSample(tokens: Int32Array): Promise<SampleResult> {
+    tokens = await this.pipelinePrefix(tokens);
     await this.startStep(tokens, StepFlag.SAMPLE);
     const got = await this.runners.world.recv(this.samplerRank, this.sampleWire, Tag.SAMPLE);
     this.pos += tokens.length;

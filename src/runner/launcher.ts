@@ -37,6 +37,12 @@ export interface LaunchOptions {
    * say). A SharedArrayBuffer-backed array reaches across the worker threads the options are cloned into.
    */
   peakRssOut?: Float64Array;
+  /**
+   * Pipelined prefill (driver.ts): a forward of more tokens than this is cut into micro-batches of
+   * about this size, sent back to back so every stage computes at once. 0 = never cut. Default:
+   * PIPELINE_MICRO_BATCH.
+   */
+  microBatch?: number;
   /** Tests only: world rank `world` blocks for `ms` before each prefill step (see RunnerInit). */
   testStepDelay?: { world: number; ms: number };
 }

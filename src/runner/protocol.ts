@@ -22,6 +22,7 @@ import type { ShardPlan } from "./plan.js";
  *                size. Then, by flags:
  *                - none / ALL_LOGITS: every rank of the last stage sends the driver its slice of the
  *                  vocabulary (evenSplit over the group, in rank order), float32 [1 or n × slice], tag LOGITS;
+ *                - NO_OUTPUT: nothing; the driver does not wait (a pipelined prefill micro-batch);
  *                - SAMPLE: the last stage's other ranks send their slices to its tensor rank 0 (the
  *                  sampler rank, tag LOGITS), which samples the last token's logits and sends the driver
  *                  the result (SAMPLE_LAYOUT below), float64, tag SAMPLE.
@@ -33,7 +34,7 @@ import type { ShardPlan } from "./plan.js";
  */
 export const Op = { STEP: 1, TRUNCATE: 2, CLOSE: 3, SAMPLING: 4 } as const;
 export const Tag = { TOKENS: 1, HIDDEN: 2, LOGITS: 3, SAMPLING: 4, SAMPLE: 5 } as const;
-export const StepFlag = { ALL_LOGITS: 1, SAMPLE: 2 } as const;
+export const StepFlag = { ALL_LOGITS: 1, SAMPLE: 2, NO_OUTPUT: 4 } as const;
 export const HEADER_INTS = 4;
 
 export interface RunnerInit {

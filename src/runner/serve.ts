@@ -59,6 +59,7 @@ export async function serveSteps(
     if (rows) {
       const want = (allLogits ? n : 1) * (rows[1] - rows[0]);
       if (out.length !== want) throw new Error(`logits of ${out.length} values, expected ${want}`);
+      if (flags & StepFlag.NO_OUTPUT) continue;
       if (!(flags & StepFlag.SAMPLE)) await world.send(0, out, Tag.LOGITS);
       else if (sampling) await sampling.sample(out);
       else await world.send(lastStage[0]!.world, out, Tag.LOGITS);

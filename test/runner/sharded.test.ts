@@ -7,6 +7,7 @@ import { makePlan, type ShardPlan } from "../../src/runner/plan.js";
 import { CONTEXT, ModelFiles, configOf, PROMPT, trace, type ModelSpec } from "./models.js";
 import { relErr } from "../engine/core/compare.js";
 import { waitGone } from "./processes.js";
+import { argmax } from "../../src/engine/sampling/select.js";
 
 // Sharded runs over real runner processes and loopback TCP must give the single process's greedy
 // tokens for 64 steps, and logits within TOLERANCE of its largest logit. The sharded graphs sum the
@@ -75,6 +76,34 @@ test("TP 4 (2 KV heads, each replicated on 2 ranks): qwen3 small q4_0", () =>
   checkSharded({ arch: "qwen3", preset: "small", quant: "q4_0" }, (c) => makePlan(c, { pp: 1, tp: 4 })));
 
 test("PP 2 × TP 2: llama small q8_0", () => checkSharded({ arch: "llama", preset: "small", quant: "q8_0" }, (c) => makePlan(c, { pp: 2, tp: 2 })));
+
+test("PP 3 pipelined prefill: micro-batches of 3 tokens in flight at once give the one-process logits and tokens", async () => {
+  const spec = { arch: "qwen3", preset: "small", quant: "f16" } as const;
+  const path = await models.path(spec);
+  const ref = await models.reference(spec);
+  const driver = await ShardedDriver.start({ plan: makePlan(await configOf(path), { pp: 3, tp: 1 }), modelPath: path, contextLength: CONTEXT, microBatch: 3 });
+  const V = driver.vocabSize;
+  try {
+    for (let round = 0; round < 2; round++) {
+      // 8 prompt tokens: micro-batches 3 + 3, then the last 2 return the logits
+      const last = await driver.forward(PROMPT);
+      assert.equal(driver.position, PROMPT.length);
+      assert.ok(relErr(last, ref.promptLogits.subarray((PROMPT.length - 1) * V)) < TOLERANCE_EXACT);
+      let logits = last;
+      for (let i = 0; i < 8; i++) {
+        assert.equal(argmax(logits, V), ref.tokens[i]);
+        logits = await driver.forward(Int32Array.of(ref.tokens[i]!));
+      }
+      assert.ok(relErr(logits, ref.logits[8]!) < TOLERANCE_EXACT);
+      driver.truncate(0);
+    }
+    // an input that would overflow the context sends no micro-batch at all
+    await assert.rejects(driver.forward(new Int32Array(CONTEXT + 1)), /context overflow/);
+    assert.equal(driver.position, 0);
+  } finally {
+    await driver.close();
+  }
+});
 
 test("TP 2 with 8-bit partial sums (--compress-activations): llama small f16", async () => {
   const spec = { arch: "llama", preset: "small", quant: "f16" } as const;
