@@ -5,9 +5,14 @@
 //   echo      prints "port N"; echoes every byte back on every connection.
 //   ping <port> <iters> <warmup> <bytes>
 //       sends `bytes` bytes, waits for them to come back, repeats; prints one JSON line of µs timings.
+//   echo-poll, ping-poll <port> <iters> <warmup> <bytes>
+//       the same, both ends spinning on non-blocking reads of the socket's fd (no event loop), as a
+//       busy-polled decode all-reduce does: the raw TCP floor to compare that all-reduce with.
 import net from "node:net";
 import { createInterface } from "node:readline";
+import fs from "node:fs";
 import { Group, GroupListener, type PeerAddress } from "../../src/transport/index.js";
+import { readNow, socketFd } from "../../src/transport/busy-poll.js";
 
 export interface Timings {
   median: number;
@@ -99,10 +104,72 @@ async function ping(argv: string[]): Promise<void> {
   console.log(JSON.stringify(summarize(us, cpu)));
 }
 
+function fdOf(s: net.Socket): number {
+  s.pause(); // libuv must not read behind the spin (it cannot anyway: the loop below never yields)
+  const fd = socketFd(s);
+  if (fd === undefined) throw new Error("no file descriptor for the socket");
+  return fd;
+}
+
+function writeAll(fd: number, b: Uint8Array): void {
+  for (let off = 0; off < b.length; ) {
+    try {
+      off += fs.writeSync(fd, b, off, b.length - off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+    }
+  }
+}
+
+async function echoPoll(): Promise<void> {
+  const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) => {
+    const fd = fdOf(s);
+    const buf = new Uint8Array(1 << 20);
+    Error.stackTraceLimit = 0; // EAGAIN is thrown on every empty poll
+    for (;;) {
+      const r = readNow(fd, buf);
+      if (r === "eof") process.exit(0);
+      if (r !== "again") writeAll(fd, buf.subarray(0, r));
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  console.log(`port ${(server.address() as net.AddressInfo).port}`);
+}
+
+async function pingPoll(argv: string[]): Promise<void> {
+  const [port, iters, warmup, bytes] = argv.map(Number) as [number, number, number, number];
+  const s = await new Promise<net.Socket>((resolve, reject) => {
+    const c = net.connect({ host: "127.0.0.1", port, noDelay: true }, () => resolve(c));
+    c.once("error", reject);
+  });
+  const fd = fdOf(s);
+  const msg = new Uint8Array(bytes).fill(1);
+  const buf = new Uint8Array(1 << 20);
+  const us: number[] = [];
+  Error.stackTraceLimit = 0;
+  let cpu0 = process.cpuUsage();
+  for (let i = 0; i < warmup + iters; i++) {
+    if (i === warmup) cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    writeAll(fd, msg);
+    for (let got = 0; got < bytes; ) {
+      const r = readNow(fd, buf);
+      if (r === "eof") throw new Error("the echo process closed the connection");
+      if (r !== "again") got += r;
+    }
+    if (i >= warmup) us.push((performance.now() - t0) * 1000);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  s.destroy();
+  console.log(JSON.stringify(summarize(us, cpu)));
+}
+
 const mode = process.argv[2];
 if (mode === "rank") await rank(process.argv.slice(3));
 else if (mode === "echo") await echo();
 else if (mode === "ping") await ping(process.argv.slice(3));
+else if (mode === "echo-poll") await echoPoll();
+else if (mode === "ping-poll") await pingPoll(process.argv.slice(3));
 else {
   console.error(`unknown mode ${mode}`);
   process.exit(2);
