@@ -59,7 +59,7 @@ async function rank(argv: string[]): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   await group.barrier();
   group.close();
-  console.log(JSON.stringify(summarize(us, cpu)));
+  console.log(JSON.stringify({ ...summarize(us, cpu), ...(poll ? { poll_stats: group.pollStats } : {}) }));
 }
 
 async function echo(): Promise<void> {
