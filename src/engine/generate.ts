@@ -156,7 +156,8 @@ export class Generator {
     // Reuse the cached prefix; at least one prompt token must run to get logits.
     let keep = commonPrefix(this.cached, prompt);
     if (keep === prompt.length) keep--;
-    if (keep < this.cached.length) {
+    // (a stepper that ran tokens behind this Generator's back holds more than it knows of)
+    if (keep < this.cached.length || stepper.position !== this.cached.length) {
       stepper.truncate(keep);
       this.cached.length = keep;
     }
@@ -206,6 +207,7 @@ export class Generator {
       const chunk = Int32Array.from(prompt.slice(at, at + this.prefillChunk));
       const last = at + this.prefillChunk >= prompt.length;
       if (last) sampled = next(chunk);
+      else if (samplesItself(stepper)) stepper.prefill(chunk);
       else stepper.forward(chunk);
       this.cached.push(...chunk);
       if (!last) await yieldToEventLoop();

@@ -45,9 +45,14 @@ export interface SamplingStepper extends Stepper {
   beginSampling(params: ResolvedSamplingParams, opts: { logprobs?: number }, prompt: readonly number[]): void;
   /** forward(tokens), then the token sampled from the last one's logits, already accepted into the penalty window. */
   forwardSample(tokens: Int32Array): SampleResult;
+  /**
+   * Runs tokens into the KV cache and returns nothing, possibly before they are computed: a pipeline
+   * keeps consecutive prefill chunks in flight. A failure surfaces at the next call.
+   */
+  prefill(tokens: Int32Array): void;
 }
 
 export function samplesItself(s: Stepper): s is SamplingStepper {
   const c = s as Partial<SamplingStepper>;
-  return typeof c.beginSampling === "function" && typeof c.forwardSample === "function";
+  return typeof c.beginSampling === "function" && typeof c.forwardSample === "function" && typeof c.prefill === "function";
 }

@@ -5,12 +5,14 @@ import type { LaunchOptions } from "./launcher.js";
 /**
  * Engine thread ⇄ driver thread. Requests go over a MessagePort; the engine thread then blocks in
  * Atomics.wait on flag[0] until the driver thread has posted the reply and set it to 1, and takes
- * the reply with receiveMessageOnPort (no event loop turn needed). Truncate has no reply.
+ * the reply with receiveMessageOnPort (no event loop turn needed). Truncate and prefill have no reply: a
+ * prefill that fails is answered with its error at the next request.
  */
 export type BridgeRequest =
   | { type: "forward"; tokens: Int32Array; allLogits: boolean }
   | { type: "beginSampling"; params: ResolvedSamplingParams; logprobs?: number; prompt: number[] }
   | { type: "forwardSample"; tokens: Int32Array }
+  | { type: "prefill"; tokens: Int32Array }
   | { type: "truncate"; pos: number }
   | { type: "close" };
 

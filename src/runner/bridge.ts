@@ -96,6 +96,12 @@ export class ShardedStepper implements SamplingStepper {
     this.expect(this.call({ type: "beginSampling", params, ...opts, prompt: [...prompt] }), "begun", "beginSampling");
   }
 
+  prefill(tokens: Int32Array): void {
+    this.checkStep(tokens);
+    this.port.postMessage({ type: "prefill", tokens } satisfies BridgeRequest);
+    this.pos += tokens.length;
+  }
+
   forwardSample(tokens: Int32Array): SampleResult {
     this.checkStep(tokens);
     const reply = this.expect(this.call({ type: "forwardSample", tokens }), "sample", "forwardSample");

@@ -27,6 +27,8 @@ try {
 }
 
 let queue = Promise.resolve();
+/** A prefill's failure, kept for the next request's answer (prefills have none). */
+let deferred: unknown;
 port.on("message", (m: BridgeRequest) => {
   queue = queue.then(async () => {
     if (m.type === "truncate") return driver.truncate(m.pos);
@@ -36,7 +38,16 @@ port.on("message", (m: BridgeRequest) => {
       port.close();
       return;
     }
+    if (m.type === "prefill") {
+      if (deferred === undefined) await driver.prefill(m.tokens).catch((e: unknown) => (deferred = e));
+      return;
+    }
     try {
+      if (deferred !== undefined) {
+        const e = deferred;
+        deferred = undefined;
+        throw e;
+      }
       if (m.type === "beginSampling") {
         await driver.beginSampling(m.params, m.logprobs !== undefined ? { logprobs: m.logprobs } : {}, m.prompt);
         answer({ type: "begun" });

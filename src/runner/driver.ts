@@ -110,6 +110,16 @@ export class ShardedDriver {
     return tokens.subarray(at);
   }
 
+  /**
+   * Runs tokens into the cache without waiting for them: steps that return nothing (micro-batches
+   * under a pipeline), so consecutive prefill chunks stay in flight. A failure shows at the next step.
+   */
+  async prefill(tokens: Int32Array): Promise<void> {
+    const last = await this.pipelinePrefix(tokens);
+    await this.startStep(last, StepFlag.NO_OUTPUT);
+    this.pos += last.length;
+  }
+
   async forward(tokens: Int32Array, opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
     if (!opts.allLogits) tokens = await this.pipelinePrefix(tokens);
     await this.startStep(tokens, opts.allLogits ? StepFlag.ALL_LOGITS : 0);

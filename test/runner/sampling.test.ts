@@ -12,7 +12,7 @@ import { waitGone } from "./processes.js";
 // A sharded model samples on its last stage (tensor rank 0 gathers the vocabulary slices), so only
 // the token and its logprobs come back to the driver. For one seed it must draw the tokens one
 // process draws from its own logits: same sampler code, same PRNG, same penalty window, and logits
-// equal to float rounding (f16 weights: ≤ 4e-6 relative, sharded.test.ts).
+// equal to float rounding (f16 weights: ≤ 4e-6 relative, sharded.test.ts), however the prompt is chunked.
 const models = new ModelFiles();
 before(() => models.open());
 after(() => models.close());
@@ -67,6 +67,10 @@ test("PP 2 × TP 2 samples on its last stage: the one-process tokens and logprob
         assert.equal(o.top.length, REQUESTS[i]!.logprobs);
       }
     }
+    // prefill chunks of 3 go out without waiting (SamplingStepper.prefill): still the same draw
+    const chunked = await new Generator(sharded, undefined, { prefillChunk: 3 }).generate(REQUESTS[0]!);
+    assert.deepEqual(chunked.tokens, want[0]!.tokens);
+    assert.ok(Math.abs(chunked.logprobs![0]!.logprob - want[0]!.logprobs![0]!.logprob) < 1e-3);
   } finally {
     await sharded.dispose();
   }
