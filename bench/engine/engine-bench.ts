@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { provenance } from "../provenance.js";
+import { median } from "../stats.js";
 
 interface Round {
   ppTps: number;
@@ -39,10 +40,6 @@ interface Engine {
   close(): Promise<void>;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 function promptTokens(n: number, vocab: number): number[] {
   // Skip the low ids (control and byte tokens of the synthetic vocabulary).

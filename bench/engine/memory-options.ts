@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { provenance } from "../provenance.js";
 import { loadVariant, memorySnapshot, type LoadReport } from "./memory-variants.js";
+import { median } from "../stats.js";
 
 interface RoundReply {
   tgTps: number;
@@ -59,10 +60,6 @@ async function child(spec: string): Promise<void> {
   });
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 function reply<T>(c: ChildProcess, msg?: object): Promise<T> {
   return new Promise((resolve, reject) => {

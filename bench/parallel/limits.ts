@@ -1,6 +1,7 @@
 // What limits TP 2 and PP 2 on the machine the benchmark ran on, computed from the numbers of the
 // same run (pure: no measuring here). Every sentence is built from measured values so a rerun on
 // another machine states its own conclusion.
+import { round2 as r2 } from "../stats.js";
 
 export interface Timed {
   /** ms per decode token at the run's median single-process speed: single ms ÷ ratio (so it agrees with the ratio). */
@@ -126,4 +127,3 @@ export function limits(m: Measured): string[] {
   return lines;
 }
 
-const r2 = (x: number): number => Math.round(x * 100) / 100;

@@ -37,6 +37,7 @@ import { PROMPT, computeConfig, shardedConfig, singleConfig, type Block, type Co
 import { decompose, limits, type Measured, type Timed } from "./limits.js";
 import { allReduce, headMs, rawRtt } from "./probes.js";
 import { prefillRounds } from "./prefill.js";
+import { median, rotate, round2 as r2 } from "../stats.js";
 
 const { values } = parseArgs({
   options: {
@@ -78,14 +79,7 @@ async function modelPath(): Promise<string> {
   return path;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n % 2 ? s[n >> 1]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-};
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 const tps = (b: Block): number => 1000 / b.msPerToken;
-const rotate = <T>(xs: T[], k: number): T[] => [...xs.slice(k % xs.length), ...xs.slice(0, k % xs.length)];
 
 /** This benchmark's processes' CPU seconds (this one, the configurations' runners and compute ranks). */
 const ownCpuSeconds = (configs: Config[]): number =>

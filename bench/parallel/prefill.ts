@@ -5,6 +5,7 @@ import { openModel } from "../../src/models/open.js";
 import { createStepper } from "../../src/engine/session/stepper.js";
 import { PIPELINE_MICRO_BATCH, ShardedDriver } from "../../src/runner/driver.js";
 import { makePlan } from "../../src/runner/plan.js";
+import { median, rotate, round2 as r2 } from "../stats.js";
 
 export interface PrefillResult {
   prompt_tokens: number;
@@ -17,8 +18,6 @@ export interface PrefillResult {
   pp2_whole_ratio: number;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 export async function prefillRounds(path: string, tokens: number, rounds: number, log: (line: string) => void): Promise<PrefillResult> {
   const src = await openModel(path);
@@ -36,7 +35,7 @@ export async function prefillRounds(path: string, tokens: number, rounds: number
   const tps: Record<string, number[]> = { single: [], pipelined: [], whole: [] };
   try {
     for (let r = 0; r < rounds; r++) {
-      for (const [name, forward, truncate] of [...runs.slice(r % 3), ...runs.slice(0, r % 3)]) {
+      for (const [name, forward, truncate] of rotate(runs, r)) {
         truncate(0);
         const t0 = performance.now();
         await forward(prompt);

@@ -6,8 +6,7 @@
 // Usage: npx tsx bench/parallel/tp-compute.ts [--model PATH] [--tokens 48] [--rounds 2] [--no-pin]
 // Child mode (--rank R): loads rank R of TP 2, prints "ready", then for each stdin line "go N" runs a
 //   block (truncate to 0, a 16-position prompt, 2 untimed steps, N timed ones) and prints one JSON
-//   line {wallMs, cpuMs, headMs} per token; "quit" or the end of stdin ends it (a bare "go" runs
-//   --tokens once, then ends).
+//   line {wallMs, cpuMs, headMs} per token; "quit" or the end of stdin ends it.
 import os from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -15,7 +14,7 @@ import { parseArgs } from "node:util";
 import { openModel } from "../../src/models/open.js";
 import { TpRankEngine } from "../../src/engine/tp/rank-engine.js";
 import { checkPlan, makePlan, splitBlocks } from "../../src/runner/plan.js";
-import { vocabSlice } from "../../src/runner/stage.js";
+import { lmHeadRows, vocabSlices } from "../../src/runner/stage.js";
 import { ComputeRanks } from "./compute-ranks.js";
 
 const { values } = parseArgs({
@@ -42,7 +41,7 @@ async function child(rank: number): Promise<void> {
     contextLength: CTX,
     threads: 1,
     embedding: false,
-    vocabRows: vocabSlice(src, rank, 2),
+    vocabRows: vocabSlices(lmHeadRows(src), 2)[rank],
   });
   const H = cfg.hiddenSize;
   const noop = (): Promise<void> => Promise.resolve();
@@ -72,11 +71,9 @@ async function child(rank: number): Promise<void> {
   await block(4);
   console.log("ready");
   for await (const line of createInterface({ input: process.stdin })) {
-    const m = /^go(?: (\d+))?$/.exec(line.trim());
+    const m = /^go (\d+)$/.exec(line.trim());
     if (!m) break;
-    // a bare "go" (the older one-shot protocol) runs --tokens once and ends
-    console.log(await block(Number(m[1] ?? values.tokens ?? 48)));
-    if (m[1] === undefined) break;
+    console.log(await block(Number(m[1])));
   }
   engine.dispose();
   await src.close();

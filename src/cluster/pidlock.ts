@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TesseraError } from "../errors.js";
+import { isProcessAlive } from "../process-alive.js";
 
 /**
  * One node per data dir: <data-dir>/node.pid holds the running node's pid. A pidfile whose
@@ -26,19 +27,10 @@ export function acquirePidLock(dir: string): () => void {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw new TesseraError(`cannot write pidfile: ${(e as Error).message}`, file);
     }
     const pid = Number(readFileSync(file, "utf8").trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isProcessAlive(pid)) {
       throw new TesseraError(`another node (pid ${pid}) is running with this data dir; stop it or use another --data-dir`, dir);
     }
     rmSync(file, { force: true });
   }
   throw new TesseraError("cannot take the pidfile lock", file);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

@@ -1,5 +1,6 @@
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from "node:worker_threads";
 import { startModuleWorker } from "../spawn.js";
+import { checkContextRoom } from "../engine/session/kv-cache.js";
 import { TesseraError } from "../errors.js";
 import type { SamplingStepper } from "../engine/types.js";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
@@ -71,11 +72,7 @@ export class ShardedStepper implements SamplingStepper {
 
   private checkStep(tokens: Int32Array): void {
     if (this.closed) throw new Error("forward() after dispose()");
-    if (this.pos + tokens.length > this.contextLength) {
-      throw new TesseraError(
-        `context overflow: ${this.pos} cached + ${tokens.length} new tokens exceed the context length of ${this.contextLength} tokens (raise --ctx)`,
-      );
-    }
+    checkContextRoom(this.pos, tokens.length, this.contextLength);
   }
 
   private expect<T extends BridgeReply["type"]>(reply: BridgeReply, type: T, to: string): Extract<BridgeReply, { type: T }> {

@@ -1,9 +1,10 @@
 import { TesseraError } from "../errors.js";
-import { evenSplit } from "../engine/tp/split.js";
+import { checkContextRoom } from "../engine/session/kv-cache.js";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import { HEADER_INTS, Op, StepFlag, Tag } from "./protocol.js";
 import { decodeSample, encodeSampling, sampleWireLength } from "./sample-wire.js";
 import { LocalRunners, type LaunchOptions } from "./launcher.js";
+import { vocabSlices } from "./stage.js";
 
 /** Default prefill micro-batch for pipelines (LaunchOptions.microBatch); bench/parallel measures the choice. */
 export const PIPELINE_MICRO_BATCH = 64;
@@ -35,13 +36,8 @@ export class ShardedDriver {
     this.firstStage = runners.places.filter((p) => p.stage === 0).map((p) => p.world);
     const last = runners.places.filter((p) => p.stage === runners.places[runners.places.length - 1]!.stage);
     this.samplerRank = last.find((p) => p.tpRank === 0)!.world;
-    const counts = evenSplit(runners.vocabSize, last.length);
-    let at = 0;
-    this.lastStage = last.map((p, i) => {
-      const rows: [number, number] = [at, at + counts[i]!];
-      at = rows[1];
-      return { world: p.world, rows };
-    });
+    const slices = vocabSlices(runners.vocabSize, last.length);
+    this.lastStage = last.map((p, i) => ({ world: p.world, rows: slices[i]! }));
   }
 
   /** Starts the runners, waits until all are connected, and warms them up with one step. */
@@ -67,16 +63,12 @@ export class ShardedDriver {
     return this.pos;
   }
 
-  /** Sends the step header and the tokens; the runners take it from there. */
   private checkRoom(n: number): void {
     if (n < 1) throw new TesseraError("a forward step needs at least one token");
-    if (this.pos + n > this.contextLength) {
-      throw new TesseraError(
-        `context overflow: ${this.pos} cached + ${n} new tokens exceed the context length of ${this.contextLength} tokens (raise --ctx)`,
-      );
-    }
+    checkContextRoom(this.pos, n, this.contextLength);
   }
 
+  /** Sends the step header and the tokens; the runners take it from there. */
   private async startStep(tokens: Int32Array, flags: number): Promise<void> {
     const n = tokens.length;
     this.checkRoom(n);

@@ -7,7 +7,7 @@ import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/i
 import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks } from "./plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
 import { serveSteps } from "./serve.js";
-import { loadStage, vocabSlice, type StageCompute } from "./stage.js";
+import { lmHeadRows, loadStage, vocabSlices, type StageCompute } from "./stage.js";
 
 /** All-reduces up to this size (decode steps: hidden × 4 bytes) are busy-polled; prefill waits on the event loop. */
 const POLL_MAX_BYTES = 64 * 1024;
@@ -148,8 +148,7 @@ async function main(): Promise<void> {
     };
     send({ type: "joined" });
     const delay = init.testStepDelay?.world === init.world ? init.testStepDelay.ms : 0;
-    const lastTp = places[places.length - 1]!.tpSize;
-    const vocabRows = Array.from({ length: lastTp }, (_, r) => vocabSlice(source, r, lastTp));
+    const vocabRows = vocabSlices(lmHeadRows(source), places[places.length - 1]!.tpSize);
     await serveSteps(world, stage, me, places, source.config.hiddenSize, vocabRows, delay);
     live.close(); // BYE: leaving now is no loss to the others
   } finally {

@@ -4,6 +4,7 @@ import { ShardEngine } from "../engine/session/shard.js";
 import { TpRankEngine, type AllReduce } from "../engine/tp/rank-engine.js";
 import type { Device } from "../engine/types.js";
 import { evenSplit } from "../engine/tp/split.js";
+import { lmHeadInfo } from "../engine/weights/load.js";
 
 /**
  * What one runner computes for a step, whatever its kind: a whole pipeline stage in one graph
@@ -94,7 +95,7 @@ export async function loadStage(source: ModelSource, o: StageOptions): Promise<S
     });
     return new WholeStage(shard);
   }
-  const vocabRows = last ? vocabSlice(source, o.slice.rank, o.slice.size) : undefined;
+  const vocabRows = last ? vocabSlices(lmHeadRows(source), o.slice.size)[o.slice.rank] : undefined;
   const engine = await TpRankEngine.create(source, {
     layers: o.layers,
     slice: o.slice,
@@ -107,14 +108,13 @@ export async function loadStage(source: ModelSource, o: StageOptions): Promise<S
   return new TensorStage(engine, first, vocabRows, o.allReduce);
 }
 
-/** lm_head rows: the output matrix's (or the tied embedding's) rows, dealt out as evenly as possible. */
+/** lm_head rows: the output matrix's (or the tied embedding's). */
 export function lmHeadRows(source: ModelSource): number {
-  const out = source.info("output.weight") ?? source.info("token_embd.weight");
-  return out?.shape[0] ?? source.config.vocabSize;
+  return lmHeadInfo(source)?.shape[0] ?? source.config.vocabSize;
 }
 
-export function vocabSlice(source: ModelSource, rank: number, size: number): [number, number] {
-  const starts = [0];
-  for (const c of evenSplit(lmHeadRows(source), size)) starts.push(starts[starts.length - 1]! + c);
-  return [starts[rank]!, starts[rank + 1]!];
+/** The vocabulary [start, end) of each rank of a last stage of `size` ranks: `rows` dealt out as evenly as possible, in rank order. */
+export function vocabSlices(rows: number, size: number): [number, number][] {
+  let at = 0;
+  return evenSplit(rows, size).map((c) => [at, (at += c)]);
 }

@@ -22,14 +22,20 @@ async function fakePeer(port: number, id: number, groupId: string): Promise<net.
   return s;
 }
 
-test("two endpoints keep hearing each other; one that says BYE is no loss", async () => {
-  const opts = { host: "127.0.0.1", count: 2, groupId: "live-a", periodMs: 50, lostAfterMs: 400 };
+/** Endpoints 0 and 1 of one group, watching each other, with their losses recorded from the start. */
+async function pair(groupId: string, lostAfterMs: number) {
+  const opts = { host: "127.0.0.1", count: 2, groupId, periodMs: 50, lostAfterMs };
   const [a, b] = await Promise.all([Liveness.start({ ...opts, self: 0 }), Liveness.start({ ...opts, self: 1 })]);
   const lostA = lossesOf(a);
   const lostB = lossesOf(b);
   const addrs = [{ host: "127.0.0.1", port: a.port }, { host: "127.0.0.1", port: b.port }];
   a.watch(addrs, label);
   b.watch(addrs, label);
+  return { a, b, lostA, lostB };
+}
+
+test("two endpoints keep hearing each other; one that says BYE is no loss", async () => {
+  const { a, b, lostA, lostB } = await pair("live-a", 400);
   try {
     await sleep(600);
     assert.ok(a.silentMs(1) < 300, `a last heard b ${a.silentMs(1)} ms ago`);
@@ -46,12 +52,7 @@ test("two endpoints keep hearing each other; one that says BYE is no loss", asyn
 });
 
 test("a peer that gives up after an error says why: a loss naming its cause", async () => {
-  const opts = { host: "127.0.0.1", count: 2, groupId: "live-d", periodMs: 50, lostAfterMs: 5000 };
-  const [a, b] = await Promise.all([Liveness.start({ ...opts, self: 0 }), Liveness.start({ ...opts, self: 1 })]);
-  const lostA = lossesOf(a);
-  const addrs = [{ host: "127.0.0.1", port: a.port }, { host: "127.0.0.1", port: b.port }];
-  a.watch(addrs, label);
-  b.watch(addrs, label);
+  const { a, b, lostA } = await pair("live-d", 5000);
   try {
     await sleep(300);
     b.close("rank 7: sent nothing\nfor 3000 ms");

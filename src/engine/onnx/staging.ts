@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TesseraError } from "../../errors.js";
+import { isProcessAlive } from "../../process-alive.js";
 import type { GraphBuilder } from "./builder.js";
 import { SyncSession, type SessionSettings } from "./session.js";
 import { WeightFile } from "./weight-file.js";
@@ -135,16 +136,7 @@ function sweepStale(root: string): void {
   }
   for (const name of names) {
     const pid = Number(name.slice(PREFIX.length).split("-")[0]);
-    if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
+    if (!Number.isInteger(pid) || pid === process.pid || isProcessAlive(pid)) continue;
     rmSync(join(root, name), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }

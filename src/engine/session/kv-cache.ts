@@ -63,11 +63,7 @@ export class KvCache {
 
   /** Throws the user-facing overflow error when `n` more tokens do not fit. */
   reserve(n: number): void {
-    if (this._length + n > this.capacity) {
-      throw new TesseraError(
-        `context overflow: ${this._length} cached + ${n} new tokens exceed the context length of ${this.capacity} tokens (raise --ctx)`,
-      );
-    }
+    checkContextRoom(this._length, n, this.capacity);
   }
 
   /** Checks that `n` more tokens fit and clears the rows of an abandoned step. */
@@ -94,8 +90,9 @@ export class KvCache {
     };
   }
 
-  /** The cache window of the i-th layer held here (graph layer id `l`) as that layer's inputs. */
-  bindLayer(i: number, l: number, feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>): void {
+  /** The cache window of the i-th layer held here as that layer's inputs (named by its graph layer id). */
+  bindLayer(i: number, feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>): void {
+    const l = this.layers[i]!;
     feeds[`past_key_${l}`] = this.keyTensors[i]!;
     feeds[`past_value_${l}`] = this.valueTensors[i]!;
     outputs[`new_key_${l}`] = null;
@@ -105,17 +102,18 @@ export class KvCache {
   /** Step inputs plus every layer's window: all a one-graph shard needs besides its hidden states. */
   bind(feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>, n: number): void {
     Object.assign(feeds, this.stepInputs(n));
-    this.layers.forEach((l, i) => this.bindLayer(i, l, feeds, outputs));
+    this.layers.forEach((_, i) => this.bindLayer(i, feeds, outputs));
   }
 
   /** Keeps the i-th layer's new keys and values (outputs [1, kvHeads, n, headDim]) until advance(). */
-  storeLayer(i: number, l: number, result: Record<string, ort.Tensor>): void {
+  storeLayer(i: number, result: Record<string, ort.Tensor>): void {
+    const l = this.layers[i]!;
     this.pending[i] = [result[`new_key_${l}`]!.data as Float32Array, result[`new_value_${l}`]!.data as Float32Array];
   }
 
   /** storeLayer for every layer, then advance: the end of a one-graph step. */
   store(result: Record<string, ort.Tensor>, n: number): void {
-    this.layers.forEach((l, i) => this.storeLayer(i, l, result));
+    this.layers.forEach((_, i) => this.storeLayer(i, result));
     this.advance(n);
   }
 
@@ -170,6 +168,13 @@ export class KvCache {
     const size = this.kvHeads * w * this.headDim;
     this.keyTensors = this.keyBufs.map((b) => new ort.Tensor("float32", b.subarray(0, size), dims));
     this.valueTensors = this.valueBufs.map((b) => new ort.Tensor("float32", b.subarray(0, size), dims));
+  }
+}
+
+/** The user-facing error for `n` new tokens that do not fit after `cached` in a context of `capacity`. */
+export function checkContextRoom(cached: number, n: number, capacity: number): void {
+  if (cached + n > capacity) {
+    throw new TesseraError(`context overflow: ${cached} cached + ${n} new tokens exceed the context length of ${capacity} tokens (raise --ctx)`);
   }
 }
 

@@ -119,9 +119,9 @@ export class TpRankEngine {
     for (const [i, s] of this.sessions.entries()) {
       const feeds: Record<string, ort.Tensor> = { hidden_in: x, ...step };
       const outA: Record<string, ort.Tensor | null> = { partial: n === 1 ? this.partial1 : null };
-      this.kv.bindLayer(i, s.layer, feeds, outA);
+      this.kv.bindLayer(i, feeds, outA);
       const ra = s.attn.run(feeds, outA);
-      this.kv.storeLayer(i, s.layer, ra);
+      this.kv.storeLayer(i, ra);
       const pa = ra.partial.data as Float32Array;
       await allReduce(pa);
       addInto(hidden, pa);

@@ -1,4 +1,4 @@
-import type { ModelSource, TensorSlice } from "../../models/types.js";
+import type { ModelSource, TensorInfo, TensorSlice } from "../../models/types.js";
 import { TesseraError } from "../../errors.js";
 import type { TpSlice } from "../graph/slicing.js";
 import { toLinearWeight, toVector } from "./convert.js";
@@ -90,8 +90,11 @@ export function shardWeightBytes(src: ModelSource, layers: [number, number]): nu
     const l = Number(/^blk\.(\d+)\./.exec(t.name)?.[1] ?? -1);
     if (l >= layers[0] && l < layers[1]) total += t.byteLength;
   }
-  if (layers[1] === src.config.numLayers) {
-    total += (src.info("output.weight") ?? src.info("token_embd.weight"))?.byteLength ?? 0;
-  }
+  if (layers[1] === src.config.numLayers) total += lmHeadInfo(src)?.byteLength ?? 0;
   return total;
+}
+
+/** The stored lm_head: output.weight, or the embedding table it is tied to. */
+export function lmHeadInfo(src: ModelSource): TensorInfo | undefined {
+  return src.info("output.weight") ?? src.info("token_embd.weight");
 }
