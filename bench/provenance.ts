@@ -7,11 +7,13 @@ import os from "node:os";
  * and on what machine under what load.
  */
 export function provenance(benchmark: string, measuredPaths: string[]) {
+  const status = git(["status", "--porcelain", "--", ...measuredPaths]);
   return {
     benchmark,
     date: new Date().toISOString(),
-    commit: git(["rev-parse", "HEAD"]),
-    dirty: git(["status", "--porcelain", "--", ...measuredPaths]) !== "",
+    // a copy of the tree without .git (the lent GPU machine) says its commit in TESSERA_BENCH_COMMIT/_DIRTY
+    commit: git(["rev-parse", "HEAD"]) ?? process.env.TESSERA_BENCH_COMMIT ?? "unknown",
+    dirty: status === undefined ? process.env.TESSERA_BENCH_DIRTY === "1" : status !== "",
     machine: {
       cpu: os.cpus()[0]?.model ?? "unknown",
       cores: os.cpus().length,
@@ -23,10 +25,10 @@ export function provenance(benchmark: string, measuredPaths: string[]) {
   };
 }
 
-function git(args: string[]): string {
+function git(args: string[]): string | undefined {
   try {
-    return execFileSync("git", args, { encoding: "utf8" }).trim();
+    return execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   } catch {
-    return "unknown";
+    return undefined;
   }
 }

@@ -4,7 +4,9 @@ import { openModel } from "../../src/models/open.js";
 import { createStepper } from "../../src/engine/session/stepper.js";
 import { argmax } from "../../src/engine/sampling/select.js";
 import { resolveSamplingParams } from "../../src/engine/sampling/params.js";
-import { DelayProxy, type PeerAddress } from "../../src/transport/index.js";
+import { DelayProxy } from "../../src/transport/index.js";
+import type { LaunchOptions } from "../../src/runner/launcher.js";
+import type { Device } from "../../src/engine/types.js";
 import { ShardedDriver } from "../../src/runner/driver.js";
 import type { ShardPlan } from "../../src/runner/plan.js";
 import { cpuSeconds, pin } from "./children.js";
@@ -30,6 +32,8 @@ export interface Config {
   /** Resident memory of each runner after loading, MiB (sharded configurations). */
   rssMiB?: number[];
   block(tokens: number): Promise<Block>;
+  /** Time to first token, ms: `prompt` from an empty cache up to the first sampled token (decode configurations). */
+  ttft?(prompt: Int32Array): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -61,12 +65,18 @@ async function decodeBlock(m: Model, tokens: number, pids: number[], driver: boo
   return block;
 }
 
+async function timeToFirstToken(m: Model, prompt: Int32Array): Promise<number> {
+  const t0 = performance.now();
+  await m.start(prompt);
+  return performance.now() - t0;
+}
+
 const GREEDY = resolveSamplingParams({ temperature: 0 }, 0);
 
-/** One process, one thread, in this process (its CPU time is this process's). */
-export async function singleConfig(path: string, contextLength: number): Promise<Config> {
+/** One process (default one thread), in this process (its CPU time is this process's). */
+export async function singleConfig(path: string, contextLength: number, threads = 1, device: Device = "cpu"): Promise<Config> {
   const src = await openModel(path);
-  const s = await createStepper(src, { threads: 1, contextLength });
+  const s = await createStepper(src, { threads, contextLength, device });
   const m: Model = {
     start: (prompt) => {
       s.truncate(0);
@@ -82,6 +92,7 @@ export async function singleConfig(path: string, contextLength: number): Promise
       const b = await decodeBlock(m, tokens, [], true);
       return { msPerToken: b.msPerToken, cpuMs: [b.driverCpuMs!] };
     },
+    ttft: (prompt) => timeToFirstToken(m, prompt),
     async close() {
       await s.dispose();
       await src.close();
@@ -94,8 +105,12 @@ export interface ShardedOptions {
   path: string;
   plan: ShardPlan;
   contextLength: number;
+  /** Intra-op threads per runner (default 1). */
+  threads?: number;
   /** One-way latency of a delay proxy put on every tensor-group link (0: direct). */
   latencyUs?: number;
+  /** Or any routing of the links (bench/scaling: emulated links between nodes); wins over latencyUs. */
+  routeLink?: LaunchOptions["routeLink"];
   /** Runner i pinned to core i (caller checks hasTaskset()). */
   pinned?: boolean;
   /** false: decode all-reduces wait on the runners' event loops (TESSERA_BUSY_POLL=0). */
@@ -106,22 +121,24 @@ export interface ShardedOptions {
 export async function shardedConfig(o: ShardedOptions): Promise<Config> {
   const proxies: DelayProxy[] = [];
   const latencyUs = o.latencyUs ?? 0;
-  const routeTensorGroup = async (_stage: number, peers: PeerAddress[]): Promise<PeerAddress[]> => {
-    if (latencyUs === 0) return peers;
-    return Promise.all(
-      peers.map(async (target) => {
-        const p = await DelayProxy.start({ target, forward: { latencyUs } });
-        proxies.push(p);
-        return { host: "127.0.0.1", port: p.port };
-      }),
-    );
+  const tensorLinks: LaunchOptions["routeLink"] = async (link, target) => {
+    if (link.group !== "tp") return target;
+    const p = await DelayProxy.start({ target, forward: { latencyUs } });
+    proxies.push(p);
+    return { host: "127.0.0.1", port: p.port };
   };
   // the launcher hands this process's environment to the runners it spawns
   const before = process.env.TESSERA_BUSY_POLL;
   process.env.TESSERA_BUSY_POLL = o.busyPoll === false ? "0" : "1";
   let d: ShardedDriver;
   try {
-    d = await ShardedDriver.start({ plan: o.plan, modelPath: o.path, contextLength: o.contextLength, threads: 1, routeTensorGroup });
+    d = await ShardedDriver.start({
+      plan: o.plan,
+      modelPath: o.path,
+      contextLength: o.contextLength,
+      threads: o.threads ?? 1,
+      routeLink: o.routeLink ?? (latencyUs > 0 ? tensorLinks : undefined),
+    });
   } finally {
     if (before === undefined) delete process.env.TESSERA_BUSY_POLL;
     else process.env.TESSERA_BUSY_POLL = before;
@@ -141,6 +158,7 @@ export async function shardedConfig(o: ShardedOptions): Promise<Config> {
     pids,
     rssMiB: d.runners.rssBytes.map((b) => Math.round(b / 2 ** 20)),
     block: (tokens) => decodeBlock(m, tokens, pids, true),
+    ttft: (prompt) => timeToFirstToken(m, prompt),
     async close() {
       await d.close();
       for (const p of proxies) await p.close();

@@ -14,21 +14,24 @@ const portOf = async (line: () => Promise<string>): Promise<number> => Number((a
 
 /**
  * Round trip of `bytes` bytes over loopback TCP (echo process ↔ ping process), µs; `poll`: both ends
- * spin on the socket instead of waiting on the event loop, as a busy-polled all-reduce does.
+ * spin on the socket instead of waiting on the event loop, as a busy-polled all-reduce does. `via`
+ * puts something between them (bench/scaling: a delay proxy): it gets the echo's port, returns the
+ * port the ping dials.
  */
-export async function rawRtt(bytes: number, iters: number, poll = false): Promise<Timings> {
+export async function rawRtt(bytes: number, iters: number, poll = false, via?: (port: number) => Promise<number>): Promise<Timings> {
   const echo = worker([poll ? "echo-poll" : "echo"]);
-  const port = await portOf(echo.line);
+  const echoPort = await portOf(echo.line);
+  const port = via ? await via(echoPort) : echoPort;
   const ping = worker([poll ? "ping-poll" : "ping", String(port), String(iters), String(Math.ceil(iters / 5)), String(bytes)]);
   const t = JSON.parse(await ping.line()) as Timings;
   echo.child.kill("SIGTERM");
   return t;
 }
 
-/** All-reduce of `floats` floats between two processes, µs (mode "poll": busy-polled as decode steps are). */
-export async function allReduce(floats: number, iters: number, mode = "auto"): Promise<Timings> {
+/** All-reduce of `floats` floats among `size` processes, µs (mode "poll": busy-polled as decode steps are); rank 0's timings. */
+export async function allReduce(floats: number, iters: number, mode = "auto", size = 2): Promise<Timings> {
   const id = `parallel-bench-${process.pid}-${Date.now()}`;
-  const ranks = [0, 1].map((r) => worker(["rank", String(r), "2", id, String(iters), String(Math.ceil(iters / 5)), String(floats), mode]));
+  const ranks = Array.from({ length: size }, (_, r) => worker(["rank", String(r), String(size), id, String(iters), String(Math.ceil(iters / 5)), String(floats), mode]));
   const ports = await Promise.all(ranks.map((r) => portOf(r.line)));
   for (const r of ranks) r.child.stdin!.end(JSON.stringify({ peers: ports.map((port) => ({ host: "127.0.0.1", port })) }) + "\n");
   const [t] = await Promise.all(ranks.map(async (r) => JSON.parse(await r.line()) as Timings));

@@ -26,10 +26,12 @@ export interface LaunchOptions {
   /** Give up when the runners are not all ready by then (default 120 s). */
   startTimeoutMs?: number;
   /**
-   * Rewrites a stage's tensor-group addresses before the runners get them (rank i dials ranks
-   * below it at these addresses): benchmarks put delay proxies there. In-process use only.
+   * Rewrites the address one rank dials for one link before the runners get it: benchmarks put delay
+   * proxies there to emulate slower links. Called for every link of the world group (the driver is
+   * world rank 0) and of each tensor group, once per pair, with the dialing (higher) rank as `from`.
+   * In-process use only.
    */
-  routeTensorGroup?: (stage: number, peers: PeerAddress[]) => Promise<PeerAddress[]>;
+  routeLink?: (link: LinkEnds, address: PeerAddress) => Promise<PeerAddress>;
   /** Tensor-parallel all-reduces send 8-bit partial sums (transport/quantize.ts; default off). */
   compressActivations?: boolean;
   /**
@@ -61,6 +63,13 @@ interface Runner {
 }
 
 const STDERR_TAIL = 4000;
+
+/** One data-plane link: world rank `from` dials world rank `to` (from > to) in the world or a stage's tensor group. */
+export interface LinkEnds {
+  group: "world" | "tp";
+  from: number;
+  to: number;
+}
 
 
 /**
@@ -135,15 +144,15 @@ export class LocalRunners {
       const ports = await Promise.race([Promise.all(runners.map((r) => expect(r, "ports"))), failed]);
       const loaded = await Promise.race([Promise.all(runners.map((r) => expect(r, "loaded"))), failed]);
       const worldPeers: PeerAddress[] = [{ host, port: listener.port }, ...ports.map((p) => ({ host, port: p.world }))];
-      const tpPeers = new Map<number, PeerAddress[]>();
-      for (let s = 0; s < o.plan.stages.length; s++) {
-        if (o.plan.stages[s]!.tp === 1) continue;
-        const direct = places.filter((p) => p.stage === s).map((p) => ({ host, port: ports[p.world - 1]!.tp! }));
-        tpPeers.set(s, o.routeTensorGroup ? await o.routeTensorGroup(s, direct) : direct);
-      }
       const livePeers: PeerAddress[] = [{ host, port: live.port }, ...ports.map((p) => ({ host, port: p.live }))];
       live.watch(livePeers, (id) => describeWorldRank(id, places));
-      for (const r of runners) post(r, { type: "peers", world: worldPeers, tp: tpPeers.get(r.place.stage), live: livePeers });
+      for (const r of runners) {
+        const stage = places.filter((p) => p.stage === r.place.stage);
+        const tpDirect = stage.map((p) => ({ host, port: ports[p.world - 1]!.tp! }));
+        const world = await routed(o.routeLink, "world", worldPeers, r.place.world, (i) => i);
+        const tp = o.plan.stages[r.place.stage]!.tp === 1 ? undefined : await routed(o.routeLink, "tp", tpDirect, r.place.tpRank, (i) => stage[i]!.world);
+        post(r, { type: "peers", world, tp, live: livePeers });
+      }
       const joining = Group.join({
         rank: 0,
         size: places.length + 1,
@@ -198,6 +207,19 @@ export class LocalRunners {
   stderrOf(world: number): string {
     return this.runners[world - 1]?.stderrTail ?? "";
   }
+}
+
+/** A group's address list as the rank at index `self` sees it: the ranks it dials (below it) go through `route`. */
+async function routed(
+  route: LaunchOptions["routeLink"],
+  group: LinkEnds["group"],
+  peers: PeerAddress[],
+  self: number,
+  worldOf: (index: number) => number,
+): Promise<PeerAddress[]> {
+  if (!route) return peers;
+  const from = worldOf(self);
+  return Promise.all(peers.map((a, i) => (i < self ? route({ group, from, to: worldOf(i) }, a) : a)));
 }
 
 function spawnRunner(place: RankPlace): Runner {

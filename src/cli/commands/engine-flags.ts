@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { TesseraError } from "../../errors.js";
 import { intOption } from "../args.js";
 import type { Device } from "../../engine/types.js";
+import { resolveDevice } from "../../engine/onnx/devices.js";
 
 // Flags shared by `tessera run` and `tessera bench`: where the model runs.
 
@@ -12,7 +13,7 @@ export const ENGINE_FLAGS = {
   tp: { type: "string" },
 } as const;
 
-const DEVICES: Device[] = ["cpu", "webgpu", "cuda"];
+const DEVICES = ["auto", "cpu", "webgpu", "cuda"] as const;
 
 export interface EngineFlags {
   threads?: number;
@@ -22,9 +23,16 @@ export interface EngineFlags {
   tp: number;
 }
 
+/** Flags → options; `--device auto` is resolved here (a probe per GPU provider) and the choice said on stderr. */
 export function engineFlags(values: Record<string, unknown>): EngineFlags {
-  const device = (values.device ?? "cpu") as Device;
-  if (!DEVICES.includes(device)) throw new TesseraError(`--device must be one of ${DEVICES.join(", ")}, got '${String(values.device)}'`);
+  const asked = (values.device ?? "cpu") as (typeof DEVICES)[number];
+  if (!DEVICES.includes(asked)) throw new TesseraError(`--device must be one of ${DEVICES.join(", ")}, got '${String(values.device)}'`);
+  let device: Device = asked === "auto" ? "cpu" : asked;
+  if (asked === "auto") {
+    const r = resolveDevice("auto");
+    device = r.device;
+    console.error(`device: ${device} (${r.why})`);
+  }
   return {
     threads: values.threads === undefined ? undefined : intOption("threads", values.threads, 1, 1),
     contextLength: values.ctx === undefined ? undefined : intOption("ctx", values.ctx, 1, 1),

@@ -33,6 +33,9 @@ function loadBinding(): NativeBinding {
   if (!native) {
     // The package has no "exports" map; dist/binding.js is its native wrapper.
     native = require("onnxruntime-node/dist/binding.js") as NativeBinding;
+    // onnxruntime's own log: failures reach us as exceptions, so by default only fatal lines (a probe of
+    // a provider whose files are absent would otherwise print an error on every start).
+    ort.env.logLevel = (process.env.TESSERA_ORT_LOG as typeof ort.env.logLevel | undefined) ?? "fatal";
     native.initOrt();
   }
   return native;
@@ -47,17 +50,19 @@ export interface SessionSettings {
   profilePrefix?: string;
   /** Extra onnxruntime session config entries ("session.disable_prepacking": "1", ...); diagnostics. */
   sessionConfig?: Record<string, string>;
+  /** Log only fatal errors (probes that are expected to fail on machines without the device). */
+  quiet?: boolean;
   /** onnxruntime's CPU memory arena (default on). */
   cpuMemArena?: boolean;
 }
 
-/** Execution providers this onnxruntime build can use (CUDA only when its libraries were installed). */
-export function availableDevices(): Device[] {
+/**
+ * Execution providers compiled into this onnxruntime build. Listed is not working: the Linux binaries
+ * name webgpu and cuda with no GPU adapter or CUDA files present (devices.ts probes what really runs).
+ */
+export function compiledProviders(): Device[] {
   const names = loadBinding().binding.listSupportedBackends().map((b) => b.name);
-  const out: Device[] = ["cpu"];
-  if (names.includes("webgpu")) out.push("webgpu");
-  if (names.includes("cuda")) out.push("cuda");
-  return out;
+  return (["cpu", "webgpu", "cuda"] as const).filter((d) => names.includes(d));
 }
 
 export class SyncSession {
@@ -118,20 +123,24 @@ export class SyncSession {
 
 function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
   const device = settings.device ?? "cpu";
-  if (!availableDevices().includes(device)) {
+  if (!compiledProviders().includes(device)) {
     throw new TesseraError(
-      `execution provider "${device}" is not available in this onnxruntime build (available: ${availableDevices().join(", ")})`,
+      `execution provider "${device}" is not in this onnxruntime build (it has: ${compiledProviders().join(", ")})`,
       "--device",
     );
   }
+  // A GPU session must not quietly run some ops on the CPU (a "GPU" run that is slow): creation fails
+  // instead. TESSERA_ALLOW_CPU_FALLBACK=1 allows it, for measuring what a provider lacks.
+  const fallback: Record<string, string> = device === "cpu" || process.env.TESSERA_ALLOW_CPU_FALLBACK === "1" ? {} : { "session.disable_cpu_ep_fallback": "1" };
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: [device],
     graphOptimizationLevel: "all",
     extra: nestConfig({
       "session.intra_op.allow_spinning": settings.spinning === false ? "0" : "1",
+      ...fallback,
       ...settings.sessionConfig,
     }),
-    logSeverityLevel: 3,
+    logSeverityLevel: settings.quiet ? 4 : 3,
   };
   if (settings.cpuMemArena === false) options.enableCpuMemArena = false;
   if (settings.profilePrefix) {

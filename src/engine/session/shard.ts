@@ -1,4 +1,5 @@
 import type { ModelConfig, ModelSource } from "../../models/types.js";
+import { resolveDevice } from "../onnx/devices.js";
 import { TesseraError } from "../../errors.js";
 import { ShardGraphBuilder } from "../graph/decoder.js";
 import { SyncSession, ort, type SessionSettings } from "../onnx/session.js";
@@ -66,6 +67,7 @@ export class ShardEngine {
     const cfg = source.config;
     const device = opts.device ?? "cpu";
     checkEngineConfig(cfg, source.path);
+    if (device !== "cpu") resolveDevice(device); // a clear error before any weight is read
     const [a, b] = opts.layers ?? [0, cfg.numLayers];
     if (!(Number.isInteger(a) && Number.isInteger(b) && 0 <= a && a < b && b <= cfg.numLayers)) {
       throw new TesseraError(`invalid layer range [${a}, ${b}) for a model with ${cfg.numLayers} layers`, source.path);

@@ -1,3 +1,4 @@
+import { resolveDevice } from "../onnx/devices.js";
 import type { ModelConfig, ModelSource } from "../../models/types.js";
 import type { TpSlice } from "../graph/slicing.js";
 import { buildTpAttentionGraph, buildTpMlpGraph } from "../graph/decoder.js";
@@ -64,6 +65,7 @@ export class TpRankEngine {
     const cfg = source.config;
     const device = o.device ?? "cpu";
     checkEngineConfig(cfg, source.path);
+    if (device !== "cpu") resolveDevice(device); // a clear error before any weight is read
     const settings = { threads: o.threads ?? 1, device, spinning: false };
     const graphOpts = { maxSeq: o.contextLength, ropeInterleaved: source.ropeInterleaved };
     const shape = { heads: o.slice.heads, kvHeads: o.slice.kvHeads };

@@ -2,7 +2,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createStepper } from "../../../src/engine/session/stepper.js";
 import { ShardEngine } from "../../../src/engine/session/shard.js";
-import { availableDevices } from "../../../src/engine/onnx/session.js";
 import { isTesseraError } from "../../../src/errors.js";
 import { randomSource, tinyConfig } from "./fixtures.js";
 import { relErr } from "./compare.js";
@@ -61,9 +60,6 @@ test("bad tokens, head sizes and devices are clear errors", async () => {
   );
   const missing = { ...src, info: (n: string) => (n === "blk.1.ffn_up.weight" ? undefined : src.info(n)) };
   await assert.rejects(createStepper(missing, { threads: 1 }), (e) => isTesseraError(e) && /blk\.1\.ffn_up\.weight is missing/.test(e.message));
-  if (!availableDevices().includes("cuda")) {
-    await assert.rejects(createStepper(src, { device: "cuda" }), (e) => isTesseraError(e) && /"cuda" is not available/.test(e.message));
-  }
 });
 
 test("two pipeline stages [0, 1) → [1, 2) give the single-shard logits", async () => {
@@ -86,25 +82,5 @@ test("two pipeline stages [0, 1) → [1, 2) give the single-shard logits", async
     await whole.dispose();
     first.dispose();
     last.dispose();
-  }
-});
-
-test("webgpu either matches the CPU logits or fails with a clear error", async () => {
-  const cpu = await createStepper(src, { threads: 1, contextLength: 8 });
-  const want = cpu.forward(Int32Array.from([1, 2, 3]));
-  await cpu.dispose();
-  let gpu;
-  try {
-    gpu = await createStepper(src, { device: "webgpu", contextLength: 8 });
-  } catch (e) {
-    assert.ok(isTesseraError(e) && /"webgpu"/.test(e.message), String(e));
-    return;
-  }
-  try {
-    const got = gpu.forward(Int32Array.from([1, 2, 3]));
-    const err = Math.max(...got.map((v, i) => Math.abs(v - want[i])));
-    assert.ok(err < 1e-2, `webgpu differs from cpu by ${err}`);
-  } finally {
-    await gpu.dispose();
   }
 });
