@@ -32,11 +32,11 @@ timeout 20 find /usr /opt -name 'libonnxruntime_providers_cuda.so*' 2>/dev/null 
 
 log "scaling"
 # shellcheck disable=SC2086
-timeout 360 "$NODE" dist/bench/scaling/scaling.js ${SCALING_ARGS:---configs single,tp2,tp4,tp8,pp2,pp4,pp2xtp2,pp4xtp2 --llama-threads 1,2,4,8 --rounds 6 --tokens 16 --prompt-tokens 128 --ttft-rounds 2 --sweep tp2,pp2,tp4 --latencies 50,300,2000 --sweep-rounds 2} \
+timeout 330 "$NODE" dist/bench/scaling/scaling.js ${SCALING_ARGS:---configs single,tp2,tp4,tp8,pp2,pp4,pp2xtp2,pp4xtp2 --llama-threads 1,2,4,8 --rounds 6 --tokens 16 --prompt-tokens 128 --ttft-rounds 2 --sweep tp2,pp2,tp4 --latencies 50,300,2000 --sweep-rounds 2} \
   --out "$OUT/scaling.json" > "$OUT/scaling.log" 2>&1
 log "scaling exit $?"; tail -25 "$OUT/scaling.log"
 
 log "gpu"
 # shellcheck disable=SC2086
-timeout 300 "$NODE" dist/bench/gpu/gpu.js ${GPU_ARGS:---rounds 4 --tokens 32 --prompt-tokens 256} --out "$OUT/gpu.json" > "$OUT/gpu.log" 2>&1
+timeout 230 "$NODE" dist/bench/gpu/gpu.js ${GPU_ARGS:---rounds 4 --tokens 32 --prompt-tokens 256} --out "$OUT/gpu.json" > "$OUT/gpu.log" 2>&1
 log "gpu exit $?"; tail -40 "$OUT/gpu.log"
