@@ -209,7 +209,8 @@ const decode: Record<string, unknown> = {};
 for (const c of configs) {
   const s = shapes.find((x) => x.name === c.name);
   const ref = s ? llamaAt(processes(s) * THREADS) : undefined;
-  decode[c.name] = { ...decodeSummary(blocks, c.name), processes: s ? processes(s) : 1, vs_llama_cpp_same_threads: ref ? decodeSummary(blocks, c.name, ref).ratio_to_ref : undefined };
+  const threads = s ? processes(s) * THREADS : Number(/-(\d+)t$/.exec(c.name)![1]);
+  decode[c.name] = { ...decodeSummary(blocks, c.name), processes: s ? processes(s) : 1, threads, vs_llama_cpp_same_threads: ref ? decodeSummary(blocks, c.name, ref).ratio_to_ref : undefined };
 }
 const ttftSummary = ttft
   ? Object.fromEntries(
