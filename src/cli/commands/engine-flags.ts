@@ -1,41 +1,12 @@
-import { existsSync } from "node:fs";
-import { TesseraError } from "../../errors.js";
-import { intOption } from "../args.js";
-import type { Device } from "../../engine/types.js";
+import { availableParallelism } from "node:os";
+import { flag } from "../flags.js";
 
-// Flags shared by `tessera run` and `tessera bench`: where the model runs.
-
+/** Flags shared by `tessera run` and `tessera bench`: where and how the model runs. */
 export const ENGINE_FLAGS = {
-  threads: { type: "string" },
-  ctx: { type: "string" },
-  device: { type: "string" },
-  tp: { type: "string" },
-} as const;
-
-const DEVICES: Device[] = ["cpu", "webgpu", "cuda"];
-
-export interface EngineFlags {
-  threads?: number;
-  contextLength?: number;
-  device: Device;
-  /** Tensor-parallel ranks (local runner processes) per pipeline stage. */
-  tp: number;
-}
-
-export function engineFlags(values: Record<string, unknown>): EngineFlags {
-  const device = (values.device ?? "cpu") as Device;
-  if (!DEVICES.includes(device)) throw new TesseraError(`--device must be one of ${DEVICES.join(", ")}, got '${String(values.device)}'`);
-  return {
-    threads: values.threads === undefined ? undefined : intOption("threads", values.threads, 1, 1),
-    contextLength: values.ctx === undefined ? undefined : intOption("ctx", values.ctx, 1, 1),
-    device,
-    tp: intOption("tp", values.tp, 1, 1),
-  };
-}
-
-export function modelArgument(positionals: string[], usage: string): string {
-  const model = positionals[0];
-  if (!model) throw new TesseraError(`missing MODEL\nusage: ${usage}`);
-  if (!existsSync(model)) throw new TesseraError("no such file or folder", model);
-  return model;
-}
+  threads: flag.int({ min: 1, max: 4 * availableParallelism(), help: "compute threads (per runner process when sharded)", defaultText: "physical cores, shared out among runners" }),
+  ctx: flag.int({ min: 1, help: "context length in tokens: the KV cache is allocated for this many", defaultText: "the model's, at most 4096" }),
+  device: flag.choice(["cpu", "webgpu", "cuda"], { default: "cpu", help: "execution provider" }),
+  stages: flag.int({ min: 1, default: 1, help: "pipeline stages: split the layers over this many local runner processes" }),
+  tp: flag.int({ min: 1, default: 1, help: "tensor-parallel ranks per pipeline stage (local runner processes)" }),
+  "compress-activations": flag.bool({ help: "8-bit partial sums between tensor-parallel ranks (needs --tp 2 or more)" }),
+};
