@@ -346,7 +346,7 @@ export function parseFlags<F extends FlagSet>(argv: readonly string[], flags: F,
 
 function unknownFlag(tok: string, key: string, table: FlagSet): FlagError {
   const names = Object.entries(table).filter(([, f]) => !f.hidden).map(([n]) => n);
-  const close = names.filter((n) => editDistance(n, key) <= Math.max(1, Math.floor(key.length / 4)) || (key.length >= 3 && n.startsWith(key)));
+  const close = names.filter((n) => editDistance(n, key) <= (key.length <= 4 ? 1 : 2) || (key.length >= 3 && n.startsWith(key)));
   const suggestion = close.length ? ` (did you mean ${close.slice(0, 3).map((n) => `--${n}`).join(" or ")}?)` : "";
   return new FlagError(`unknown option '${tok.split("=")[0]}'${suggestion}`);
 }

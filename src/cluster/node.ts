@@ -359,6 +359,8 @@ export class ClusterNode {
   }
 
   private sayIfAlone(): void {
+    // Not on the tick inside start(): the node's own start-up lines come first.
+    if (this.ticks < 2) return;
     const alone = this.alone;
     if (alone && !this.saidAlone) {
       this.opts.log(

@@ -58,6 +58,8 @@ export function estimateShardMemory(cfg: ModelConfig, tensors: readonly TensorIn
   for (const t of tensors) {
     const l = layerOf(t.name);
     if (l >= a && l < b) weights += engineBytes(t) / tp;
+    // The final norm (and GGUF's rope_freqs) go with the last stage.
+    else if (l < 0 && last && t.name !== "token_embd.weight" && t.name !== "output.weight") weights += engineBytes(t);
   }
   const embedding = byName.get("token_embd.weight");
   if (first && embedding) weights += embedding.byteLength;

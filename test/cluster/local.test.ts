@@ -49,13 +49,17 @@ test("start options: sizes, peers, devices and cluster names, with clear errors"
   assert.equal(parseByteSize("memory-limit", "1.5gb"), 1.5e9);
   assert.equal(parseByteSize("memory-limit", "4096"), 4096);
   assert.throws(() => parseByteSize("memory-limit", "lots"), /--memory-limit must be a size like 8G/);
-  assert.deepEqual(parsePeers("10.0.0.2:52481, [fe80::1]:7,host.lan:9"), [
-    { host: "10.0.0.2", port: 52481 },
-    { host: "fe80::1", port: 7 },
-    { host: "host.lan", port: 9 },
+  assert.deepEqual(parsePeers("10.0.0.2:52481, [fe80::1]:7,host.lan:9,box,[fe80::2]"), [
+    { host: "10.0.0.2", port: 52481, text: "10.0.0.2:52481" },
+    { host: "fe80::1", port: 7, text: "[fe80::1]:7" },
+    { host: "host.lan", port: 9, text: "host.lan:9" },
+    { host: "box", port: 52481, text: "box" },
+    { host: "fe80::2", port: 52481, text: "[fe80::2]" },
   ]);
-  assert.throws(() => parsePeers("10.0.0.2"), /--peers wants host:port/);
-  assert.throws(() => parsePeers("a:70000"), /--peers wants host:port/);
+  assert.throws(() => parsePeers("a:70000"), /--peers wants host, host:port/);
+  assert.throws(() => parsePeers("a:0"), /--peers wants host, host:port/);
+  assert.throws(() => parsePeers("fe80::1:7"), /--peers wants host, host:port/);
+  assert.throws(() => parsePeers(" , "), /--peers is empty/);
   assert.equal(parseDevice(undefined), "auto");
   assert.equal(parseDevice("CUDA"), "cuda");
   assert.throws(() => parseDevice("tpu"), /--device must be one of auto, cpu, webgpu, cuda/);

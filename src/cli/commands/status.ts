@@ -110,8 +110,12 @@ export const command: Command = {
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       view = (await res.json()) as ClusterView;
     } catch (e) {
-      throw new TesseraError(`no tessera node answers (${(e as Error).message}); is \`tessera start\` running there?`, base);
+      // fetch says "fetch failed"; the reason is in its cause.
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code === "ECONNREFUSED" ? "connection refused" : (cause?.code ?? cause?.message ?? (e as Error).message);
+      throw new TesseraError(`no tessera node answers (${why}); is \`tessera start\` running there?`, base);
     }
+
     console.log(values.json ? JSON.stringify(view, null, 2) : formatStatus(view));
     return 0;
   },

@@ -75,7 +75,7 @@ test("run streams the chat-templated answer to stdout, stats to stderr; same see
 });
 
 test("bench --json reports median pp/tg speeds and peak RSS", async () => {
-  const r = await tessera(["bench", model, "--pp", "32", "--tg", "8", "--repeat", "2", "--threads", "1", "--json"]);
+  const r = await tessera(["bench", model, "--prompt-tokens", "32", "-n", "8", "--repeat", "2", "--threads", "1", "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { ppTps: number; tgTps: number; peakRssBytes: number; ppRuns: number[]; tgRuns: number[] };
   assert.equal(out.ppRuns.length, 2);
