@@ -142,6 +142,8 @@ interface StringOptions extends Common<string> {
   emptyHint?: string;
   /** Further check; return an error phrase ("1–64 letters ...") or null. */
   check?: (value: string) => string | null;
+  /** Turns the text into the value kept (a normalized URL); throws a FlagError naming `where`. */
+  convert?: (value: string, where: string) => string;
 }
 
 function string(o: WithDefault<StringOptions, string>): Flag<string, true>;
@@ -151,7 +153,7 @@ function string(o: StringOptions): Flag<string> {
     if (!o.allowEmpty && raw.trim() === "") throw new FlagError(`${where} is empty${o.emptyHint ? `; ${o.emptyHint}` : ""}`);
     const err = o.check?.(raw);
     if (err) throw bad(where, err, raw);
-    return raw;
+    return o.convert ? o.convert(raw, where) : raw;
   });
 }
 

@@ -42,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (!(name in COMMANDS)) {
-    console.error(`tessera: unknown command '${name}'\n\n${help()}`);
+    console.error(`tessera: unknown command '${name}' (${Object.keys(COMMANDS).join(", ")}; tessera --help says more)`);
     return 2;
   }
   const verbose = rest.includes("--verbose");

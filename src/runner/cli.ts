@@ -16,15 +16,6 @@ export interface Sharding {
   runnerPeakRss?: Float64Array;
 }
 
-/** The sharding of `tessera run/bench` out of their flags, checked. */
-export function shardingFlags(values: { "compress-activations"?: boolean }, pp: number, tp: number): Sharding {
-  const compressActivations = values["compress-activations"] === true;
-  if (compressActivations && tp < 2) {
-    throw new TesseraError("--compress-activations needs --tp 2 or more: it compresses the partial sums that tensor-parallel ranks exchange");
-  }
-  return { pp, tp, compressActivations };
-}
-
 /**
  * Checks a run against the model before any engine starts (fast: the file's header only): the
  * sharding plan, the context against what the model was trained for, and the memory all ranks need
@@ -40,8 +31,15 @@ export async function preflight(modelPath: string, s: Sharding, contextLength: n
     if (s.pp === 1 && s.tp === 1) {
       need = estimateShardMemory(cfg, source.tensors(), { contextLength: ctx });
     } else {
-      const plan = makePlan(cfg, { pp: s.pp, tp: s.tp });
-      checkPlan(cfg, plan, splitBlocks(source));
+      let plan;
+      try {
+        plan = makePlan(cfg, { pp: s.pp, tp: s.tp });
+        checkPlan(cfg, plan, splitBlocks(source));
+      } catch (e) {
+        // Name the flags that asked for this split.
+        if (e instanceof TesseraError) throw new TesseraError(e.message, `--stages ${s.pp} --tp ${s.tp}`, { cause: e });
+        throw e;
+      }
       need = estimatePlanMemory(cfg, source.tensors(), plan, ctx);
     }
     checkMemoryFits(need, memoryInfo().availableBytes, ctx, modelPath);

@@ -128,7 +128,7 @@ test("errors a user can fix are one line; bugs are not recognised as such", () =
 test("progress: a bar redrawn in place on a terminal, lines every 10 % otherwise (large work only)", () => {
   // 80 columns: 80 − label − 40 = 36 cells.
   assert.equal(renderBar("load", 50, 100, 80), `load [${"#".repeat(18)}${".".repeat(18)}]  50%  0.0 / 0.0 MiB`);
-  assert.match(renderBar("load", 300 * 2 ** 20, 600 * 2 ** 20, 60), /^load \[#{8}\.{8}\]  50%  300 \/ 600 MiB$/); // 60 − 4 − 40 = 16 cells
+  assert.match(renderBar("load", 300 * 2 ** 20, 600 * 2 ** 20, 60), /^load \[#{8}\.{8}\] {2}50% {2}300 \/ 600 MiB$/); // 60 − 4 − 40 = 16 cells
 
   let clock = 0;
   const tty: string[] = [];

@@ -3,10 +3,10 @@ import type { Command } from "../main.js";
 import { TesseraError } from "../../errors.js";
 import { checkPath, flag, parseFlags, usageText } from "../flags.js";
 import { progress } from "../progress.js";
-import { EngineWorker } from "../../engine/worker/engine-worker.js";
+import type { EngineWorker } from "../../engine/worker/engine-worker.js";
 import { physicalCores } from "../../engine/session/threads.js";
-import { ENGINE_FLAGS } from "./engine-flags.js";
-import { preflight, shardingFlags, withSharding } from "../../runner/cli.js";
+import { ENGINE_FLAGS, shardingFlags } from "./engine-flags.js";
+
 
 // Prompt and generation lengths get names that cannot be read as pipeline stages; -p/-n are
 // llama-bench's. --pp/--tg (the old names) explain themselves.
@@ -51,6 +51,8 @@ export const command: Command = {
     const runnerPeakRss = new Float64Array(new SharedArrayBuffer(8 * (ranks > 1 ? ranks : 0)));
     const sharding = { ...shardingFlags(values, stages, values.tp), runnerPeakRss };
     const label = values.ctx !== undefined ? undefined : `a context of ${wanted} tokens (--prompt-tokens / --gen-tokens)`;
+    // The engine's modules load only once the options are known to be good.
+    const [{ EngineWorker }, { preflight, withSharding }] = await Promise.all([import("../../engine/worker/engine-worker.js"), import("../../runner/cli.js")]);
     const contextLength = await preflight(model, sharding, wanted, label);
     // Sharded, --threads is per runner process; by default the cores are shared out.
     const threads = values.threads ?? Math.max(1, Math.floor(physicalCores() / ranks));

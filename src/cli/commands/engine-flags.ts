@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
-import { flag } from "../flags.js";
+import { FlagError, flag } from "../flags.js";
+import type { Sharding } from "../../runner/cli.js";
 
 /** Flags shared by `tessera run` and `tessera bench`: where and how the model runs. */
 export const ENGINE_FLAGS = {
@@ -10,3 +11,12 @@ export const ENGINE_FLAGS = {
   tp: flag.int({ min: 1, default: 1, help: "tensor-parallel ranks per pipeline stage (local runner processes)" }),
   "compress-activations": flag.bool({ help: "8-bit partial sums between tensor-parallel ranks (needs --tp 2 or more)" }),
 };
+
+/** The sharding asked for by these flags, checked. */
+export function shardingFlags(values: { "compress-activations"?: boolean }, pp: number, tp: number): Sharding {
+  const compressActivations = values["compress-activations"] === true;
+  if (compressActivations && tp < 2) {
+    throw new FlagError("--compress-activations needs --tp 2 or more: it compresses the partial sums that tensor-parallel ranks exchange");
+  }
+  return { pp, tp, compressActivations };
+}

@@ -3,10 +3,10 @@ import type { Command } from "../main.js";
 import { TesseraError } from "../../errors.js";
 import { checkPath, flag, parseFlags, usageText } from "../flags.js";
 import { progress } from "../progress.js";
-import { EngineWorker } from "../../engine/worker/engine-worker.js";
+import type { EngineWorker } from "../../engine/worker/engine-worker.js";
 import type { ChatMessage } from "../../models/types.js";
-import { ENGINE_FLAGS } from "./engine-flags.js";
-import { preflight, shardingFlags, withSharding } from "../../runner/cli.js";
+import { ENGINE_FLAGS, shardingFlags } from "./engine-flags.js";
+
 
 /** Without --max-tokens a run stops here (or at the end-of-sequence token, or when the context is full). */
 export const DEFAULT_MAX_TOKENS = 512;
@@ -73,6 +73,8 @@ export const command: Command = {
     if (prompt === undefined) throw new TesseraError(`missing PROMPT (or '-' to read it from stdin; usage: ${SYNOPSIS})`);
     const json = values.json;
 
+    // The engine's modules load only once the options are known to be good.
+    const [{ EngineWorker }, { preflight, withSharding }] = await Promise.all([import("../../engine/worker/engine-worker.js"), import("../../runner/cli.js")]);
     const contextLength = await preflight(model, sharding, values.ctx);
     const shown = progress(`loading ${basename(model)}`);
     let engine: EngineWorker;

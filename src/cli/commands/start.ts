@@ -1,10 +1,7 @@
 import { availableParallelism } from "node:os";
-import { clusterRoutes } from "../../api/cluster-routes.js";
-import { startApiServer } from "../../api/server.js";
-import { loadOrCreateIdentity } from "../../cluster/identity.js";
-import { ClusterNode } from "../../cluster/node.js";
+import type { ClusterNode } from "../../cluster/node.js";
+import type { startApiServer } from "../../api/server.js";
 import { DEFAULT_HTTP_PORT, DEVICES, defaultNodeName, parseClusterName, parsePeers } from "../../cluster/options.js";
-import { acquirePidLock } from "../../cluster/pidlock.js";
 import { readSecretFile } from "../../cluster/secret.js";
 import { TesseraError } from "../../errors.js";
 import { dataDir } from "../../paths.js";
@@ -60,6 +57,14 @@ export const command: Command = {
     const threads = values.threads ?? availableParallelism();
     const measureEvery = values["measure-every"];
 
+    // The node's modules (fastify, the cluster) load only once the options are known to be good.
+    const [{ clusterRoutes }, { startApiServer }, { loadOrCreateIdentity }, { ClusterNode }, { acquirePidLock }] = await Promise.all([
+      import("../../api/cluster-routes.js"),
+      import("../../api/server.js"),
+      import("../../cluster/identity.js"),
+      import("../../cluster/node.js"),
+      import("../../cluster/pidlock.js"),
+    ]);
     const release = acquirePidLock(dir);
     let node: ClusterNode | null = null;
     let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
@@ -89,7 +94,12 @@ export const command: Command = {
       try {
         await node.listen();
       } catch (e) {
-        throw new TesseraError(`cannot listen for peers: ${(e as Error).message} (pick another with --peer-port)`, `${host}:${peerPort}`);
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "ENOTFOUND" || code === "EADDRNOTAVAIL" || code === "EAI_AGAIN") {
+          throw new TesseraError(`--host ${host} is not an address of this machine (${code}); 0.0.0.0 listens on all of them`);
+        }
+        const hint = code === "EADDRINUSE" ? " (the port is in use: another node? pick another with --peer-port)" : "";
+        throw new TesseraError(`cannot listen for peers: ${(e as Error).message}${hint}`, `${host}:${peerPort}`);
       }
       api = await startApiServer({ host, port, routes: [clusterRoutes(node)] });
       node.start(api.port);

@@ -76,7 +76,7 @@ export function formatStatus(view: ClusterView): string {
  * --url as people type it: http://host:port, host:port, host, or a port alone (this machine).
  * Returns the base URL without a trailing slash.
  */
-export function nodeUrl(text: string): string {
+export function nodeUrl(text: string, where = "--url"): string {
   let t = text.trim();
   if (/^\d+$/.test(t)) t = `127.0.0.1:${t}`;
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(t)) t = `http://${t}`;
@@ -84,15 +84,20 @@ export function nodeUrl(text: string): string {
   try {
     u = new URL(t);
   } catch {
-    throw new FlagError(`--url must be host:port or http://host:port, got '${text}'`);
+    throw new FlagError(`${where} must be host:port or http://host:port, got '${text}'`);
   }
-  if (u.protocol !== "http:" && u.protocol !== "https:") throw new FlagError(`--url must be an http:// or https:// address, got '${text}'`);
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new FlagError(`${where} must be an http:// or https:// address, got '${text}'`);
   if (!u.port && u.protocol === "http:" && !/:\d+/.test(t.replace(/^[a-z]+:\/\//i, ""))) u.port = String(DEFAULT_HTTP_PORT);
   return u.href.replace(/\/+$/, "");
 }
 
 const FLAGS = {
-  url: flag.string({ metavar: "HOST:PORT", default: `127.0.0.1:${DEFAULT_HTTP_PORT}`, help: "the node to ask: host:port, http://host:port, host (port 52480) or a port on this machine" }),
+  url: flag.string({
+    metavar: "HOST:PORT",
+    default: `127.0.0.1:${DEFAULT_HTTP_PORT}`,
+    help: "the node to ask: host:port, http://host:port, host (port 52480) or a port on this machine",
+    convert: nodeUrl,
+  }),
   json: flag.bool({ help: "print the node's whole view (GET /cluster) as JSON" }),
 };
 
@@ -103,6 +108,7 @@ export const command: Command = {
   usage: usageText("tessera status [options]", FLAGS),
   async run(argv) {
     const { values } = parseFlags(argv, FLAGS, { env: process.env, positionals: { max: 0, usage: "tessera status [--url HOST:PORT] [--json]" } });
+    // The default is not parsed by the flag table; given values arrive normalized.
     const base = nodeUrl(values.url);
     let view: ClusterView;
     try {
