@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import type { ClusterNode } from "../../cluster/node.js";
-import type { startApiServer } from "../../api/server.js";
+import type { ApiServer } from "../../api/server.js";
 import { DEFAULT_HTTP_PORT, DEVICES, defaultNodeName, parseClusterName, parsePeers } from "../../cluster/options.js";
 import { readSecretFile } from "../../cluster/secret.js";
 import { TesseraError } from "../../errors.js";
@@ -67,7 +67,7 @@ export const command: Command = {
     ]);
     const release = acquirePidLock(dir);
     let node: ClusterNode | null = null;
-    let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
+    let api: ApiServer | null = null;
     try {
       const identity = loadOrCreateIdentity(dir);
       node = new ClusterNode({
