@@ -196,10 +196,13 @@ function writable(p: string): boolean {
   }
 }
 
-/** Checks a path argument before any work starts; throws a FlagError naming it. */
+/**
+ * Checks a path argument before any work starts; throws a FlagError naming it (after `where`, the
+ * flag it came with; "" for a positional argument).
+ */
 export function checkPath(p: string, kind: PathKind, where: string): void {
   const st = statOf(p);
-  const say = (msg: string) => new FlagError(`${where} ${p}: ${msg}`);
+  const say = (msg: string) => new FlagError(`${where ? `${where} ` : ""}${p}: ${msg}`);
   switch (kind) {
     case "input":
       if (!st) throw say("no such file or folder");

@@ -91,7 +91,7 @@ test("bench --stages 2 --tp 2 measures a pipeline of tensor groups, with each ru
   assert.match(noTp.stderr, /^tessera bench: --compress-activations needs --tp 2 or more/);
   const bad = await tessera(["run", model, "hi", "--tp", "3"]);
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /^tessera run: stage 0: a tensor-parallel group of 3 cannot share the model's 2 KV heads/);
+  assert.match(bad.stderr, /^tessera run: --stages 1 --tp 3: stage 0: a tensor-parallel group of 3 cannot share the model's 2 KV heads/);
   assert.ok(!/^\s+at /m.test(bad.stderr), bad.stderr);
 });
 

@@ -38,7 +38,7 @@ export const command: Command = {
     const { values, positionals } = parseFlags(argv, FLAGS, { positionals: { max: 1, usage: SYNOPSIS } });
     const model = positionals[0];
     if (model === undefined) throw new TesseraError(`missing MODEL (usage: ${SYNOPSIS})`);
-    checkPath(model, "input", "MODEL");
+    checkPath(model, "input", "");
     const pp = values["prompt-tokens"];
     const tg = values["gen-tokens"];
     const repeat = values.repeat;

@@ -13,7 +13,7 @@ export const command: Command = {
     const { values, positionals } = parseFlags(argv, FLAGS, { positionals: { max: 1, usage: SYNOPSIS } });
     const model = positionals[0];
     if (model === undefined) throw new TesseraError(`missing MODEL: give one model path, a .gguf file or a safetensors/MLX folder (usage: ${SYNOPSIS})`);
-    checkPath(model, "input", "MODEL");
+    checkPath(model, "input", "");
     const report = await inspectModel(model);
     console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
     return 0;

@@ -58,7 +58,7 @@ export const command: Command = {
     const { values, positionals } = parseFlags(argv, FLAGS, { positionals: { max: 2, usage: SYNOPSIS } });
     const model = positionals[0];
     if (model === undefined) throw new TesseraError(`missing MODEL (usage: ${SYNOPSIS})`);
-    checkPath(model, "input", "MODEL");
+    checkPath(model, "input", "");
     const sharding = shardingFlags(values, values.stages, values.tp);
     const sampling = {
       temperature: values.temperature,

@@ -98,7 +98,7 @@ test("bad input: a clear one-line error, exit code 1, no stack trace", async () 
   const badFlag = await tessera(["run", model, "hi", "--top-p", "2"]);
   assert.equal(badFlag.code, 1);
   noStack(badFlag.stderr);
-  assert.match(badFlag.stderr, /topP must be in \(0, 1\]/);
+  assert.match(badFlag.stderr, /--top-p must be a number > 0 and ≤ 1, got .2./);
   const overflow = await tessera(["run", model, "hi", "--raw", "--ctx", "16", "--max-tokens", "64"]);
   assert.equal(overflow.code, 1);
   assert.match(overflow.stderr, /exceeds the context of 16 tokens/);
