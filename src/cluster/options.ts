@@ -50,9 +50,15 @@ export function parseDevice(text: string | undefined): string {
   return d;
 }
 
+/** Why a cluster name is not allowed, or null when it is. */
+export function clusterNameProblem(c: string): string | null {
+  return /^[A-Za-z0-9._-]{1,64}$/.test(c) ? null : "1–64 letters, digits, '.', '_' or '-'";
+}
+
 export function parseClusterName(text: string | undefined): string {
   const c = text ?? "default";
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(c)) throw new TesseraError(`--cluster must be 1–64 letters, digits, '.', '_' or '-', got '${c}'`);
+  const problem = clusterNameProblem(c);
+  if (problem) throw new TesseraError(`--cluster must be ${problem}, got '${c}'`);
   return c;
 }
 

@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import type { ClusterNode } from "../../cluster/node.js";
 import type { ApiServer } from "../../api/server.js";
-import { DEFAULT_HTTP_PORT, DEVICES, defaultNodeName, parseClusterName, parsePeers } from "../../cluster/options.js";
+import { DEFAULT_HTTP_PORT, DEVICES, clusterNameProblem, defaultNodeName, parsePeers } from "../../cluster/options.js";
 import { readSecretFile } from "../../cluster/secret.js";
 import { TesseraError } from "../../errors.js";
 import { dataDir } from "../../paths.js";
@@ -15,7 +15,13 @@ const FLAGS = {
   host: flag.string({ metavar: "ADDR", default: "0.0.0.0", help: "address to listen on" }),
   "data-dir": flag.path({ kind: "dir", help: "identity, caches and models", defaultText: "$TESSERA_HOME or ~/.local/share/tessera" }),
   name: flag.string({ help: "node name shown in the cluster", defaultText: "the hostname" }),
-  cluster: flag.string({ metavar: "NAME", default: "default", help: "cluster name; nodes of other clusters are ignored" }),
+  cluster: flag.string({
+    metavar: "NAME",
+    default: "default",
+    defaultText: '"default"',
+    help: "cluster name; nodes of other clusters are ignored",
+    check: clusterNameProblem,
+  }),
   secret: flag.string({
     metavar: "S",
     help: "cluster secret; without one the node runs in open LAN mode",
@@ -48,7 +54,7 @@ export const command: Command = {
     if (peerPort > 65535) throw new FlagError(`--peer-port would be --port + 1 = ${peerPort}: give --peer-port or a lower --port`);
     const host = values.host;
     const dir = dataDir(values["data-dir"]);
-    const cluster = parseClusterName(values.cluster);
+    const cluster = values.cluster;
     if (values.secret !== undefined && values["secret-file"] !== undefined) throw new FlagError("give --secret or --secret-file, not both");
     const name = values.name ?? defaultNodeName();
     const fromFile = values["secret-file"] !== undefined ? readSecretFile(values["secret-file"]) : undefined;
