@@ -1,16 +1,7 @@
 import { hostname } from "node:os";
 import { TesseraError } from "../errors.js";
-import { byteSize } from "../units.js";
 
-/** Parsers for `tessera start` values that are more than an integer. */
-
-/** "8G", "512MiB", "1.5gb", "1048576" → bytes (K/M/G/T alone are binary units). */
-export function parseByteSize(name: string, text: string): number {
-  const bytes = byteSize(text);
-  if (bytes === null) throw new TesseraError(`--${name} must be a size like 8G, 512MiB or a number of bytes, got '${text}'`);
-  if (bytes <= 0) throw new TesseraError(`--${name} must be more than 0 bytes, got '${text}'`);
-  return bytes;
-}
+/** `tessera start` values that are more than a number: peers, devices, cluster names, the node name. */
 
 /** Ports a node listens on unless told otherwise: HTTP, and peers on the next one. */
 export const DEFAULT_HTTP_PORT = 52480;
@@ -44,22 +35,9 @@ export function parsePeers(text: string): StaticPeerAddress[] {
 
 export const DEVICES = ["auto", "cpu", "webgpu", "cuda"] as const;
 
-export function parseDevice(text: string | undefined): string {
-  const d = (text ?? "auto").toLowerCase();
-  if (!(DEVICES as readonly string[]).includes(d)) throw new TesseraError(`--device must be one of ${DEVICES.join(", ")}, got '${text}'`);
-  return d;
-}
-
 /** Why a cluster name is not allowed, or null when it is. */
 export function clusterNameProblem(c: string): string | null {
   return /^[A-Za-z0-9._-]{1,64}$/.test(c) ? null : "1–64 letters, digits, '.', '_' or '-'";
-}
-
-export function parseClusterName(text: string | undefined): string {
-  const c = text ?? "default";
-  const problem = clusterNameProblem(c);
-  if (problem) throw new TesseraError(`--cluster must be ${problem}, got '${c}'`);
-  return c;
 }
 
 export function defaultNodeName(): string {
