@@ -1,7 +1,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -52,11 +52,14 @@ function files(root: string): string[] {
   return out.sort();
 }
 
-/** What onnxruntime's telemetry left in a sandbox (and in /tmp for the given pids, in case TMPDIR is not used). */
-function telemetryTraces(box: Sandbox, pids: number[] = []): string[] {
+/**
+ * What onnxruntime's telemetry left in a sandbox, and in /tmp for the given pids in case TMPDIR is
+ * not used (only files written since `since`: /tmp keeps files of older processes with the same pid).
+ */
+function telemetryTraces(box: Sandbox, pids: number[] = [], since = 0): string[] {
   const inTmp = files(box.tmp).filter((f) => /mat-debug/.test(f)).map((f) => `TMPDIR/${f}`);
   const inHome = files(box.home).filter((f) => /Microsoft|onnxruntime/i.test(f)).map((f) => `HOME/${f}`);
-  const inSlashTmp = pids.map((p) => `/tmp/mat-debug-${p}.log`).filter((f) => existsSync(f));
+  const inSlashTmp = pids.map((p) => `/tmp/mat-debug-${p}.log`).filter((f) => existsSync(f) && statSync(f).mtimeMs >= since);
   return [...inTmp, ...inHome, ...inSlashTmp];
 }
 
@@ -104,6 +107,7 @@ test("control: onnxruntime without the switch does leave telemetry files (so the
 
 test("tessera run, run --stages 2 and bench leave no telemetry in TMPDIR or HOME", async () => {
   const box = sandbox();
+  const since = Date.now() - 1000;
   const runs = [
     [BIN, "run", model, "Hello", "--max-tokens", "4", "--threads", "1"],
     [BIN, "run", model, "Hello", "--max-tokens", "4", "--stages", "2"],
@@ -115,11 +119,12 @@ test("tessera run, run --stages 2 and bench leave no telemetry in TMPDIR or HOME
     assert.equal(r.code, 0, `${args.slice(1).join(" ")}\n${r.out}`);
     pids.push(r.pid);
   }
-  assert.deepEqual(telemetryTraces(box, pids), []);
+  assert.deepEqual(telemetryTraces(box, pids, since), []);
 });
 
 test("a node's machine probe leaves no telemetry either", async () => {
   const box = sandbox();
+  const since = Date.now() - 1000;
   const data = join(box.home, "node");
   const node = startNode([BIN, "start", "--host", "127.0.0.1", "--port", "0", "--no-discovery", "--data-dir", data], box.env);
   // The probe runs in a child process soon after start and caches its result; then the node may go.
@@ -129,5 +134,5 @@ test("a node's machine probe leaves no telemetry either", async () => {
   const r = await node.done;
   assert.ok(existsSync(join(data, "machine-profile.json")), `the node never cached its probe:\n${r.out}`);
   assert.match(r.out, /SIGTERM: shutting down/);
-  assert.deepEqual(telemetryTraces(box, [r.pid]), []);
+  assert.deepEqual(telemetryTraces(box, [r.pid], since), []);
 });
