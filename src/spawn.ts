@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { Worker, type WorkerOptions } from "node:worker_threads";
+import { disableOrtTelemetry } from "./ort-telemetry.js";
 
 /**
  * The node command line that runs one of our own modules in a child process. Works both from the
@@ -22,6 +23,8 @@ export function cliCommand(): { command: string; args: string[] } {
  * not pass tsx's loader on to workers, so the worker registers it before importing the module).
  */
 export function startModuleWorker(moduleUrl: string, base: string, options: WorkerOptions = {}): Worker {
+  // A worker cannot turn it off for the process (its env is a copy): the thread that starts it does.
+  disableOrtTelemetry();
   const ext = base.endsWith(".ts") ? ".ts" : ".js";
   const entry = new URL(moduleUrl + ext, base).href;
   if (ext === ".js") return new Worker(new URL(entry), options);

@@ -1,5 +1,6 @@
 import type { ClusterNode } from "../cluster/node.js";
 import type { ClusterState, LinkMeasurement, NodeRecord } from "../cluster/state.js";
+import type { StaticPeerStatus } from "../cluster/static-peers.js";
 
 /**
  * JSON shapes of the cluster endpoints, built from a node's replicated state (the API keeps no
@@ -20,6 +21,10 @@ export interface SelfView {
   peerPort: number;
   /** Seniority in the election (wall-clock ms of the start). */
   startedAt: number;
+  /** Each --peers address: connected, or why not (src/cluster/static-peers.ts). */
+  staticPeers?: StaticPeerStatus[];
+  /** Discovery off and no peer linked or reachable: this node is a cluster of one. */
+  alone?: boolean;
 }
 
 export interface ClusterView {
@@ -40,6 +45,8 @@ export function selfView(node: ClusterNode): SelfView {
     httpPort: node.httpPort,
     peerPort: node.peerPort,
     startedAt: node.startedAt,
+    staticPeers: node.staticPeers(),
+    alone: node.alone,
   };
 }
 

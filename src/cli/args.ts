@@ -3,6 +3,10 @@ import { TesseraError } from "../errors.js";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
+// The tessera commands declare their flags with flags.ts (typed values, checked, help text from the
+// same table). This older helper stays for small tools (transport/delay-proxy-cli.ts) and for
+// commands not yet moved; main.ts turns node's parseArgs errors into one line either way.
+
 /**
  * parseArgs with two additions every command wants: `--verbose` is always accepted, and an option
  * missing from argv falls back to the environment variable TESSERA_<NAME> (dashes → underscores).

@@ -1,3 +1,5 @@
+// First: no onnxruntime telemetry in this process or the threads and processes it starts.
+import "../ort-telemetry.js";
 import { isTesseraError } from "../errors.js";
 
 /**
@@ -12,11 +14,12 @@ export interface Command {
 }
 
 const COMMANDS: Record<string, string> = {
-  start: "run a node: discovery, cluster, HTTP API and dashboard",
+  start: "run a node: discovery, cluster membership, link measurements, HTTP API",
   status: "print the cluster a node sees",
+  secret: "create a cluster secret (owner-only file) and print how to use it",
   run: "generate text from a model on this machine (or sharded over local processes)",
   bench: "measure prompt-processing and generation speed",
-  synth: "write a deterministic synthetic model (GGUF, safetensors, MLX)",
+  synth: "write a synthetic model (random weights, real formats) for tests and benchmarks",
   inspect: "describe a model file or folder",
 };
 
@@ -39,25 +42,54 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (!(name in COMMANDS)) {
-    console.error(`tessera: unknown command '${name}'\n\n${help()}`);
+    console.error(`tessera: unknown command '${name}' (${Object.keys(COMMANDS).join(", ")}; tessera --help says more)`);
     return 2;
   }
   const verbose = rest.includes("--verbose");
   try {
     const mod = (await import(`./commands/${name}.js`)) as { command: Command };
-    if (rest.includes("--help") || rest.includes("-h")) {
+    const dashDash = rest.indexOf("--");
+    const flags = dashDash >= 0 ? rest.slice(0, dashDash) : rest;
+    if (flags.includes("--help") || flags.includes("-h")) {
       console.log(`usage: ${mod.command.usage}\n\n${mod.command.summary}`);
       return 0;
     }
     return await mod.command.run(rest);
   } catch (e) {
-    if (isTesseraError(e) && !verbose) {
-      console.error(`tessera ${name}: ${e.message}`);
-    } else if (!verbose && e instanceof Error && (e as NodeJS.ErrnoException).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-      console.error(`tessera ${name}: ${e.message}`);
-    } else {
-      console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
-    }
+    const line = verbose ? undefined : userMessage(e);
+    if (line !== undefined) console.error(`tessera ${name}: ${line}`);
+    else console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
     return 1;
   }
+}
+
+/** Errnos a user's environment causes (a path, a permission, a full disk), not a bug of ours. */
+const USER_ERRNOS: Record<string, string> = {
+  ENOENT: "no such file or folder",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "read-only file system",
+  ENOSPC: "no space left on the device",
+  EISDIR: "is a folder",
+  ENOTDIR: "a part of the path is not a folder",
+  EEXIST: "already exists",
+  EADDRINUSE: "address in use",
+  EADDRNOTAVAIL: "address not available on this machine",
+};
+
+/**
+ * The one line to print for an error a user can fix (TesseraError, a bad option to node's
+ * parseArgs in commands that still use args.ts, an errno about a path); undefined for a bug, which
+ * keeps its stack trace.
+ */
+export function userMessage(e: unknown): string | undefined {
+  if (isTesseraError(e)) return e.message.replace(/\n+/g, " ");
+  if (!(e instanceof Error)) return undefined;
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err.code === "string" && err.code.startsWith("ERR_PARSE_ARGS_")) return err.message.replace(/\n+/g, " ");
+  if (typeof err.code === "string" && err.code in USER_ERRNOS) {
+    const what = err.path ? `${err.syscall ? `${err.syscall} ` : ""}${err.path}` : (err.syscall ?? "");
+    return `${what ? `${what}: ` : ""}${USER_ERRNOS[err.code]} (${err.code})`;
+  }
+  return undefined;
 }

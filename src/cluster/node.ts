@@ -8,6 +8,7 @@ import type { PeerMessage } from "./messages.js";
 import { PeerSet, type Peer } from "./peer-set.js";
 import { baseProfile, probeMachine, type ProbeResult } from "./profile.js";
 import { Replica } from "./replica.js";
+import { peerPortFromHttp, StaticPeers, type StaticPeerStatus } from "./static-peers.js";
 import { isNoop, linkKey, mayPropose, MAX_EVENT_BYTES, type ClusterEvent, type LinkMeasurement, type NodeProfile, type NodeRecord } from "./state.js";
 
 /**
@@ -26,7 +27,8 @@ export interface ClusterNodeOptions {
   httpPort: number;
   cluster: string;
   secret?: string;
-  peers: { host: string; port: number }[];
+  /** --peers: text is the address as the user wrote it (default host:port). */
+  peers: { host: string; port: number; text?: string }[];
   discovery: boolean;
   worker: boolean;
   threads: number;
@@ -52,6 +54,9 @@ export class ClusterNode {
   readonly replica = new Replica();
   readonly open: boolean;
   private readonly peers: PeerSet;
+  private readonly statics: StaticPeers;
+  /** Logged "alone" for the current stretch without peers. */
+  private saidAlone = false;
   private readonly ownLinks = new Map<string, LinkMeasurement>();
   private ownProfile: NodeProfile;
   private probe: ProbeResult | null = null;
@@ -76,6 +81,8 @@ export class ClusterNode {
     this.peers.on("info", (p, first) => this.onInfo(p, first));
     this.peers.on("message", (p, m) => this.onMessage(p, m));
     this.peers.on("down", (p, reason) => this.onDown(p, reason));
+    this.statics = new StaticPeers({ log: opts.log, redirect: (key, port) => this.peers.redirect(key, port), peerPortFromHttp });
+    this.peers.on("static-dial", (e) => this.statics.onDial(e));
     this.peerPort = opts.peerPort;
     this.httpPort = opts.httpPort;
     this.ownProfile = baseProfile(opts, null);
@@ -96,6 +103,19 @@ export class ClusterNode {
   /** Ids of peers with an authenticated link that told us who they are. */
   get livePeers(): string[] {
     return this.peers.members().map((p) => p.id);
+  }
+
+  /** What became of each --peers address. */
+  staticPeers(): StaticPeerStatus[] {
+    return this.statics.list();
+  }
+
+  /**
+   * Discovery is off and no peer is linked, with no --peers or every one of them failing: nothing
+   * will bring another node here by itself.
+   */
+  get alone(): boolean {
+    return !this.opts.discovery && this.peers.members().length === 0 && (this.statics.size === 0 || this.statics.allFailed);
   }
 
   /** True while this node orders the log. */
@@ -125,7 +145,10 @@ export class ClusterNode {
   start(httpPort: number): void {
     this.httpPort = httpPort;
     this.selfHost = advertisedHost(this.opts.host);
-    for (const p of this.opts.peers) this.peers.remember(p.host, p.port, null, true);
+    for (const p of this.opts.peers) {
+      const key = this.peers.remember(p.host, p.port, null, true);
+      if (key) this.statics.add(key, { host: p.host, port: p.port, text: p.text ?? `${p.host}:${p.port}` });
+    }
     if (this.opts.discovery) {
       this.discovery = new Discovery({
         id: this.id,
@@ -332,6 +355,21 @@ export class ClusterNode {
     this.peers.dialSome();
     this.membershipChanged();
     this.reportOwn();
+    this.sayIfAlone();
+  }
+
+  private sayIfAlone(): void {
+    // Not on the tick inside start(): the node's own start-up lines come first.
+    if (this.ticks < 2) return;
+    const alone = this.alone;
+    if (alone && !this.saidAlone) {
+      this.opts.log(
+        this.statics.size === 0
+          ? "this node is alone: discovery is off (--no-discovery) and no --peers were given"
+          : "this node is alone: none of its --peers is reachable and discovery is off (see `tessera status`)",
+      );
+    }
+    this.saidAlone = alone;
   }
 
   /** Tells every peer which peers this node is linked to, so static peers need one address only. */

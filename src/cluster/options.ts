@@ -1,44 +1,43 @@
 import { hostname } from "node:os";
 import { TesseraError } from "../errors.js";
 
-/** Parsers for `tessera start` values that are more than an integer. */
+/** `tessera start` values that are more than a number: peers, devices, cluster names, the node name. */
 
-const UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1e3, kib: 1024, m: 1024 ** 2, mb: 1e6, mib: 1024 ** 2, g: 1024 ** 3, gb: 1e9, gib: 1024 ** 3, t: 1024 ** 4, tb: 1e12, tib: 1024 ** 4 };
+/** Ports a node listens on unless told otherwise: HTTP, and peers on the next one. */
+export const DEFAULT_HTTP_PORT = 52480;
+export const DEFAULT_PEER_PORT = DEFAULT_HTTP_PORT + 1;
 
-/** "8G", "512MiB", "1.5gb", "1048576" → bytes (K/M/G/T alone are binary units). */
-export function parseByteSize(name: string, text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
-  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new TesseraError(`--${name} must be a size like 8G, 512MiB or a number of bytes, got '${text}'`);
-  const bytes = Math.floor(Number(m[1]) * unit);
-  if (bytes <= 0) throw new TesseraError(`--${name} must be more than 0 bytes, got '${text}'`);
-  return bytes;
+export interface StaticPeerAddress {
+  host: string;
+  port: number;
+  /** As the user wrote it (shown in logs and `tessera status`). */
+  text: string;
 }
 
-/** "host:port,host:port" (IPv6 as [addr]:port) → addresses. */
-export function parsePeers(text: string): { host: string; port: number }[] {
-  const out: { host: string; port: number }[] = [];
-  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
-    const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(part);
-    const port = m ? Number(m[3]) : NaN;
-    if (!m || !(port > 0 && port < 65536)) throw new TesseraError(`--peers wants host:port entries separated by commas, got '${part}'`);
-    out.push({ host: (m[1] ?? m[2])!, port });
+/**
+ * `--peers` entries, comma-separated: `host` (the default peer port), `host:port`, `[v6addr]:port`
+ * or `[v6addr]`. The port may be the peer's HTTP port: the node finds its peer port from it.
+ */
+export function parsePeers(text: string): StaticPeerAddress[] {
+  const out: StaticPeerAddress[] = [];
+  const parts = text.split(",").map((s) => s.trim());
+  if (parts.every((p) => p === "")) throw new TesseraError("--peers is empty (give host, host:port or [ipv6]:port entries, separated by commas)");
+  for (const part of parts.filter(Boolean)) {
+    const m = /^(?:\[([^\]\s]+)\]|([^:\s[\]]+))(?::(\d+))?$/.exec(part);
+    const port = m?.[3] === undefined ? DEFAULT_PEER_PORT : Number(m[3]);
+    if (!m || !(port > 0 && port < 65536)) {
+      throw new TesseraError(`--peers wants host, host:port or [ipv6]:port entries separated by commas (port 1–65535), got '${part}'`);
+    }
+    out.push({ host: (m[1] ?? m[2])!, port, text: part });
   }
   return out;
 }
 
 export const DEVICES = ["auto", "cpu", "webgpu", "cuda"] as const;
 
-export function parseDevice(text: string | undefined): string {
-  const d = (text ?? "auto").toLowerCase();
-  if (!(DEVICES as readonly string[]).includes(d)) throw new TesseraError(`--device must be one of ${DEVICES.join(", ")}, got '${text}'`);
-  return d;
-}
-
-export function parseClusterName(text: string | undefined): string {
-  const c = text ?? "default";
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(c)) throw new TesseraError(`--cluster must be 1–64 letters, digits, '.', '_' or '-', got '${c}'`);
-  return c;
+/** Why a cluster name is not allowed, or null when it is. */
+export function clusterNameProblem(c: string): string | null {
+  return /^[A-Za-z0-9._-]{1,64}$/.test(c) ? null : "1–64 letters, digits, '.', '_' or '-'";
 }
 
 export function defaultNodeName(): string {

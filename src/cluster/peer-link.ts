@@ -46,6 +46,12 @@ export class PeerLink extends EventEmitter<{ up: []; message: [PeerMessage]; clo
   authenticated = false;
   closed = false;
   lastHeard = performance.now();
+  /** For a link that never came up, why (a dialler reports it): the socket's error code, if any. */
+  errorCode: string | undefined;
+  /** Bytes arrived before the peer's hello (something answered). */
+  gotData = false;
+  /** What answered speaks HTTP: the address is a node's HTTP port, or not a node at all. */
+  answeredHttp = false;
 
   private readonly socket: Socket;
   private readonly decoder = new FrameDecoder(LIMITS.preAuthFrameBytes);
@@ -64,7 +70,10 @@ export class PeerLink extends EventEmitter<{ up: []; message: [PeerMessage]; clo
     this.socket.setNoDelay(true);
     this.socket.once("connect", () => (this.remoteAddress = normalizeAddress(this.socket.remoteAddress ?? "")));
     this.socket.on("data", (d: Buffer) => this.onData(d));
-    this.socket.on("error", (e) => this.close(`socket error: ${e.message}`, false));
+    this.socket.on("error", (e) => {
+      this.errorCode ??= (e as NodeJS.ErrnoException).code;
+      this.close(`socket error: ${e.message}`, false);
+    });
     this.socket.on("close", () => this.close("connection closed", false));
     const started = performance.now();
     this.timer = setInterval(() => {
@@ -115,6 +124,14 @@ export class PeerLink extends EventEmitter<{ up: []; message: [PeerMessage]; clo
   private onData(data: Buffer): void {
     if (this.closed) return;
     this.lastHeard = performance.now();
+    if (!this.gotData && !this.theirs) {
+      this.gotData = true;
+      // Our hello made an HTTP server answer "HTTP/1.1 400": no peer protocol here.
+      if (data.subarray(0, 5).toString("latin1") === "HTTP/") {
+        this.answeredHttp = true;
+        return this.close("it answers HTTP, not the peer protocol");
+      }
+    }
     if (!this.bytes.take(data.length)) return this.close("flooding (bytes per second over the limit)");
     let frames: unknown[];
     try {

@@ -42,6 +42,8 @@ export interface PeerSetOptions {
 
 /** An address to keep dialling. */
 interface Dialable {
+  /** Its key in the dialables map (static peers: the address as first given). */
+  key: string;
   host: string;
   port: number;
   id: string | null;
@@ -59,7 +61,16 @@ const MAX_PENDING = 64;
 /** A learnt peer is dialled by the smaller id first; the other side waits this long before trying too. */
 const LEARNT_DIAL_DELAY_MS = 3000;
 
-export class PeerSet extends EventEmitter<{ up: [Peer]; info: [Peer, boolean]; message: [Peer, PeerMessage]; down: [Peer, string] }> {
+/** A dial of a static peer (--peers) that ended: up with the peer's id, or failed with the link that says why. */
+export type StaticDialEvent = { key: string; host: string; port: number } & ({ up: true; id: string } | { up: false; link: PeerLink; reason: string });
+
+export class PeerSet extends EventEmitter<{
+  up: [Peer];
+  info: [Peer, boolean];
+  message: [Peer, PeerMessage];
+  down: [Peer, string];
+  "static-dial": [StaticDialEvent];
+}> {
   readonly peers = new Map<string, Peer>();
   private readonly pending = new Set<PeerLink>();
   private readonly dialables = new Map<string, Dialable>();
@@ -110,17 +121,24 @@ export class PeerSet extends EventEmitter<{ up: [Peer]; info: [Peer, boolean]; m
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
-  /** Adds an address to keep dialling until a link to it is up (static: from --peers). */
-  remember(host: string, port: number, id: string | null, isStatic: boolean): void {
-    if (id === this.id) return;
+  /** Adds an address to keep dialling until a link to it is up (static: from --peers). Returns its key. */
+  remember(host: string, port: number, id: string | null, isStatic: boolean): string | undefined {
+    if (id === this.id) return undefined;
     const key = id && !isStatic ? `id:${id}` : `${host}:${port}`;
     const d = this.dialables.get(key);
     if (d) {
       if (d.host !== host || d.port !== port) Object.assign(d, { host, port, nextDial: 0 });
-      return;
+      return key;
     }
-    this.dialables.set(key, { host, port, id, static: isStatic, since: Date.now(), nextDial: 0, backoffMs: 1000, dialing: false });
+    this.dialables.set(key, { key, host, port, id, static: isStatic, since: Date.now(), nextDial: 0, backoffMs: 1000, dialing: false });
     this.dialSome();
+    return key;
+  }
+
+  /** Dials a remembered static peer at another port from now on (its HTTP port was given). */
+  redirect(key: string, port: number): void {
+    const d = this.dialables.get(key);
+    if (d && d.port !== port) Object.assign(d, { port, nextDial: 0, backoffMs: 1000 });
   }
 
   dialSome(): void {
@@ -156,6 +174,7 @@ export class PeerSet extends EventEmitter<{ up: [Peer]; info: [Peer, boolean]; m
     link.once("up", () => {
       this.pending.delete(link);
       if (d) Object.assign(d, { dialing: false, backoffMs: 1000, id: link.peerId });
+      if (d?.static) this.emit("static-dial", { key: d.key, host: d.host, port: d.port, up: true, id: link.peerId! });
       this.register(link);
     });
     link.once("closed", (reason) => {
@@ -166,7 +185,12 @@ export class PeerSet extends EventEmitter<{ up: [Peer]; info: [Peer, boolean]; m
         d.backoffMs = Math.min(d.backoffMs * 2, MAX_BACKOFF_MS);
         if (reason.includes("connected to itself")) this.forget(d);
       }
-      // A dialled address that is down is retried quietly; a refusal is worth a line.
+      // A static peer's failures are reported (rate-limited) by whoever listens; a learnt address
+      // that is down is retried quietly; a refusal is worth a line.
+      if (d?.static && !link.authenticated) {
+        this.emit("static-dial", { key: d.key, host: d.host, port: d.port, up: false, link, reason });
+        return;
+      }
       if (!link.authenticated && (!d || link.peerId)) {
         const why = d && reason === "connection closed" ? "refused by the peer (wrong --secret or --cluster?)" : reason;
         this.opts.log(`peer ${link.peerId ?? "?"} at ${where}: ${why}`);

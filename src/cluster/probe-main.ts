@@ -1,3 +1,5 @@
+// Before onnxruntime loads: no telemetry (see ort-telemetry.ts).
+import "../ort-telemetry.js";
 import * as ort from "onnxruntime-node";
 import { matmulModel } from "./matmul-model.js";
 

@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, freemem, hostname, totalmem } from "node:os";
+import { availableParallelism, cpus, hostname, totalmem } from "node:os";
 import { join } from "node:path";
 import { nodeModuleCommand } from "../spawn.js";
+import { memoryInfo } from "../system-memory.js";
 import type { NodeProfile } from "./state.js";
 
 /**
@@ -18,27 +19,13 @@ export interface ProbeResult {
   providers: string[];
 }
 
+export { memoryInfo };
+
 export interface ProfileOptions {
   memoryLimit?: number;
   threads: number;
   device: string;
   worker: boolean;
-}
-
-export function memoryInfo(limit?: number): { totalBytes: number; availableBytes: number } {
-  let total = totalmem();
-  let available = freemem();
-  try {
-    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync("/proc/meminfo", "utf8"));
-    if (m) available = Number(m[1]) * 1024;
-  } catch {
-    /* not Linux */
-  }
-  if (limit !== undefined) {
-    total = Math.min(total, limit);
-    available = Math.min(available, limit);
-  }
-  return { totalBytes: total, availableBytes: available };
 }
 
 export function baseProfile(opts: ProfileOptions, probe: ProbeResult | null): NodeProfile {

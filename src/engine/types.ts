@@ -15,6 +15,18 @@ export interface EngineOptions {
   device?: Device;
   /** KV cache capacity in tokens (prompt + generated). */
   contextLength?: number;
+  /** Called as the model loads (not across threads: EngineWorker.start takes its own). */
+  onProgress?: (p: LoadProgress) => void;
+}
+
+/**
+ * How far a model load is: `done` of `total` bytes of stored weights read and converted; then
+ * phase "session" while onnxruntime builds its sessions (done = total).
+ */
+export interface LoadProgress {
+  done: number;
+  total: number;
+  phase: "weights" | "session";
 }
 
 export interface Stepper {

@@ -1,6 +1,7 @@
 import type { MessagePort } from "node:worker_threads";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import type { LaunchOptions } from "./launcher.js";
+import type { LoadProgress } from "../engine/types.js";
 
 /**
  * Engine thread ⇄ driver thread. Requests go over a MessagePort; the engine thread then blocks in
@@ -28,8 +29,9 @@ export type BridgeReply =
   | { type: "error"; error: WireError }
   | { type: "closed" };
 
-/** Driver thread → its parent thread, once: started (or not). */
+/** Driver thread → its parent thread: load progress, then once started (or not). */
 export type DriverThreadEvent =
+  | { type: "progress"; progress: LoadProgress }
   | { type: "ready"; vocabSize: number; rssBytes: number[]; pids: number[] }
   | { type: "error"; error: WireError };
 

@@ -36,12 +36,12 @@ export class ShardedStepper implements SamplingStepper {
     readonly runnerPids: number[],
   ) {}
 
-  static async start(launch: LaunchOptions): Promise<ShardedStepper> {
+  static async start({ onProgress, ...launch }: LaunchOptions): Promise<ShardedStepper> {
     const { port1, port2 } = new MessageChannel();
     const flag = new Int32Array(new SharedArrayBuffer(4));
     const thread = startThread({ launch, port: port2, flag: flag.buffer as SharedArrayBuffer });
-    const event = await new Promise<DriverThreadEvent>((resolve, reject) => {
-      thread.once("message", resolve);
+    const event = await new Promise<Exclude<DriverThreadEvent, { type: "progress" }>>((resolve, reject) => {
+      thread.on("message", (m: DriverThreadEvent) => (m.type === "progress" ? onProgress?.(m.progress) : resolve(m)));
       thread.once("error", (e) => reject(new Error(`driver thread failed: ${e.message}`)));
       thread.once("exit", (code) => reject(new Error(`driver thread exited (code ${code}) before it was ready`)));
     });

@@ -1,11 +1,11 @@
 import { TesseraError } from "../errors.js";
 import type { EngineWorkerOptions } from "../engine/worker/engine-worker.js";
+import { checkMemoryFits, estimateShardMemory } from "../engine/memory.js";
+import { resolveContextLength } from "../models/context.js";
+import { openModel } from "../models/open.js";
+import { memoryInfo } from "../system-memory.js";
+import { checkPlan, estimatePlanMemory, makePlan, splitBlocks } from "./plan.js";
 import { shardedBackendUrl, type ShardedEngineOptions } from "./sharded-backend.js";
-
-/** Sharding flags of `tessera run/bench` besides --tp (an engine flag) and the pipeline count (named per command). */
-export const SHARDING_FLAGS = {
-  "compress-activations": { type: "boolean" },
-} as const;
 
 export interface Sharding {
   pp: number;
@@ -16,13 +16,37 @@ export interface Sharding {
   runnerPeakRss?: Float64Array;
 }
 
-/** The sharding flags out of parsed values, checked. */
-export function shardingFlags(values: Record<string, unknown>, pp: number, tp: number): Sharding {
-  const compressActivations = values["compress-activations"] === true;
-  if (compressActivations && tp < 2) {
-    throw new TesseraError("--compress-activations needs --tp 2 or more: it compresses the partial sums that tensor-parallel ranks exchange");
+/**
+ * Checks a run against the model before any engine starts (fast: the file's header only): the
+ * sharding plan, the context against what the model was trained for, and the memory all ranks need
+ * against what this machine has free. Returns the context length to use. The engine backends check
+ * the same again for callers that skip this.
+ */
+export async function preflight(modelPath: string, s: Sharding, contextLength: number | undefined, label?: string): Promise<number> {
+  const source = await openModel(modelPath);
+  try {
+    const cfg = source.config;
+    const ctx = resolveContextLength(cfg, contextLength, modelPath, label);
+    let need;
+    if (s.pp === 1 && s.tp === 1) {
+      need = estimateShardMemory(cfg, source.tensors(), { contextLength: ctx });
+    } else {
+      let plan;
+      try {
+        plan = makePlan(cfg, { pp: s.pp, tp: s.tp });
+        checkPlan(cfg, plan, splitBlocks(source));
+      } catch (e) {
+        // Name the flags that asked for this split.
+        if (e instanceof TesseraError) throw new TesseraError(e.message, `--stages ${s.pp} --tp ${s.tp}`, { cause: e });
+        throw e;
+      }
+      need = estimatePlanMemory(cfg, source.tensors(), plan, ctx);
+    }
+    checkMemoryFits(need, memoryInfo().availableBytes, ctx, modelPath);
+    return ctx;
+  } finally {
+    await source.close();
   }
-  return { pp, tp, compressActivations };
 }
 
 /**

@@ -19,7 +19,7 @@ function answer(m: BridgeReply, transfer: ArrayBuffer[] = []): void {
 
 let driver: ShardedDriver;
 try {
-  driver = await ShardedDriver.start(data.launch);
+  driver = await ShardedDriver.start({ ...data.launch, onProgress: (progress) => tell({ type: "progress", progress }) });
   tell({ type: "ready", vocabSize: driver.vocabSize, rssBytes: driver.runners.rssBytes, pids: driver.runners.pids });
 } catch (e) {
   tell({ type: "error", error: wire(e) });

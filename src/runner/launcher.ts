@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { TesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
-import type { Device } from "../engine/types.js";
+import type { Device, LoadProgress } from "../engine/types.js";
 import { nodeModuleCommand } from "../spawn.js";
 import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
 import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks, type RankPlace, type ShardPlan } from "./plan.js";
@@ -47,6 +47,8 @@ export interface LaunchOptions {
   microBatch?: number;
   /** Tests only: world rank `world` blocks for `ms` before each prefill step (see RunnerInit). */
   testStepDelay?: { world: number; ms: number };
+  /** The runners' loading, summed over all of them (in-process only: not cloned to other threads). */
+  onProgress?: (p: LoadProgress) => void;
 }
 
 interface Runner {
@@ -125,6 +127,7 @@ export class LocalRunners {
     const failed = new Promise<never>((_, reject) => (fail = reject));
     failed.catch(() => {});
     for (const r of runners) watchRunner(r, fail);
+    if (o.onProgress) watchProgress(runners, o.onProgress);
     try {
       const init = (r: Runner): RunnerInit => ({
         type: "init",
@@ -254,6 +257,24 @@ function watchRunner(r: Runner, fail: (e: Error) => void): void {
       const tail = r.stderrTail.trim().split("\n").slice(-3).join("\n");
       fail(new TesseraError(`exited while starting (${signal ?? `code ${code}`})${tail ? `:\n${tail}` : ""}`, describeRank(r.place)));
     }, 20);
+  });
+}
+
+/** Sums the runners' load progress: bytes done of all their totals, "session" once every runner is there. */
+function watchProgress(runners: Runner[], onProgress: (p: LoadProgress) => void): void {
+  const latest: (LoadProgress | undefined)[] = runners.map(() => undefined);
+  runners.forEach((r, i) => {
+    r.child.on("message", (m: FromRunner) => {
+      if (m.type !== "progress") return;
+      latest[i] = { done: m.done, total: m.total, phase: m.phase };
+      if (latest.some((p) => !p)) return;
+      const all = latest as LoadProgress[];
+      onProgress({
+        done: all.reduce((s, p) => s + p.done, 0),
+        total: all.reduce((s, p) => s + p.total, 0),
+        phase: all.every((p) => p.phase === "session") ? "session" : "weights",
+      });
+    });
   });
 }
 

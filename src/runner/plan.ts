@@ -1,4 +1,5 @@
-import type { ModelConfig, ModelSource } from "../models/types.js";
+import type { ModelConfig, ModelSource, TensorInfo } from "../models/types.js";
+import { estimateShardMemory, sumEstimates, type MemoryEstimate } from "../engine/memory.js";
 import { TesseraError } from "../errors.js";
 import type { TpSlice } from "../engine/graph/slicing.js";
 import { tpSplit, type SplitBlocks } from "../engine/tp/split.js";
@@ -32,7 +33,7 @@ export interface RankPlace {
 /** Pipeline stages with layers in proportion to `weights` (default: equal), each of `tp` ranks. */
 export function makePlan(cfg: ModelConfig, opts: { pp: number; tp: number; weights?: number[] }): ShardPlan {
   const { pp, tp } = opts;
-  if (!Number.isInteger(pp) || pp < 1) throw new TesseraError(`--pp must be an integer ≥ 1, got ${pp}`);
+  if (!Number.isInteger(pp) || pp < 1) throw new TesseraError(`--stages must be an integer ≥ 1, got ${pp}`);
   if (!Number.isInteger(tp) || tp < 1) throw new TesseraError(`--tp must be an integer ≥ 1, got ${tp}`);
   const L = cfg.numLayers;
   if (pp > L) throw new TesseraError(`${pp} pipeline stages for a model with only ${L} layers`);
@@ -112,6 +113,11 @@ export function checkPlan(cfg: ModelConfig, plan: ShardPlan, blocks: SplitBlocks
     }
     return slices;
   });
+}
+
+/** What every rank of a plan holds, added up (all ranks on one machine, as `tessera run --stages/--tp`). */
+export function estimatePlanMemory(cfg: ModelConfig, tensors: readonly TensorInfo[], plan: ShardPlan, contextLength: number): MemoryEstimate {
+  return sumEstimates(rankPlaces(plan).map((p) => estimateShardMemory(cfg, tensors, { layers: p.layers, tp: p.tpSize, contextLength })));
 }
 
 function placeOf(p: RankPlace): string {

@@ -8,6 +8,7 @@ import type { ShardPlan } from "./plan.js";
  * Control (parent ⇄ runner process, Node IPC; the runner exits when it closes):
  *   parent → runner  init                       once, first
  *   runner → parent  ports {world, tp?, live}   listening ports (opened on port 0); live: its liveness thread's
+ *   runner → parent  progress {done, total, phase}  while loading (LoadProgress, engine/types.ts), any number
  *   runner → parent  loaded {rssBytes}          its tensors are read and its sessions built
  *   parent → runner  peers {world, tp?, live}   every rank's addresses, sent once all are loaded
  *   runner → parent  joined                     its groups are connected; it serves steps now
@@ -61,6 +62,7 @@ export type ToRunner = RunnerInit | { type: "peers"; world: PeerAddress[]; tp?: 
 
 export type FromRunner =
   | { type: "ports"; world: number; tp?: number; live: number }
+  | { type: "progress"; done: number; total: number; phase: "weights" | "session" }
   | { type: "loaded"; rssBytes: number }
   | { type: "joined" }
   | { type: "failed"; message: string; user: boolean }

@@ -113,6 +113,7 @@ async function main(): Promise<void> {
       threads: init.threads,
       device: init.device,
       allReduce,
+      onProgress: (p) => send({ type: "progress", ...p }),
     });
     send({ type: "loaded", rssBytes: process.memoryUsage().rss });
 

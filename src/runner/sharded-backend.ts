@@ -1,14 +1,16 @@
 import { TesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
 import { loadTokenizer } from "../models/tokenizer/index.js";
-import { DEFAULT_CONTEXT } from "../engine/session/shard.js";
+import { resolveContextLength } from "../models/context.js";
+import { checkMemoryFits } from "../engine/memory.js";
+import { memoryInfo } from "../system-memory.js";
 import { physicalCores } from "../engine/session/threads.js";
 import type { EngineOptions } from "../engine/types.js";
 import type { LoadedEngine } from "../engine/worker/protocol.js";
 import { ShardedStepper } from "./bridge.js";
-import { checkPlan, makePlan, rankPlaces, splitBlocks } from "./plan.js";
+import { checkPlan, estimatePlanMemory, makePlan, rankPlaces, splitBlocks } from "./plan.js";
 
-/** Engine options plus the shape of the local sharded run (`tessera run --pp N --tp M`). */
+/** Engine options plus the shape of the local sharded run (`tessera run --stages N --tp M`). */
 export interface ShardedEngineOptions extends EngineOptions {
   pp: number;
   tp: number;
@@ -37,9 +39,10 @@ export async function openEngine(modelPath: string, opts: EngineOptions): Promis
     const cfg = source.config;
     const plan = makePlan(cfg, { pp: o.pp ?? 1, tp: o.tp ?? 1, weights: o.stageWeights });
     checkPlan(cfg, plan, splitBlocks(source));
+    const contextLength = resolveContextLength(cfg, o.contextLength, modelPath);
+    checkMemoryFits(estimatePlanMemory(cfg, source.tensors(), plan, contextLength), memoryInfo().availableBytes, contextLength, modelPath);
     const tokenizer = await loadTokenizer(source);
     const ranks = rankPlaces(plan).length;
-    const contextLength = o.contextLength ?? Math.min(cfg.contextLength || DEFAULT_CONTEXT, DEFAULT_CONTEXT);
     const stepper = await ShardedStepper.start({
       plan,
       modelPath,
@@ -48,6 +51,7 @@ export async function openEngine(modelPath: string, opts: EngineOptions): Promis
       threads: o.threads ?? Math.max(1, Math.floor(physicalCores() / ranks)),
       compressActivations: o.compressActivations,
       peakRssOut: o.runnerPeakRss,
+      onProgress: o.onProgress,
     });
     if (tokenizer.vocabSize > stepper.vocabSize) {
       await stepper.dispose();

@@ -2,7 +2,7 @@ import type { ModelSource } from "../models/types.js";
 import type { TpSlice } from "../engine/graph/slicing.js";
 import { ShardEngine } from "../engine/session/shard.js";
 import { TpRankEngine, type AllReduce } from "../engine/tp/rank-engine.js";
-import type { Device } from "../engine/types.js";
+import type { Device, LoadProgress } from "../engine/types.js";
 import { evenSplit } from "../engine/tp/split.js";
 import { lmHeadInfo } from "../engine/weights/load.js";
 
@@ -28,6 +28,7 @@ export interface StageOptions {
   threads: number;
   device: Device;
   allReduce: AllReduce;
+  onProgress?: (p: LoadProgress) => void;
 }
 
 class WholeStage implements StageCompute {
@@ -92,6 +93,7 @@ export async function loadStage(source: ModelSource, o: StageOptions): Promise<S
       contextLength: o.contextLength,
       // Idle stages wait on the network while another computes: spinning pools would steal its cores.
       spinning: false,
+      onProgress: o.onProgress,
     });
     return new WholeStage(shard);
   }
@@ -104,6 +106,7 @@ export async function loadStage(source: ModelSource, o: StageOptions): Promise<S
     device: o.device,
     embedding: first,
     vocabRows,
+    onProgress: o.onProgress,
   });
   return new TensorStage(engine, first, vocabRows, o.allReduce);
 }

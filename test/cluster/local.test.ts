@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadOrCreateIdentity, nodeIdFromPublicKey, verifySignature } from "../../src/cluster/identity.js";
-import { parseByteSize, parseClusterName, parseDevice, parsePeers } from "../../src/cluster/options.js";
+import { clusterNameProblem, parsePeers } from "../../src/cluster/options.js";
+import { byteSize } from "../../src/units.js";
 import { acquirePidLock } from "../../src/cluster/pidlock.js";
 import { baseProfile, memoryInfo } from "../../src/cluster/profile.js";
 import { removeDir, tempDir } from "./node-process.js";
@@ -43,24 +44,27 @@ test("pidfile lock: one node per data dir; a stale pidfile is taken over", () =>
   }
 });
 
-test("start options: sizes, peers, devices and cluster names, with clear errors", () => {
-  assert.equal(parseByteSize("memory-limit", "8G"), 8 * 1024 ** 3);
-  assert.equal(parseByteSize("memory-limit", "512MiB"), 512 * 1024 ** 2);
-  assert.equal(parseByteSize("memory-limit", "1.5gb"), 1.5e9);
-  assert.equal(parseByteSize("memory-limit", "4096"), 4096);
-  assert.throws(() => parseByteSize("memory-limit", "lots"), /--memory-limit must be a size like 8G/);
-  assert.deepEqual(parsePeers("10.0.0.2:52481, [fe80::1]:7,host.lan:9"), [
-    { host: "10.0.0.2", port: 52481 },
-    { host: "fe80::1", port: 7 },
-    { host: "host.lan", port: 9 },
+test("start options: sizes, peers and cluster names, with clear errors", () => {
+  assert.equal(byteSize("8G"), 8 * 1024 ** 3);
+  assert.equal(byteSize("512MiB"), 512 * 1024 ** 2);
+  assert.equal(byteSize("1.5gb"), 1.5e9);
+  assert.equal(byteSize("4096"), 4096);
+  assert.equal(byteSize("lots"), null);
+  assert.equal(byteSize("-1G"), null);
+  assert.deepEqual(parsePeers("10.0.0.2:52481, [fe80::1]:7,host.lan:9,box,[fe80::2]"), [
+    { host: "10.0.0.2", port: 52481, text: "10.0.0.2:52481" },
+    { host: "fe80::1", port: 7, text: "[fe80::1]:7" },
+    { host: "host.lan", port: 9, text: "host.lan:9" },
+    { host: "box", port: 52481, text: "box" },
+    { host: "fe80::2", port: 52481, text: "[fe80::2]" },
   ]);
-  assert.throws(() => parsePeers("10.0.0.2"), /--peers wants host:port/);
-  assert.throws(() => parsePeers("a:70000"), /--peers wants host:port/);
-  assert.equal(parseDevice(undefined), "auto");
-  assert.equal(parseDevice("CUDA"), "cuda");
-  assert.throws(() => parseDevice("tpu"), /--device must be one of auto, cpu, webgpu, cuda/);
-  assert.equal(parseClusterName(undefined), "default");
-  assert.throws(() => parseClusterName("a b"), /--cluster must be/);
+  assert.throws(() => parsePeers("a:70000"), /--peers wants host, host:port/);
+  assert.throws(() => parsePeers("a:0"), /--peers wants host, host:port/);
+  assert.throws(() => parsePeers("fe80::1:7"), /--peers wants host, host:port/);
+  assert.throws(() => parsePeers(" , "), /--peers is empty/);
+  assert.equal(clusterNameProblem("home-1.lan_x"), null);
+  assert.match(clusterNameProblem("a b")!, /1–64 letters/);
+  assert.match(clusterNameProblem("x".repeat(65))!, /1–64 letters/);
 });
 
 test("--memory-limit caps the memory a node reports", () => {

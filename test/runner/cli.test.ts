@@ -6,7 +6,7 @@ import { cliCommand } from "../../src/spawn.js";
 import { ModelFiles } from "./models.js";
 import { waitGone } from "./processes.js";
 
-// `tessera run/bench --pp/--tp` as a user runs them: the CLI in a child process, the engine worker
+// `tessera run/bench --stages/--tp` as a user runs them: the CLI in a child process, the engine worker
 // driving local runner processes through the sharded backend.
 
 interface Ran {
@@ -56,9 +56,9 @@ before(async () => {
 });
 after(() => models.close());
 
-test("run --pp 2 --tp 2 --json gives the single process's greedy answer, in the same format; so does --compress-activations", async () => {
+test("run --stages 2 --tp 2 --json gives the single process's greedy answer, in the same format; so does --compress-activations", async () => {
   const args = ["run", model, "Hello world", "--raw", "--json", "--temperature", "0", "--max-tokens", "24", "--ignore-eos"];
-  const [one, sharded] = [await tessera([...args, "--threads", "1"]), await tessera([...args, "--pp", "2", "--tp", "2"])];
+  const [one, sharded] = [await tessera([...args, "--threads", "1"]), await tessera([...args, "--stages", "2", "--tp", "2"])];
   const compressed = await tessera([...args, "--tp", "2", "--compress-activations"]);
   assert.equal(one.code, 0, one.stderr);
   assert.equal(sharded.code, 0, sharded.stderr);
@@ -76,7 +76,7 @@ test("run --pp 2 --tp 2 --json gives the single process's greedy answer, in the 
 });
 
 test("bench --stages 2 --tp 2 measures a pipeline of tensor groups, with each runner's peak RSS; bad shapes are one-line errors", async () => {
-  const r = await tessera(["bench", model, "--stages", "2", "--tp", "2", "--pp", "16", "--tg", "8", "--repeat", "1", "--json"]);
+  const r = await tessera(["bench", model, "--stages", "2", "--tp", "2", "--prompt-tokens", "16", "--gen-tokens", "8", "--repeat", "1", "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { ppTps: number; tgTps: number; threads: number; peakRssBytes: number; runnerPeakRssBytes: number[] };
   assert.ok(out.ppTps > 0 && out.tgTps > 0);
@@ -84,19 +84,19 @@ test("bench --stages 2 --tp 2 measures a pipeline of tensor groups, with each ru
   assert.equal(out.runnerPeakRssBytes.length, 4);
   for (const rss of out.runnerPeakRssBytes) assert.ok(rss > 20 * 2 ** 20 && rss < 4 * 2 ** 30, `runner peak RSS ${rss}`);
   assert.ok(out.peakRssBytes > 0);
-  const single = await tessera(["bench", model, "--pp", "16", "--tg", "8", "--repeat", "1", "--json"]);
+  const single = await tessera(["bench", model, "-p", "16", "-n", "8", "--repeat", "1", "--json"]);
   assert.deepEqual((JSON.parse(single.stdout) as typeof out).runnerPeakRssBytes, []);
   const noTp = await tessera(["bench", model, "--stages", "2", "--compress-activations"]);
   assert.equal(noTp.code, 1);
   assert.match(noTp.stderr, /^tessera bench: --compress-activations needs --tp 2 or more/);
   const bad = await tessera(["run", model, "hi", "--tp", "3"]);
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /^tessera run: stage 0: a tensor-parallel group of 3 cannot share the model's 2 KV heads/);
+  assert.match(bad.stderr, /^tessera run: --stages 1 --tp 3: stage 0: a tensor-parallel group of 3 cannot share the model's 2 KV heads/);
   assert.ok(!/^\s+at /m.test(bad.stderr), bad.stderr);
 });
 
 test("runner processes do not outlive a killed CLI", async () => {
-  const child = start(["run", model, "Once upon a time", "--raw", "--pp", "2", "--ctx", "4096", "--max-tokens", "4000", "--ignore-eos", "--temperature", "0"]);
+  const child = start(["run", model, "Once upon a time", "--raw", "--stages", "2", "--ctx", "4096", "--max-tokens", "4000", "--ignore-eos", "--temperature", "0"]);
   // streaming text means the runners are up and generating
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once("data", () => resolve());

@@ -1,12 +1,26 @@
+import { basename } from "node:path";
 import type { Command } from "../main.js";
 import { TesseraError } from "../../errors.js";
-import { intOption, parseCommandArgs } from "../args.js";
-import { EngineWorker } from "../../engine/worker/engine-worker.js";
+import { checkPath, flag, parseFlags, usageText } from "../flags.js";
+import { progress } from "../progress.js";
+import type { EngineWorker } from "../../engine/worker/engine-worker.js";
 import { physicalCores } from "../../engine/session/threads.js";
-import { ENGINE_FLAGS, engineFlags, modelArgument } from "./engine-flags.js";
-import { SHARDING_FLAGS, shardingFlags, withSharding } from "../../runner/cli.js";
+import { ENGINE_FLAGS, shardingFlags, deviceFlag } from "./engine-flags.js";
 
-const USAGE = "tessera bench MODEL [--pp 256] [--tg 64] [--repeat 3] [--threads N] [--ctx N] [--device cpu|webgpu|cuda] [--stages N] [--tp M] [--compress-activations] [--json]";
+
+// Prompt and generation lengths get names that cannot be read as pipeline stages; -p/-n are
+// llama-bench's. --pp/--tg (the old names) explain themselves.
+const FLAGS = {
+  "prompt-tokens": flag.int({ min: 0, default: 256, short: "p", help: "prompt-processing test: this many tokens in one prefill; 0 = skip" }),
+  "gen-tokens": flag.int({ min: 0, default: 64, short: "n", help: "generation test: this many single-token steps from an empty cache; 0 = skip" }),
+  repeat: flag.int({ min: 1, default: 3, short: "r", help: "measured runs (after one warm-up); the median is reported" }),
+  json: flag.bool({ help: "print one JSON object {ppTps, tgTps, peakRssBytes, runnerPeakRssBytes, ...}" }),
+  ...ENGINE_FLAGS,
+  pp: flag.renamed("the prompt length is --prompt-tokens (-p); pipeline stages are --stages"),
+  tg: flag.renamed("the generation length is --gen-tokens (-n)"),
+};
+
+const SYNOPSIS = "tessera bench MODEL [options]";
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -16,39 +30,41 @@ function median(xs: number[]): number {
 
 export const command: Command = {
   summary:
-    "Measures prompt processing (--pp tokens in one prefill) and token generation (--tg single-token steps from " +
-    "an empty cache), like llama-bench: the median of --repeat runs after one warm-up. --json prints " +
-    "{ppTps, tgTps, peakRssBytes, runnerPeakRssBytes, ...} (runnerPeakRssBytes: each runner process's, when sharded).",
-  usage: USAGE,
+    "Measures prompt processing (--prompt-tokens in one prefill) and token generation (--gen-tokens single-token " +
+    "steps from an empty cache), like llama-bench: the median of --repeat runs after one warm-up " +
+    "(runnerPeakRssBytes in --json: each runner process's, when sharded).",
+  usage: usageText(SYNOPSIS, FLAGS, ["MODEL is a .gguf file or a safetensors / MLX folder. The printed rows are named like llama-bench's: pp<N> and tg<N>."]),
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, {
-      ...ENGINE_FLAGS,
-      ...SHARDING_FLAGS,
-      pp: { type: "string" },
-      tg: { type: "string" },
-      repeat: { type: "string" },
-      json: { type: "boolean" },
-      // --pp is llama-bench's prompt length here, so pipeline stages get their own name.
-      stages: { type: "string" },
-    });
-    const model = modelArgument(positionals, USAGE);
-    if (positionals.length > 1) throw new TesseraError(`unexpected argument '${positionals[1]}'\nusage: ${USAGE}`);
-    const flags = engineFlags(values);
-    const pp = intOption("pp", values.pp, 256);
-    const tg = intOption("tg", values.tg, 64);
-    const repeat = intOption("repeat", values.repeat, 3, 1);
-    if (pp === 0 && tg === 0) throw new TesseraError("nothing to measure: --pp and --tg are both 0");
-    const contextLength = flags.contextLength ?? Math.max(pp, tg, 1);
-    if (contextLength < Math.max(pp, tg)) throw new TesseraError(`--ctx ${contextLength} is smaller than --pp ${pp} / --tg ${tg}`);
-    const stages = intOption("stages", values.stages, 1, 1);
-    const ranks = stages * flags.tp;
+    const { values, positionals } = parseFlags(argv, FLAGS, { positionals: { max: 1, usage: SYNOPSIS } });
+    const model = positionals[0];
+    if (model === undefined) throw new TesseraError(`missing MODEL (usage: ${SYNOPSIS})`);
+    checkPath(model, "input", "");
+    const pp = values["prompt-tokens"];
+    const tg = values["gen-tokens"];
+    const repeat = values.repeat;
+    if (pp === 0 && tg === 0) throw new TesseraError("nothing to measure: --prompt-tokens and --gen-tokens are both 0");
+    const wanted = values.ctx ?? Math.max(pp, tg, 1);
+    if (wanted < Math.max(pp, tg)) throw new TesseraError(`--ctx ${wanted} is smaller than --prompt-tokens ${pp} / --gen-tokens ${tg}`);
+    const stages = values.stages;
+    const ranks = stages * values.tp;
     // Runner processes write their peak RSS here as they exit (after engine.close()).
     const runnerPeakRss = new Float64Array(new SharedArrayBuffer(8 * (ranks > 1 ? ranks : 0)));
-    const sharding = { ...shardingFlags(values, stages, flags.tp), runnerPeakRss };
+    const sharding = { ...shardingFlags(values, stages, values.tp), runnerPeakRss };
+    const label = values.ctx !== undefined ? undefined : `a context of ${wanted} tokens (--prompt-tokens / --gen-tokens)`;
+    // The engine's modules load only once the options are known to be good.
+    const [{ EngineWorker }, { preflight, withSharding }] = await Promise.all([import("../../engine/worker/engine-worker.js"), import("../../runner/cli.js")]);
+    const contextLength = await preflight(model, sharding, wanted, label);
     // Sharded, --threads is per runner process; by default the cores are shared out.
-    const threads = flags.threads ?? Math.max(1, Math.floor(physicalCores() / ranks));
+    const threads = values.threads ?? Math.max(1, Math.floor(physicalCores() / ranks));
 
-    const engine = await EngineWorker.start(model, withSharding({ threads, device: flags.device, contextLength }, sharding));
+    const device = await deviceFlag(values.device);
+    const shown = progress(`loading ${basename(model)}`);
+    let engine: EngineWorker;
+    try {
+      engine = await EngineWorker.start(model, withSharding({ threads, device, contextLength, onProgress: (p) => shown.update(p) }, sharding));
+    } finally {
+      shown.done();
+    }
     const ppRuns: number[] = [];
     const tgRuns: number[] = [];
     const info = engine.info;
@@ -68,7 +84,7 @@ export const command: Command = {
     const out = {
       model,
       architecture: info.architecture,
-      device: flags.device,
+      device,
       threads,
       pp,
       tg,
@@ -90,7 +106,7 @@ export const command: Command = {
       ...(pp > 0 ? [`pp${pp}`.padEnd(8) + `${out.ppTps.toFixed(2).padStart(10)} tok/s   runs ${ppRuns.map((x) => x.toFixed(1)).join(", ")}`] : []),
       ...(tg > 0 ? [`tg${tg}`.padEnd(8) + `${out.tgTps.toFixed(2).padStart(10)} tok/s   runs ${tgRuns.map((x) => x.toFixed(1)).join(", ")}`] : []),
     ];
-    console.log(`${model} (${out.architecture ?? "?"}), ${flags.device}, ${threads} threads, median of ${repeat}`);
+    console.log(`${model} (${out.architecture ?? "?"}), ${device}, ${threads} threads, median of ${repeat}`);
     console.log(rows.join("\n"));
     console.log(`peak RSS ${mib(peakRssBytes)}` + (out.weightBytes ? `, weights ${mib(out.weightBytes)}` : ""));
     if (runnerPeakRssBytes.length) {

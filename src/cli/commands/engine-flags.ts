@@ -1,49 +1,32 @@
-import { existsSync } from "node:fs";
-import { TesseraError } from "../../errors.js";
-import { intOption } from "../args.js";
+import { availableParallelism } from "node:os";
+import { FlagError, flag } from "../flags.js";
+import type { Sharding } from "../../runner/cli.js";
 import type { Device } from "../../engine/types.js";
-import { resolveDevice } from "../../engine/onnx/devices.js";
 
-// Flags shared by `tessera run` and `tessera bench`: where the model runs.
-
+/** Flags shared by `tessera run` and `tessera bench`: where and how the model runs. */
 export const ENGINE_FLAGS = {
-  threads: { type: "string" },
-  ctx: { type: "string" },
-  device: { type: "string" },
-  tp: { type: "string" },
-} as const;
+  threads: flag.int({ min: 1, max: 4 * availableParallelism(), help: "compute threads (per runner process when sharded)", defaultText: "physical cores, shared out among runners" }),
+  ctx: flag.int({ min: 1, help: "context length in tokens: the KV cache is allocated for this many", defaultText: "the model's, at most 4096" }),
+  device: flag.choice(["auto", "cpu", "webgpu", "cuda"], { default: "cpu", help: "execution provider (auto: the best one whose probe passes)" }),
+  stages: flag.int({ min: 1, default: 1, help: "pipeline stages: split the layers over this many local runner processes" }),
+  tp: flag.int({ min: 1, default: 1, help: "tensor-parallel ranks per pipeline stage (local runner processes)" }),
+  "compress-activations": flag.bool({ help: "8-bit partial sums between tensor-parallel ranks (needs --tp 2 or more)" }),
+};
 
-const DEVICES = ["auto", "cpu", "webgpu", "cuda"] as const;
-
-export interface EngineFlags {
-  threads?: number;
-  contextLength?: number;
-  device: Device;
-  /** Tensor-parallel ranks (local runner processes) per pipeline stage. */
-  tp: number;
-}
-
-/** Flags → options; `--device auto` is resolved here (a probe per GPU provider) and the choice said on stderr. */
-export function engineFlags(values: Record<string, unknown>): EngineFlags {
-  const asked = (values.device ?? "cpu") as (typeof DEVICES)[number];
-  if (!DEVICES.includes(asked)) throw new TesseraError(`--device must be one of ${DEVICES.join(", ")}, got '${String(values.device)}'`);
-  let device: Device = asked === "auto" ? "cpu" : asked;
-  if (asked === "auto") {
-    const r = resolveDevice("auto");
-    device = r.device;
-    console.error(`device: ${device} (${r.why})`);
+/** The sharding asked for by these flags, checked. */
+export function shardingFlags(values: { "compress-activations"?: boolean }, pp: number, tp: number): Sharding {
+  const compressActivations = values["compress-activations"] === true;
+  if (compressActivations && tp < 2) {
+    throw new FlagError("--compress-activations needs --tp 2 or more: it compresses the partial sums that tensor-parallel ranks exchange");
   }
-  return {
-    threads: values.threads === undefined ? undefined : intOption("threads", values.threads, 1, 1),
-    contextLength: values.ctx === undefined ? undefined : intOption("ctx", values.ctx, 1, 1),
-    device,
-    tp: intOption("tp", values.tp, 1, 1),
-  };
+  return { pp, tp, compressActivations };
 }
 
-export function modelArgument(positionals: string[], usage: string): string {
-  const model = positionals[0];
-  if (!model) throw new TesseraError(`missing MODEL\nusage: ${usage}`);
-  if (!existsSync(model)) throw new TesseraError("no such file or folder", model);
-  return model;
+/** `--device` → the device to run on: `auto` probes the GPU providers (engine/onnx/devices.ts) and says on stderr what it took. */
+export async function deviceFlag(asked: string): Promise<Device> {
+  const { resolveDevice } = await import("../../engine/onnx/devices.js");
+  if (asked !== "auto") return asked as Device;
+  const r = resolveDevice("auto");
+  console.error(`device: ${r.device} (${r.why})`);
+  return r.device;
 }

@@ -1,19 +1,34 @@
+import { basename } from "node:path";
 import type { Command } from "../main.js";
 import { TesseraError } from "../../errors.js";
-import { intOption, numberOption, parseCommandArgs } from "../args.js";
-import { EngineWorker } from "../../engine/worker/engine-worker.js";
-import { resolveSamplingParams } from "../../engine/sampling/index.js";
+import { checkPath, flag, parseFlags, usageText } from "../flags.js";
+import { progress } from "../progress.js";
+import type { EngineWorker } from "../../engine/worker/engine-worker.js";
 import type { ChatMessage } from "../../models/types.js";
-import { ENGINE_FLAGS, engineFlags, modelArgument } from "./engine-flags.js";
-import { SHARDING_FLAGS, shardingFlags, withSharding } from "../../runner/cli.js";
+import { ENGINE_FLAGS, shardingFlags, deviceFlag } from "./engine-flags.js";
 
-const USAGE =
-  "tessera run MODEL [PROMPT | -] [--raw] [--system TEXT] [--max-tokens N] [--temperature T] [--top-k K] " +
-  "[--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--ignore-eos] [--threads N] [--ctx N] " +
-  "[--device cpu|webgpu|cuda] [--pp N] [--tp M] [--compress-activations] [--json]";
+
+/** Without --max-tokens a run stops here (or at the end-of-sequence token, or when the context is full). */
+export const DEFAULT_MAX_TOKENS = 512;
 
 // Sampling defaults are llama.cpp's (llama-cli), so both tools answer alike out of the box.
-const DEFAULTS = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1 };
+const FLAGS = {
+  raw: flag.bool({ help: "send PROMPT as is, without the model's chat template" }),
+  system: flag.string({ metavar: "TEXT", help: "system message (chat template only)" }),
+  "max-tokens": flag.int({ min: 1, help: "stop after N generated tokens", defaultText: `${DEFAULT_MAX_TOKENS}, or what the context has room for` }),
+  "ignore-eos": flag.bool({ help: "keep generating past the end-of-sequence token" }),
+  temperature: flag.number({ min: 0, default: 0.8, help: "sampling temperature; 0 = greedy" }),
+  "top-k": flag.int({ min: 0, default: 40, metavar: "K", help: "sample from the K most likely tokens; 0 = all" }),
+  "top-p": flag.number({ min: 0, above: true, max: 1, default: 0.95, metavar: "P", help: "nucleus sampling: the smallest set of tokens with this much probability" }),
+  "min-p": flag.number({ min: 0, max: 1, default: 0.05, metavar: "P", help: "drop tokens less likely than P × the most likely one" }),
+  "repeat-penalty": flag.number({ min: 0, above: true, default: 1, metavar: "R", help: "penalty for tokens already in the text; 1 = none" }),
+  seed: flag.int({ min: 0, max: 0xffffffff, metavar: "S", help: "random seed (same seed, same answer)", defaultText: "random" }),
+  json: flag.bool({ help: "print one JSON object {promptTokens, tokens, text, prefillTps, decodeTps, finishReason, seed} instead" }),
+  ...ENGINE_FLAGS,
+  pp: flag.renamed("pipeline stages are --stages"),
+};
+
+const SYNOPSIS = "tessera run MODEL [PROMPT | -] [options]";
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -36,49 +51,42 @@ export const command: Command = {
   summary:
     "Generates text from a model on this machine. The answer streams to stdout, statistics go to stderr; " +
     "PROMPT '-' (or no PROMPT with piped input) reads stdin. The prompt goes through the model's chat template " +
-    "unless --raw. --json prints one object {promptTokens, tokens, text, prefillTps, decodeTps, ...} instead.",
-  usage: USAGE,
+    `unless --raw. Generation stops at the end-of-sequence token, after --max-tokens (default ${DEFAULT_MAX_TOKENS}), ` +
+    "or when the context is full, and says which.",
+  usage: usageText(SYNOPSIS, FLAGS, ["MODEL is a .gguf file or a safetensors / MLX folder."]),
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, {
-      ...ENGINE_FLAGS,
-      ...SHARDING_FLAGS,
-      raw: { type: "boolean" },
-      system: { type: "string" },
-      "max-tokens": { type: "string" },
-      temperature: { type: "string" },
-      "top-k": { type: "string" },
-      "top-p": { type: "string" },
-      "min-p": { type: "string" },
-      "repeat-penalty": { type: "string" },
-      seed: { type: "string" },
-      "ignore-eos": { type: "boolean" },
-      json: { type: "boolean" },
-      pp: { type: "string" },
-    });
-    const pp = intOption("pp", values.pp, 1, 1);
-    const model = modelArgument(positionals, USAGE);
-    if (positionals.length > 2) throw new TesseraError(`expected MODEL and at most one PROMPT, got ${positionals.length} arguments (quote the prompt)`);
-    const flags = engineFlags(values);
-    const sharding = shardingFlags(values, pp, flags.tp);
+    const { values, positionals } = parseFlags(argv, FLAGS, { positionals: { max: 2, usage: SYNOPSIS } });
+    const model = positionals[0];
+    if (model === undefined) throw new TesseraError(`missing MODEL (usage: ${SYNOPSIS})`);
+    checkPath(model, "input", "");
+    const sharding = shardingFlags(values, values.stages, values.tp);
     const sampling = {
-      temperature: numberOption("temperature", values.temperature, DEFAULTS.temperature),
-      topK: intOption("top-k", values["top-k"], DEFAULTS.topK),
-      topP: numberOption("top-p", values["top-p"], DEFAULTS.topP),
-      minP: numberOption("min-p", values["min-p"], DEFAULTS.minP),
-      repetitionPenalty: numberOption("repeat-penalty", values["repeat-penalty"], DEFAULTS.repeatPenalty),
-      seed: values.seed === undefined ? undefined : intOption("seed", values.seed, 0),
+      temperature: values.temperature,
+      topK: values["top-k"],
+      topP: values["top-p"],
+      minP: values["min-p"],
+      repetitionPenalty: values["repeat-penalty"],
+      seed: values.seed,
     };
-    resolveSamplingParams(sampling, 0); // bad values fail here, before a model is loaded
-    const maxTokens = values["max-tokens"] === undefined ? undefined : intOption("max-tokens", values["max-tokens"], 1, 1);
     let prompt = positionals[1];
     if (prompt === "-" || (prompt === undefined && !process.stdin.isTTY)) prompt = await readStdin();
-    if (prompt === undefined) throw new TesseraError(`missing PROMPT (or '-' to read it from stdin)\nusage: ${USAGE}`);
-    const json = values.json === true;
+    if (prompt === undefined) throw new TesseraError(`missing PROMPT (or '-' to read it from stdin; usage: ${SYNOPSIS})`);
+    const json = values.json;
 
-    const engine = await EngineWorker.start(
-      model,
-      withSharding({ threads: flags.threads, device: flags.device, contextLength: flags.contextLength }, sharding),
-    );
+    // The engine's modules load only once the options are known to be good.
+    const [{ EngineWorker }, { preflight, withSharding }] = await Promise.all([import("../../engine/worker/engine-worker.js"), import("../../runner/cli.js")]);
+    const contextLength = await preflight(model, sharding, values.ctx);
+    const device = await deviceFlag(values.device);
+    const shown = progress(`loading ${basename(model)}`);
+    let engine: EngineWorker;
+    try {
+      engine = await EngineWorker.start(
+        model,
+        withSharding({ threads: values.threads, device, contextLength, onProgress: (p) => shown.update(p) }, sharding),
+      );
+    } finally {
+      shown.done();
+    }
     const ac = new AbortController();
     const onSigint = () => ac.abort();
     // A reader that goes away (`| head`) ends the generation instead of crashing on EPIPE.
@@ -92,11 +100,13 @@ export const command: Command = {
         promptTokens = await engine.encode(prompt, { addSpecial: true });
       } else {
         const messages: ChatMessage[] = [];
-        if (typeof values.system === "string") messages.push({ role: "system", content: values.system });
+        if (values.system !== undefined) messages.push({ role: "system", content: values.system });
         messages.push({ role: "user", content: prompt });
         // The template writes bos itself where the model wants one.
         promptTokens = await engine.encode(await engine.applyChatTemplate(messages, { addGenerationPrompt: true }));
       }
+      const room = engine.info.contextLength - promptTokens.length;
+      const maxTokens = values["max-tokens"] ?? Math.min(DEFAULT_MAX_TOKENS, Math.max(room, 1));
       let pending = Promise.resolve();
       const result = await engine.generate(
         {
@@ -114,6 +124,7 @@ export const command: Command = {
       );
       await pending;
       const t = result.timings;
+      const note = stopNote(result.finishReason, result.tokens.length, values["max-tokens"] !== undefined, room);
       if (json) {
         const out = {
           promptTokens,
@@ -125,12 +136,14 @@ export const command: Command = {
           seed: result.seed,
         };
         await write(JSON.stringify(out) + "\n");
+        if (note) process.stderr.write(`${note}\n`);
       } else {
         await write("\n");
         process.stderr.write(
           `\nprompt: ${t.promptTokens} tokens, prefill ${t.prefillTps.toFixed(1)} tok/s | ` +
             `generated: ${t.generatedTokens} tokens, decode ${t.decodeTps.toFixed(1)} tok/s | ` +
-            `finish: ${result.finishReason} | seed ${result.seed}\n`,
+            `finish: ${result.finishReason} | seed ${result.seed}\n` +
+            (note ? `${note}\n` : ""),
         );
       }
       return ac.signal.aborted && !process.stdout.destroyed ? 130 : 0;
@@ -141,3 +154,14 @@ export const command: Command = {
     }
   },
 };
+
+/**
+ * A line saying why a run ended where "length" alone does not tell: the default cap or a full
+ * context (the user's own --max-tokens needs no explanation).
+ */
+export function stopNote(finish: string, generated: number, explicitMax: boolean, room: number): string | undefined {
+  if (finish !== "length") return undefined;
+  if (generated >= room) return `stopped: the context is full after ${generated} tokens (a larger --ctx holds more)`;
+  if (!explicitMax) return `stopped at the default cap of ${DEFAULT_MAX_TOKENS} tokens (--max-tokens N to change it)`;
+  return undefined;
+}

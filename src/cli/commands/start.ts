@@ -1,89 +1,96 @@
 import { availableParallelism } from "node:os";
-import { clusterRoutes } from "../../api/cluster-routes.js";
-import { startApiServer } from "../../api/server.js";
-import { loadOrCreateIdentity } from "../../cluster/identity.js";
-import { ClusterNode } from "../../cluster/node.js";
-import { defaultNodeName, parseByteSize, parseClusterName, parseDevice, parsePeers } from "../../cluster/options.js";
-import { acquirePidLock } from "../../cluster/pidlock.js";
+import type { ClusterNode } from "../../cluster/node.js";
+import type { ApiServer } from "../../api/server.js";
+import { DEFAULT_HTTP_PORT, DEVICES, clusterNameProblem, defaultNodeName, parsePeers } from "../../cluster/options.js";
+import { readSecretFile } from "../../cluster/secret.js";
 import { TesseraError } from "../../errors.js";
 import { dataDir } from "../../paths.js";
 import { version } from "../../version.js";
-import { intOption, numberOption, parseCommandArgs } from "../args.js";
+import { FlagError, flag, parseFlags, usageText } from "../flags.js";
 import type { Command } from "../main.js";
 
-const OPTIONS = {
-  port: { type: "string" },
-  "peer-port": { type: "string" },
-  host: { type: "string" },
-  "data-dir": { type: "string" },
-  name: { type: "string" },
-  cluster: { type: "string" },
-  secret: { type: "string" },
-  peers: { type: "string" },
-  "no-discovery": { type: "boolean" },
-  "no-worker": { type: "boolean" },
-  threads: { type: "string" },
-  device: { type: "string" },
-  "memory-limit": { type: "string" },
-  "measure-every": { type: "string" },
-} as const;
+const FLAGS = {
+  port: flag.port({ default: DEFAULT_HTTP_PORT, help: "HTTP API port (0: any free port)" }),
+  "peer-port": flag.port({ help: "port other nodes connect to", defaultText: "--port + 1" }),
+  host: flag.string({ metavar: "ADDR", default: "0.0.0.0", help: "address to listen on" }),
+  "data-dir": flag.path({ kind: "dir", help: "identity, caches and models", defaultText: "$TESSERA_HOME or ~/.local/share/tessera" }),
+  name: flag.string({ help: "node name shown in the cluster", defaultText: "the hostname" }),
+  cluster: flag.string({
+    metavar: "NAME",
+    default: "default",
+    defaultText: '"default"',
+    help: "cluster name; nodes of other clusters are ignored",
+    check: clusterNameProblem,
+  }),
+  secret: flag.string({
+    metavar: "S",
+    help: "cluster secret; without one the node runs in open LAN mode",
+    emptyHint: "leave it out for open LAN mode, or create a secret with `tessera secret` and use --secret-file",
+  }),
+  "secret-file": flag.path({ kind: "file", help: "read the cluster secret from this file (`tessera secret` writes one)" }),
+  peers: flag.string({ metavar: "H[:P],...", help: "static peers for other subnets and VPNs: host, host:port, or a node's HTTP host:port" }),
+  "no-discovery": flag.bool({ help: "no mDNS: only --peers and the peers they tell about" }),
+  "no-worker": flag.bool({ help: "coordinator only: run no model shards here" }),
+  threads: flag.int({ min: 1, max: 4 * availableParallelism(), help: "threads per runner", defaultText: "all cores" }),
+  device: flag.choice(DEVICES, { default: "auto", help: "execution provider" }),
+  "memory-limit": flag.size({ help: "report at most this much memory, e.g. 8G" }),
+  "measure-every": flag.number({ min: 1, default: 30, metavar: "SECONDS", help: "time between link measurements per peer" }),
+};
 
 function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} ${message}\n`);
 }
 
 export const command: Command = {
-  summary: "Run a node: it finds the other nodes (mDNS and --peers), joins the cluster, measures the links and serves the HTTP API.",
-  usage: `tessera start [options]   (each option also reads TESSERA_<NAME>, e.g. TESSERA_SECRET)
-  --port N            HTTP API and dashboard port (default 52480)
-  --peer-port N       cluster peer port (default: --port + 1)
-  --host ADDR         address to listen on (default 0.0.0.0)
-  --data-dir DIR      identity, caches and models (default $TESSERA_HOME or ~/.local/share/tessera)
-  --name NAME         node name shown in the cluster (default: hostname)
-  --cluster NAME      cluster name; nodes of other clusters are ignored (default "default")
-  --secret S          cluster secret; without it the node runs in open LAN mode
-  --peers H:P,...     static peers (their peer ports) for other subnets and VPNs
-  --no-discovery      no mDNS; only --peers
-  --no-worker         coordinator only: run no model shards here
-  --threads N         threads per runner (default: all cores)
-  --device D          auto, cpu, webgpu or cuda (default auto)
-  --memory-limit SIZE report at most this much memory (e.g. 8G)
-  --measure-every S   seconds between link measurements per peer (default 30)`,
+  summary:
+    "Runs a node: it finds the other nodes (mDNS and --peers), joins the cluster, measures the links and serves " +
+    "the HTTP API (cluster endpoints and /metrics).",
+  usage: usageText("tessera start [options]", FLAGS, ["Each option also reads the environment variable TESSERA_<NAME>, e.g. TESSERA_PORT=8080."]),
 
   async run(argv) {
-    const { values } = parseCommandArgs(argv, OPTIONS, { allowPositionals: false });
-    const port = intOption("port", values.port, 52480);
-    if (port > 65535) throw new TesseraError(`--port must be ≤ 65535, got ${port}`);
-    const peerPort = intOption("peer-port", values["peer-port"], port === 0 ? 0 : port + 1);
-    if (peerPort > 65535) throw new TesseraError(`--peer-port must be ≤ 65535, got ${peerPort}`);
-    const host = values.host ?? "0.0.0.0";
+    const { values } = parseFlags(argv, FLAGS, { env: process.env, positionals: { max: 0, usage: "tessera start [options]" } });
+    const port = values.port;
+    const peerPort = values["peer-port"] ?? (port === 0 ? 0 : port + 1);
+    if (peerPort > 65535) throw new FlagError(`--peer-port would be --port + 1 = ${peerPort}: give --peer-port or a lower --port`);
+    const host = values.host;
     const dir = dataDir(values["data-dir"]);
-    const cluster = parseClusterName(values.cluster);
-    const secret = values.secret || undefined;
-    const threads = intOption("threads", values.threads, availableParallelism(), 1);
-    const measureEvery = numberOption("measure-every", values["measure-every"], 30);
-    if (measureEvery < 1) throw new TesseraError(`--measure-every must be at least 1 second, got ${measureEvery}`);
+    const cluster = values.cluster;
+    if (values.secret !== undefined && values["secret-file"] !== undefined) throw new FlagError("give --secret or --secret-file, not both");
+    const name = values.name ?? defaultNodeName();
+    const fromFile = values["secret-file"] !== undefined ? readSecretFile(values["secret-file"]) : undefined;
+    const secret = fromFile?.secret ?? values.secret;
+    const peers = values.peers !== undefined ? parsePeers(values.peers) : [];
+    const threads = values.threads ?? availableParallelism();
+    const measureEvery = values["measure-every"];
 
+    // The node's modules (fastify, the cluster) load only once the options are known to be good.
+    const [{ clusterRoutes }, { startApiServer }, { loadOrCreateIdentity }, { ClusterNode }, { acquirePidLock }] = await Promise.all([
+      import("../../api/cluster-routes.js"),
+      import("../../api/server.js"),
+      import("../../cluster/identity.js"),
+      import("../../cluster/node.js"),
+      import("../../cluster/pidlock.js"),
+    ]);
     const release = acquirePidLock(dir);
     let node: ClusterNode | null = null;
-    let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
+    let api: ApiServer | null = null;
     try {
       const identity = loadOrCreateIdentity(dir);
       node = new ClusterNode({
         identity,
         dataDir: dir,
-        name: values.name || defaultNodeName(),
+        name,
         host,
         peerPort,
         httpPort: port,
         cluster,
         secret,
-        peers: values.peers ? parsePeers(values.peers) : [],
+        peers,
         discovery: !values["no-discovery"],
         worker: !values["no-worker"],
         threads,
-        device: parseDevice(values.device),
-        memoryLimit: values["memory-limit"] ? parseByteSize("memory-limit", values["memory-limit"]) : undefined,
+        device: values.device,
+        memoryLimit: values["memory-limit"],
         measureEveryMs: measureEvery * 1000,
         heartbeatMs: 1000,
         silenceMs: 3000,
@@ -93,7 +100,12 @@ export const command: Command = {
       try {
         await node.listen();
       } catch (e) {
-        throw new TesseraError(`cannot listen for peers: ${(e as Error).message} (pick another with --peer-port)`, `${host}:${peerPort}`);
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "ENOTFOUND" || code === "EADDRNOTAVAIL" || code === "EAI_AGAIN") {
+          throw new TesseraError(`--host ${host} is not an address of this machine (${code}); 0.0.0.0 listens on all of them`);
+        }
+        const hint = code === "EADDRINUSE" ? " (the port is in use: another node? pick another with --peer-port)" : "";
+        throw new TesseraError(`cannot listen for peers: ${(e as Error).message}${hint}`, `${host}:${peerPort}`);
       }
       api = await startApiServer({ host, port, routes: [clusterRoutes(node)] });
       node.start(api.port);
@@ -104,6 +116,7 @@ export const command: Command = {
     }
 
     log(`node ${node.id} (${node.name}) in cluster '${cluster}', data dir ${dir}`);
+    if (fromFile?.warning) log(`warning: ${fromFile.warning}`);
     if (!secret) log("open LAN mode: no --secret, so any tessera node on this network can join this cluster");
     if (values["no-discovery"]) log("discovery off: only --peers and peers they tell about");
     else if (/^(127\.|::1$|localhost$)/.test(host)) log(`--host ${host}: peers on other machines cannot reach this node`);

@@ -1,17 +1,9 @@
-import { linkList, nodeViews, type ClusterView } from "../../api/cluster-view.js";
+import { linkList, nodeViews, type ClusterView, type NodeView } from "../../api/cluster-view.js";
+import { DEFAULT_HTTP_PORT } from "../../cluster/options.js";
 import { TesseraError } from "../../errors.js";
-import { parseCommandArgs } from "../args.js";
+import { formatBytes as bytes } from "../../units.js";
+import { FlagError, flag, parseFlags, usageText } from "../flags.js";
 import type { Command } from "../main.js";
-
-function bytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
 
 function rate(bps: number): string {
   return bps >= 1e9 / 8 ? `${((bps * 8) / 1e9).toFixed(2)} Gbit/s` : `${((bps * 8) / 1e6).toFixed(1)} Mbit/s`;
@@ -22,11 +14,21 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd()).join("\n");
 }
 
+/**
+ * Names to show for nodes: their own, and where two share one (two nodes on one host both default to
+ * the hostname), the name plus the first 4 characters of the id.
+ */
+export function displayNames(nodes: Pick<NodeView, "id" | "name">[]): Map<string, string> {
+  const count = new Map<string, number>();
+  for (const n of nodes) count.set(n.name, (count.get(n.name) ?? 0) + 1);
+  return new Map(nodes.map((n) => [n.id, count.get(n.name)! > 1 ? `${n.name}~${n.id.slice(0, 4)}` : n.name]));
+}
+
 /** Human-readable cluster summary from GET /cluster. */
 export function formatStatus(view: ClusterView): string {
   const { self, state } = view;
   const nodes = nodeViews(state, self.id);
-  const name = new Map(nodes.map((n) => [n.id, n.name]));
+  const name = displayNames(nodes);
   const out = [
     `cluster '${self.cluster}' (${self.mode === "open" ? "open LAN mode" : "secret"}), seen from ${self.name} (${self.id}); event index ${state.index}, term ${state.term}`,
     "",
@@ -35,7 +37,7 @@ export function formatStatus(view: ClusterView): string {
   for (const n of nodes) {
     const p = n.profile;
     rows.push([
-      n.name + (n.self ? " *" : ""),
+      name.get(n.id)! + (n.self ? " *" : ""),
       n.id,
       n.master ? "master" : p && !p.worker ? "coordinator" : "worker",
       p ? `${bytes(p.memory.availableBytes)} / ${bytes(p.memory.totalBytes)}` : "-",
@@ -55,23 +57,71 @@ export function formatStatus(view: ClusterView): string {
   } else {
     out.push("", "no link measurements yet");
   }
+  const statics = self.staticPeers ?? [];
+  if (statics.length) {
+    const srows = [["--PEERS", "STATE", "SINCE", "DETAIL"]];
+    for (const p of statics) {
+      const detail = [p.dialing !== p.address ? `via ${p.dialing}` : "", p.nodeId && p.state === "connected" ? `node ${p.nodeId}` : "", p.reason ?? ""].filter(Boolean).join("; ");
+      srows.push([p.address, p.state, new Date(p.since).toLocaleTimeString(), detail]);
+    }
+    out.push("", table(srows));
+  }
+  if (self.alone) {
+    out.push("", statics.length ? "this node is alone: none of its --peers is reachable and discovery is off" : "this node is alone: discovery is off and no --peers were given");
+  }
   return out.join("\n");
 }
 
+/**
+ * --url as people type it: http://host:port, host:port, host, or a port alone (this machine).
+ * Returns the base URL without a trailing slash.
+ */
+export function nodeUrl(text: string, where = "--url"): string {
+  let t = text.trim();
+  if (/^\d+$/.test(t)) t = `127.0.0.1:${t}`;
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(t)) t = `http://${t}`;
+  let u: URL;
+  try {
+    u = new URL(t);
+  } catch {
+    throw new FlagError(`${where} must be host:port or http://host:port, got '${text}'`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new FlagError(`${where} must be an http:// or https:// address, got '${text}'`);
+  if (!u.port && u.protocol === "http:" && !/:\d+/.test(t.replace(/^[a-z]+:\/\//i, ""))) u.port = String(DEFAULT_HTTP_PORT);
+  return u.href.replace(/\/+$/, "");
+}
+
+const FLAGS = {
+  url: flag.string({
+    metavar: "HOST:PORT",
+    default: `127.0.0.1:${DEFAULT_HTTP_PORT}`,
+    help: "the node to ask: host:port, http://host:port, host (port 52480) or a port on this machine",
+    convert: nodeUrl,
+  }),
+  json: flag.bool({ help: "print the node's whole view (GET /cluster) as JSON" }),
+};
+
 export const command: Command = {
-  summary: "Print the cluster a node sees: nodes (memory, device, master) and links (RTT, bandwidth).",
-  usage: "tessera status [--json] [--url http://host:52480]   (TESSERA_URL also works)",
+  summary:
+    "Prints the cluster a node sees: nodes (memory, device, master), links (RTT, bandwidth), and what became of each " +
+    "of its --peers. Options also read TESSERA_<NAME> (TESSERA_URL).",
+  usage: usageText("tessera status [options]", FLAGS),
   async run(argv) {
-    const { values } = parseCommandArgs(argv, { json: { type: "boolean" }, url: { type: "string" } }, { allowPositionals: false });
-    const base = (values.url ?? "http://127.0.0.1:52480").replace(/\/+$/, "");
+    const { values } = parseFlags(argv, FLAGS, { env: process.env, positionals: { max: 0, usage: "tessera status [--url HOST:PORT] [--json]" } });
+    // The default is not parsed by the flag table; given values arrive normalized.
+    const base = nodeUrl(values.url);
     let view: ClusterView;
     try {
       const res = await fetch(`${base}/cluster`, { signal: AbortSignal.timeout(5000) });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       view = (await res.json()) as ClusterView;
     } catch (e) {
-      throw new TesseraError(`no tessera node answers (${(e as Error).message}); is \`tessera start\` running there?`, base);
+      // fetch says "fetch failed"; the reason is in its cause.
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code === "ECONNREFUSED" ? "connection refused" : (cause?.code ?? cause?.message ?? (e as Error).message);
+      throw new TesseraError(`no tessera node answers (${why}); is \`tessera start\` running there?`, base);
     }
+
     console.log(values.json ? JSON.stringify(view, null, 2) : formatStatus(view));
     return 0;
   },

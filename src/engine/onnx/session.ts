@@ -1,4 +1,6 @@
 import { createRequire } from "node:module";
+// Before onnxruntime loads: no telemetry (see ort-telemetry.ts).
+import "../../ort-telemetry.js";
 import * as ort from "onnxruntime-node";
 import { TesseraError } from "../../errors.js";
 import type { Device } from "../types.js";

@@ -9,9 +9,10 @@ import { loadEmbedding, loadHead, loadLayer, loadRopeFreqs, shardWeightBytes } f
 import { WeightStaging, type StagingOptions } from "../onnx/staging.js";
 import { KvCache } from "./kv-cache.js";
 import { physicalCores } from "./threads.js";
+import type { LoadProgress } from "../types.js";
+import { DEFAULT_CONTEXT, resolveContextLength } from "../../models/context.js";
 
-/** Default KV capacity when the caller sets none: the model's own, capped to keep memory modest. */
-export const DEFAULT_CONTEXT = 4096;
+export { DEFAULT_CONTEXT };
 
 export interface ShardOptions {
   /** Layers [start, end) this shard runs; default: all. */
@@ -27,11 +28,51 @@ export interface ShardOptions {
   session?: Pick<SessionSettings, "sessionConfig" | "cpuMemArena">;
   /** Where converted weights wait while the session is created (default: disk when large). */
   staging?: StagingOptions;
+  onProgress?: (p: LoadProgress) => void;
 }
 
 export function checkEngineConfig(cfg: ModelConfig, subject: string): void {
   // Rope rotates pairs of dimensions.
   if (cfg.headDim % 2 !== 0) throw new TesseraError(`head_dim ${cfg.headDim} is odd`, subject);
+}
+
+/**
+ * Reports a shard's load as bytes of its stored tensors: the embedding (first stage), each layer,
+ * then the rest (norms, lm_head) when the session build starts. Shared with the tensor-parallel rank.
+ */
+export function loadCounter(source: ModelSource, [a, b]: [number, number], onProgress?: (p: LoadProgress) => void) {
+  const first = a === 0;
+  const last = b === source.config.numLayers;
+  const tiedHead = !source.info("output.weight");
+  const byLayer = new Map<number, number>();
+  let total = 0;
+  for (const t of source.tensors()) {
+    const m = /^blk\.(\d+)\./.exec(t.name);
+    if (m) {
+      const l = Number(m[1]);
+      if (l >= a && l < b) byLayer.set(l, (byLayer.get(l) ?? 0) + t.byteLength);
+    } else if (t.name === "token_embd.weight" ? first || (last && tiedHead) : last) {
+      total += t.byteLength;
+    }
+  }
+  for (const n of byLayer.values()) total += n;
+  let done = 0;
+  const tell = (phase: LoadProgress["phase"]) => onProgress?.({ done: Math.min(done, total), total, phase });
+  tell("weights");
+  return {
+    tensors(names: string[]): void {
+      for (const n of names) done += source.info(n)?.byteLength ?? 0;
+      if (names.length) tell("weights");
+    },
+    layer(l: number): void {
+      done += byLayer.get(l) ?? 0;
+      tell("weights");
+    },
+    session(): void {
+      done = total;
+      tell("session");
+    },
+  };
 }
 
 /**
@@ -72,9 +113,10 @@ export class ShardEngine {
     if (!(Number.isInteger(a) && Number.isInteger(b) && 0 <= a && a < b && b <= cfg.numLayers)) {
       throw new TesseraError(`invalid layer range [${a}, ${b}) for a model with ${cfg.numLayers} layers`, source.path);
     }
-    const ctx = opts.contextLength ?? Math.min(cfg.contextLength || DEFAULT_CONTEXT, DEFAULT_CONTEXT);
-    if (!Number.isInteger(ctx) || ctx < 1) throw new TesseraError(`invalid context length ${ctx}`, "--ctx");
+    const ctx = resolveContextLength(cfg, opts.contextLength, source.path);
+    const progress = loadCounter(source, [a, b], opts.onProgress);
     const embedding = a === 0 ? await loadEmbedding(source) : undefined;
+    progress.tensors(embedding ? ["token_embd.weight"] : []);
     // Streams each layer's converted weights to disk as it is built (when large): see onnx/staging.ts.
     const staging = WeightStaging.open(shardWeightBytes(source, [a, b]), opts.staging);
     let vocab = 0;
@@ -86,7 +128,10 @@ export class ShardEngine {
         ropeFreqFactors: await loadRopeFreqs(source),
       });
       staging.attach(builder.g);
-      for (let l = a; l < b; l++) builder.addLayer(l, await loadLayer(source, l));
+      for (let l = a; l < b; l++) {
+        builder.addLayer(l, await loadLayer(source, l));
+        progress.layer(l);
+      }
       let graph;
       if (b === cfg.numLayers) {
         const head = await loadHead(source, embedding);
@@ -95,6 +140,7 @@ export class ShardEngine {
       } else {
         graph = builder.finishHidden();
       }
+      progress.session();
       session = staging.createSession(graph, {
         threads: opts.threads ?? physicalCores(),
         device,

@@ -3,9 +3,9 @@ import type { ModelConfig, ModelSource } from "../../models/types.js";
 import type { TpSlice } from "../graph/slicing.js";
 import { buildTpAttentionGraph, buildTpMlpGraph } from "../graph/decoder.js";
 import { SyncSession, ort } from "../onnx/session.js";
-import { checkEngineConfig } from "../session/shard.js";
+import { checkEngineConfig, loadCounter } from "../session/shard.js";
 import { KvCache } from "../session/kv-cache.js";
-import type { Device } from "../types.js";
+import type { Device, LoadProgress } from "../types.js";
 import { embedTokens, type LinearWeight } from "../weights/linear.js";
 import { loadEmbedding, loadLayer } from "../weights/load.js";
 import { toLinearWeight, toVector } from "../weights/convert.js";
@@ -24,6 +24,7 @@ export interface TpRankOptions {
   embedding: boolean;
   /** Rows of lm_head (vocabulary ids [start, end)) this rank computes logits for (last stage). */
   vocabRows?: [number, number];
+  onProgress?: (p: LoadProgress) => void;
 }
 
 interface LayerSessions {
@@ -71,6 +72,7 @@ export class TpRankEngine {
     const shape = { heads: o.slice.heads, kvHeads: o.slice.kvHeads };
     const sessions: LayerSessions[] = [];
     let head: SyncSession | undefined;
+    const progress = loadCounter(source, o.layers, o.onProgress);
     try {
       for (let l = o.layers[0]; l < o.layers[1]; l++) {
         const w = await loadLayer(source, l, o.slice);
@@ -81,8 +83,10 @@ export class TpRankEngine {
           mlp: SyncSession.create(b.toBytes(), b.blobs, settings),
           layer: l,
         });
+        progress.layer(l);
       }
       const embedding = o.embedding ? await loadEmbedding(source) : undefined;
+      progress.tensors(embedding ? ["token_embd.weight"] : []);
       let vocab = 0;
       if (o.vocabRows) {
         const norm = toVector(await source.read("output_norm.weight"));
@@ -92,6 +96,7 @@ export class TpRankEngine {
         const g = buildHeadGraph(cfg, norm, lmHead);
         head = SyncSession.create(g.toBytes(), g.blobs, settings);
       }
+      progress.session();
       const kv = new KvCache(sessions.map((s) => s.layer), o.slice.kvHeads, o.contextLength, cfg.headDim);
       return new TpRankEngine(cfg, o.layers, sessions, embedding, head, vocab, kv);
     } catch (e) {

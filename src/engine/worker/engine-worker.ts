@@ -2,7 +2,7 @@ import type { Worker } from "node:worker_threads";
 import { startModuleWorker } from "../../spawn.js";
 import { TesseraError } from "../../errors.js";
 import type { ChatMessage } from "../../models/types.js";
-import type { EngineOptions } from "../types.js";
+import type { EngineOptions, LoadProgress } from "../types.js";
 import type { GenerationRequest, GenerationResult, TokenEvent } from "../generate.js";
 import type { BenchRequest, BenchResult, EngineInfo, FromWorker, ToWorker, WireError, WorkerInit } from "./protocol.js";
 
@@ -11,6 +11,8 @@ export interface EngineWorkerOptions extends EngineOptions {
   prefillChunk?: number;
   /** Module (URL or file URL string) exporting `openEngine`; default: the real model loader. */
   backend?: string | URL;
+  /** Called on this thread as the worker loads the model (a progress bar, a node's log). */
+  onProgress?: (p: LoadProgress) => void;
 }
 
 export interface GenerateCallbacks {
@@ -59,7 +61,7 @@ export class EngineWorker {
 
   /** Loads the model in a new worker; resolves once it is ready to generate. */
   static start(modelPath: string, opts: EngineWorkerOptions = {}): Promise<EngineWorker> {
-    const { prefillChunk, backend, ...engine } = opts;
+    const { prefillChunk, backend, onProgress, ...engine } = opts;
     const init: WorkerInit = {
       modelPath,
       engine,
@@ -69,7 +71,9 @@ export class EngineWorker {
     const worker = startModuleWorker("./worker-main", import.meta.url, { workerData: init });
     return new Promise((resolve, reject) => {
       const onMessage = (m: FromWorker) => {
-        if (m.type === "ready") {
+        if (m.type === "progress") {
+          onProgress?.(m.progress);
+        } else if (m.type === "ready") {
           cleanup();
           resolve(new EngineWorker(worker, m.info));
         } else if (m.type === "init-error") {

@@ -2,6 +2,9 @@ import { TesseraError } from "../../errors.js";
 import { openModel } from "../../models/open.js";
 import { loadTokenizer } from "../../models/tokenizer/index.js";
 import { createStepper } from "../session/stepper.js";
+import { resolveContextLength } from "../../models/context.js";
+import { memoryInfo } from "../../system-memory.js";
+import { checkMemoryFits, estimateShardMemory } from "../memory.js";
 import type { EngineOptions } from "../types.js";
 import type { LoadedEngine } from "./protocol.js";
 
@@ -12,8 +15,11 @@ import type { LoadedEngine } from "./protocol.js";
 export async function openEngine(modelPath: string, opts: EngineOptions): Promise<LoadedEngine> {
   const source = await openModel(modelPath);
   try {
+    // Checked before anything is allocated: an absurd --ctx or a model too large fails here, at once.
+    const contextLength = resolveContextLength(source.config, opts.contextLength, modelPath);
+    checkMemoryFits(estimateShardMemory(source.config, source.tensors(), { contextLength }), memoryInfo().availableBytes, contextLength, modelPath);
     const tokenizer = await loadTokenizer(source);
-    const stepper = await createStepper(source, opts);
+    const stepper = await createStepper(source, { ...opts, contextLength });
     if (tokenizer.vocabSize > stepper.vocabSize) {
       await stepper.dispose();
       throw new TesseraError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's output only ${stepper.vocabSize}`, modelPath);

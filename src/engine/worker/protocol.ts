@@ -1,5 +1,5 @@
 import type { ChatMessage, Tokenizer } from "../../models/types.js";
-import type { EngineOptions, Stepper } from "../types.js";
+import type { EngineOptions, LoadProgress, Stepper } from "../types.js";
 import type { GenerationRequest, GenerationResult, TokenEvent } from "../generate.js";
 
 /**
@@ -8,12 +8,13 @@ import type { GenerationRequest, GenerationResult, TokenEvent } from "../generat
  * for it, after any number of `token` events.
  *
  *   main → worker: generate | cancel | encode | decode | chat | bench | close
- *   worker → main: ready | init-error (once, at start) · token | result | error (per request) · closed
+ *   worker → main: progress (any number, while loading) · ready | init-error (once, at start) ·
+ *                  token | result | error (per request) · closed
  */
 
 export interface WorkerInit {
   modelPath: string;
-  engine: EngineOptions;
+  engine: Omit<EngineOptions, "onProgress">;
   /** Tokens per prefill forward. */
   prefillChunk?: number;
   /** URL of the module whose `openEngine` loads the model (tests swap it). */
@@ -62,6 +63,7 @@ export interface WireError {
 }
 
 export type FromWorker =
+  | { type: "progress"; progress: LoadProgress }
   | { type: "ready"; info: EngineInfo }
   | { type: "init-error"; error: WireError }
   | { type: "token"; id: number; event: TokenEvent }

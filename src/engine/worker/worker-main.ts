@@ -19,7 +19,7 @@ function wire(e: unknown): WireError {
 async function load(): Promise<LoadedEngine | undefined> {
   try {
     const { openEngine } = (await import(init.backend)) as { openEngine: OpenEngine };
-    return await openEngine(init.modelPath, init.engine);
+    return await openEngine(init.modelPath, { ...init.engine, onProgress: (progress) => send({ type: "progress", progress }) });
   } catch (e) {
     send({ type: "init-error", error: wire(e) });
     port.close();

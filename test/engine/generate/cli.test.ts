@@ -75,7 +75,7 @@ test("run streams the chat-templated answer to stdout, stats to stderr; same see
 });
 
 test("bench --json reports median pp/tg speeds and peak RSS", async () => {
-  const r = await tessera(["bench", model, "--pp", "32", "--tg", "8", "--repeat", "2", "--threads", "1", "--json"]);
+  const r = await tessera(["bench", model, "--prompt-tokens", "32", "-n", "8", "--repeat", "2", "--threads", "1", "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { ppTps: number; tgTps: number; peakRssBytes: number; ppRuns: number[]; tgRuns: number[] };
   assert.equal(out.ppRuns.length, 2);
@@ -98,7 +98,7 @@ test("bad input: a clear one-line error, exit code 1, no stack trace", async () 
   const badFlag = await tessera(["run", model, "hi", "--top-p", "2"]);
   assert.equal(badFlag.code, 1);
   noStack(badFlag.stderr);
-  assert.match(badFlag.stderr, /topP must be in \(0, 1\]/);
+  assert.match(badFlag.stderr, /--top-p must be a number > 0 and ≤ 1, got .2./);
   const overflow = await tessera(["run", model, "hi", "--raw", "--ctx", "16", "--max-tokens", "64"]);
   assert.equal(overflow.code, 1);
   assert.match(overflow.stderr, /exceeds the context of 16 tokens/);

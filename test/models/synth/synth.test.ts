@@ -159,5 +159,5 @@ test("bad options are clear errors naming the flag", async () => {
   } finally {
     console.error = original;
   }
-  assert.deepEqual(errors, ["tessera synth: --out is required", "tessera synth: --seed must be an integer ≥ 0, got 'abc'"]);
+  assert.deepEqual(errors, ["tessera synth: --out is required (the file or folder to write)", "tessera synth: --seed must be a whole number from 0 to 4294967295, got 'abc'"]);
 });
