@@ -27,4 +27,12 @@ export const MUTATIONS = [
     replace: "if (false) {",
     tests: ["engine/core/decoder.test", "engine/core/rope.test"],
   },
+  {
+    id: "staging-always-memory",
+    what: "shards never stage weights on disk (memory mode forced)",
+    file: "src/engine/session/shard.js",
+    find: "WeightStaging.open(shardWeightBytes(source, [a, b]), opts.staging)",
+    replace: `WeightStaging.open(shardWeightBytes(source, [a, b]), { mode: "memory" })`,
+    tests: ["engine/core/staging.test"],
+  },
 ];
