@@ -35,4 +35,22 @@ export const MUTATIONS = [
     replace: `WeightStaging.open(shardWeightBytes(source, [a, b]), { mode: "memory" })`,
     tests: ["engine/core/staging.test"],
   },
+  {
+    id: "seed-ignored",
+    what: "the request's seed is reported but a random one draws the tokens",
+    file: "src/engine/generate.js",
+    find: "resolveSamplingParams(pickSampling(req), seed)",
+    replace: "resolveSamplingParams(pickSampling(req), randomSeed())",
+    tests: ["engine/generate/cli.test"],
+    namePattern: "same seed",
+  },
+  {
+    id: "seed-constant",
+    what: "the sampler seeds its PRNG with 0 whatever the request says",
+    file: "src/engine/sampling/sampler.js",
+    find: "new Prng(params.seed)",
+    replace: "new Prng(0)",
+    tests: ["engine/generate/cli.test"],
+    namePattern: "same seed",
+  },
 ];
