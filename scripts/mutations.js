@@ -89,4 +89,13 @@ export const MUTATIONS = [
     tests: ["models/synth/synth.test"],
     namePattern: "read(s)? back",
   },
+  {
+    id: "q8_0-scale-off",
+    what: "the Q8_0 writer stores each block's scale 10% too large (bytes read back unchanged, values wrong)",
+    file: "src/models/quant/q8_0.js",
+    find: "writeU16(out, o, f32ToF16(d));",
+    replace: "writeU16(out, o, f32ToF16(d * 1.1));",
+    tests: ["models/formats/gguf.test"],
+    namePattern: "bit-exact",
+  },
 ];
