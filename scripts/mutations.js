@@ -98,4 +98,13 @@ export const MUTATIONS = [
     tests: ["models/formats/gguf.test"],
     namePattern: "bit-exact",
   },
+  {
+    id: "prefill-not-micro-batched",
+    what: "a pipeline sends the whole prompt as one step (no micro-batches in flight)",
+    file: "src/runner/driver.js",
+    find: "if (this.stages < 2 || m <= 0 || tokens.length <= m)",
+    replace: "if (true)",
+    tests: ["runner/sharded.test"],
+    namePattern: "pipelined prefill",
+  },
 ];
