@@ -107,4 +107,21 @@ export const MUTATIONS = [
     tests: ["runner/sharded.test"],
     namePattern: "pipelined prefill",
   },
+  {
+    id: "q4_0-nibbles-swapped",
+    what: "the Q4_0 writer swaps the low and high nibble (elements j and j + 16 of each block)",
+    file: "src/models/quant/q4_0.js",
+    find: "out[o + 2 + j] = q0 | (q1 << 4);",
+    replace: "out[o + 2 + j] = q1 | (q0 << 4);",
+    tests: ["models/llamacpp/llamacpp.test"],
+    namePattern: "decodes them alike",
+  },
+  {
+    id: "mlx8-bias-off",
+    what: "MLX 8-bit group biases converted 2% too small (greedy tokens unchanged)",
+    file: "src/engine/weights/convert.js",
+    find: "groupBias: bias.slice() }",
+    replace: "groupBias: bias.map((b) => b * 0.98) }",
+    tests: ["engine/parity/formats.test"],
+  },
 ];
