@@ -124,4 +124,13 @@ export const MUTATIONS = [
     replace: "groupBias: bias.map((b) => b * 0.98) }",
     tests: ["engine/parity/formats.test"],
   },
+  {
+    id: "worker-queue-unserialized",
+    what: "the engine worker starts each request at once instead of after the one before",
+    file: "src/engine/worker/worker-main.js",
+    find: "const run = queue.then(job);",
+    replace: "const run = Promise.resolve().then(job);",
+    tests: ["engine/generate/worker.test"],
+    namePattern: "in the order",
+  },
 ];
