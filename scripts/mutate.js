@@ -50,7 +50,10 @@ function runTests(files, namePattern, timeoutS) {
   if (namePattern) nodeArgs.push(`--test-name-pattern=${namePattern}`);
   const r = spawnSync("nice", [...nodeArgs, ...files], { encoding: "utf8", timeout: timeoutS * 1000, maxBuffer: 64 << 20 });
   const out = r.stdout ?? "";
-  const failed = [...out.matchAll(/^\s*not ok \d+ - (.*)$/gm)].map((m) => m[1].trim()).filter((n) => !/\.test\.js$/.test(n));
+  // "name: first line of its error" for each failing test (TAP puts the error in a YAML block after it).
+  const failed = [...out.matchAll(/^\s*not ok \d+ - (.*)$\n(?:[\s\S]*?^\s*error: (?:\|-\n\s*)?(.*)$)?/gm)]
+    .filter((m) => !/\.test\.js$/.test(m[1].trim()))
+    .map((m) => `${m[1].trim()}${m[2] ? ` [${m[2].trim().replace(/^'|'$/g, "").slice(0, 160)}]` : ""}`);
   const counts = /^# pass (\d+)[\s\S]*?^# fail (\d+)/m.exec(out);
   return {
     status: r.error?.code === "ETIMEDOUT" ? "timeout" : r.status,

@@ -133,4 +133,22 @@ export const MUTATIONS = [
     tests: ["engine/generate/worker.test"],
     namePattern: "in the order",
   },
+  {
+    id: "forged-proposals-accepted",
+    what: "the master orders any event a peer proposes, also about other nodes",
+    file: "src/cluster/node.js",
+    find: "mayPropose(peer, m.event) &&",
+    replace: "true &&",
+    tests: ["cluster/multi-node.test"],
+    namePattern: "cannot append events about others",
+  },
+  {
+    id: "forged-proposals-applied-later",
+    what: "the master orders a forged event half a second later instead of refusing it",
+    file: "src/cluster/node.js",
+    find: "mayPropose(peer, m.event) &&",
+    replace: "(mayPropose(peer, m.event) || void setTimeout(() => this.order(m.event), 500)) &&",
+    tests: ["cluster/multi-node.test"],
+    namePattern: "cannot append events about others",
+  },
 ];
