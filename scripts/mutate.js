@@ -75,7 +75,7 @@ function apply(m) {
 }
 
 if (flag("--list")) {
-  for (const m of MUTATIONS) console.log(`${m.id.padEnd(28)} ${m.what}`);
+  for (const m of MUTATIONS) console.log(`${m.id.padEnd(32)} ${m.what}`);
   process.exit(0);
 }
 if (!existsSync("dist/test")) {
@@ -97,7 +97,7 @@ const rows = [];
 for (const m of chosen) {
   const files = testFiles(m.tests);
   const t0 = Date.now();
-  const row = { id: m.id, what: m.what, tests: m.tests.join(" "), result: "", detail: "" };
+  const row = { id: m.id, finding: m.finding ?? "", what: m.what, tests: m.tests.join(" "), result: "", detail: "" };
   if (files.length === 0) {
     row.result = "stale";
     row.detail = `no test file matches ${m.tests.join(", ")}`;
@@ -142,9 +142,9 @@ for (const m of chosen) {
   console.log(`${row.result.padEnd(16)} ${m.id} (${row.seconds} s)${row.detail ? `: ${row.detail}` : ""}`);
 }
 
-console.log("\n| mutation | what it breaks | tests run | result | failing tests |");
-console.log("|---|---|---|---|---|");
-for (const r of rows) console.log(`| ${r.id} | ${r.what} | ${r.tests} | ${r.result} | ${r.detail.replace(/\|/g, "\\|")} |`);
+console.log("\n| mutation | finding | what it breaks | tests run | result | failing tests |");
+console.log("|---|---|---|---|---|---|");
+for (const r of rows) console.log(`| ${r.id} | ${r.finding} | ${r.what} | ${r.tests} | ${r.result} | ${r.detail.replace(/\|/g, "\\|")} |`);
 const caught = rows.filter((r) => r.result.startsWith("caught")).length;
 console.log(`\n${caught} of ${rows.length} mutations caught`);
 const out = value("--json");

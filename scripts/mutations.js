@@ -1,9 +1,10 @@
-// Known bugs for scripts/mutate.js: each replaces one exact piece of text in a built file under dist/
+// Known bugs for scripts/mutate.js (`finding`: the finding of issue 19 it stands for): each replaces one exact piece of text in a built file under dist/
 // and names the test files (substrings of dist/test paths) that must catch it. Keep `find` short and
 // exact; when the code it targets changes, the script reports the mutation "stale".
 export const MUTATIONS = [
   {
     id: "rope-freqs-not-loaded",
+    finding: "1",
     what: "GGUF rope_freqs.weight is never loaded",
     file: "src/engine/weights/load.js",
     find: `return src.info("rope_freqs.weight") ? vector(src, "rope_freqs.weight") : undefined;`,
@@ -13,6 +14,7 @@ export const MUTATIONS = [
   },
   {
     id: "rope-freqs-not-divided",
+    finding: "1",
     what: "rope_freqs factors do not divide the frequencies",
     file: "src/engine/graph/rope.js",
     find: "inv[i] /= freqFactors[i];",
@@ -21,6 +23,7 @@ export const MUTATIONS = [
   },
   {
     id: "llama3-scaling-off",
+    finding: "1",
     what: "llama3 rope scaling branch disabled",
     file: "src/engine/graph/rope.js",
     find: `if (s?.kind === "llama3") {`,
@@ -29,6 +32,7 @@ export const MUTATIONS = [
   },
   {
     id: "staging-always-memory",
+    finding: "2",
     what: "shards never stage weights on disk (memory mode forced)",
     file: "src/engine/session/shard.js",
     find: "WeightStaging.open(shardWeightBytes(source, [a, b]), opts.staging)",
@@ -37,6 +41,7 @@ export const MUTATIONS = [
   },
   {
     id: "seed-ignored",
+    finding: "3",
     what: "the request's seed is reported but a random one draws the tokens",
     file: "src/engine/generate.js",
     find: "resolveSamplingParams(pickSampling(req), seed)",
@@ -46,6 +51,7 @@ export const MUTATIONS = [
   },
   {
     id: "seed-constant",
+    finding: "3",
     what: "the sampler seeds its PRNG with 0 whatever the request says",
     file: "src/engine/sampling/sampler.js",
     find: "new Prng(params.seed)",
@@ -55,6 +61,7 @@ export const MUTATIONS = [
   },
   {
     id: "q4_0-reads-zeros",
+    finding: "5",
     what: "Q4_0 blocks dequantize to zeros",
     file: "src/models/quant/q4_0.js",
     find: "const d = f16ToF32(readU16(bytes, o));",
@@ -64,6 +71,7 @@ export const MUTATIONS = [
   },
   {
     id: "row-slice-off-by-one",
+    finding: "5",
     what: "a row slice of a stored tensor starts one row late",
     file: "src/models/source/strided.js",
     find: "firstLine: r0 * linesPerRow,",
@@ -73,6 +81,7 @@ export const MUTATIONS = [
   },
   {
     id: "f32-read-through-f16",
+    finding: "5",
     what: "F32 tensors (norms) lose precision on reading (rounded through f16)",
     file: "src/models/quant/half.js",
     find: "new Uint8Array(out.buffer).set(bytes.subarray(0, n * 4));",
@@ -82,6 +91,7 @@ export const MUTATIONS = [
   },
   {
     id: "norms-swapped",
+    finding: "5",
     what: "HF input_layernorm and post_attention_layernorm mapped to each other's canonical name",
     file: "src/models/source/names.js",
     find: `input_layernorm: "attn_norm",\n    post_attention_layernorm: "ffn_norm",`,
@@ -91,6 +101,7 @@ export const MUTATIONS = [
   },
   {
     id: "q8_0-scale-off",
+    finding: "8 (gguf.test:69)",
     what: "the Q8_0 writer stores each block's scale 10% too large (bytes read back unchanged, values wrong)",
     file: "src/models/quant/q8_0.js",
     find: "writeU16(out, o, f32ToF16(d));",
@@ -100,6 +111,7 @@ export const MUTATIONS = [
   },
   {
     id: "prefill-not-micro-batched",
+    finding: "6",
     what: "a pipeline sends the whole prompt as one step (no micro-batches in flight)",
     file: "src/runner/driver.js",
     find: "if (this.stages < 2 || m <= 0 || tokens.length <= m)",
@@ -109,6 +121,7 @@ export const MUTATIONS = [
   },
   {
     id: "q4_0-nibbles-swapped",
+    finding: "8 (llama.cpp quants)",
     what: "the Q4_0 writer swaps the low and high nibble (elements j and j + 16 of each block)",
     file: "src/models/quant/q4_0.js",
     find: "out[o + 2 + j] = q0 | (q1 << 4);",
@@ -118,6 +131,7 @@ export const MUTATIONS = [
   },
   {
     id: "mlx8-bias-off",
+    finding: "8 (MLX-8 vs GGUF)",
     what: "MLX 8-bit group biases converted 2% too small (greedy tokens unchanged)",
     file: "src/engine/weights/convert.js",
     find: "groupBias: bias.slice() }",
@@ -126,6 +140,7 @@ export const MUTATIONS = [
   },
   {
     id: "worker-queue-unserialized",
+    finding: "8 (worker order)",
     what: "the engine worker starts each request at once instead of after the one before",
     file: "src/engine/worker/worker-main.js",
     find: "const run = queue.then(job);",
@@ -135,6 +150,7 @@ export const MUTATIONS = [
   },
   {
     id: "forged-proposals-accepted",
+    finding: "8 (forged proposals)",
     what: "the master orders any event a peer proposes, also about other nodes",
     file: "src/cluster/node.js",
     find: "mayPropose(peer, m.event) &&",
@@ -144,11 +160,22 @@ export const MUTATIONS = [
   },
   {
     id: "forged-proposals-applied-later",
+    finding: "8 (forged proposals)",
     what: "the master orders a forged event half a second later instead of refusing it",
     file: "src/cluster/node.js",
     find: "mayPropose(peer, m.event) &&",
     replace: "(mayPropose(peer, m.event) || void setTimeout(() => this.order(m.event), 500)) &&",
     tests: ["cluster/multi-node.test"],
     namePattern: "cannot append events about others",
+  },
+  {
+    id: "mlx-bias-dropped-on-read",
+    finding: "5",
+    what: "MLX affine values read back without their group bias",
+    file: "src/models/safetensors/mlx.js",
+    find: "out[i] = Math.fround(Math.fround(scales[g] * v) + biases[g]);",
+    replace: "out[i] = Math.fround(scales[g] * v);",
+    tests: ["models/synth/synth.test"],
+    namePattern: "read(s)? back",
   },
 ];
