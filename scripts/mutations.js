@@ -70,6 +70,16 @@ export const MUTATIONS = [
     namePattern: "read(s)? back",
   },
   {
+    id: "q4_0-scale-20pct",
+    finding: "5",
+    what: "Q4_0 blocks dequantize with their scale 20% too large",
+    file: "src/models/quant/q4_0.js",
+    find: "const d = f16ToF32(readU16(bytes, o));",
+    replace: "const d = 1.2 * f16ToF32(readU16(bytes, o));",
+    tests: ["models/synth/synth.test"],
+    namePattern: "read(s)? back",
+  },
+  {
     id: "row-slice-off-by-one",
     finding: "5",
     what: "a row slice of a stored tensor starts one row late",
