@@ -1,12 +1,13 @@
 import type { ModelConfig } from "../models/types.js";
-import { ropeInvFreq } from "./graph/rope.js";
 import { dequantizeAll, dequantizeRow, type LinearWeight } from "./weights/linear.js";
 import type { LayerWeights } from "./weights/load.js";
 
 /**
  * A plain float32 decoder, one token at a time, written for clarity: the yardstick the ONNX
  * graphs are tested against. It uses the same converted weights (dequantized), so it checks the
- * graph, not the weight conversion (tested separately against ggml's dequantization).
+ * graph, not the weight conversion (tested separately against ggml's dequantization). The rotary
+ * inverse frequencies come from the caller, so a test can compute them independently of the graph's
+ * rope tables (graph/rope.ts): a shared bug there would otherwise pass unseen.
  */
 interface DenseLayer {
   attnNorm: Float32Array;
@@ -39,7 +40,6 @@ export class ReferenceDecoder {
   private readonly layers: DenseLayer[];
   private readonly kCache: Float32Array[][] = [];
   private readonly vCache: Float32Array[][] = [];
-  private readonly invFreq: Float64Array;
   private readonly lmHead: Float32Array;
 
   constructor(
@@ -49,15 +49,16 @@ export class ReferenceDecoder {
     private readonly outputNorm: Float32Array,
     lmHead: LinearWeight,
     private readonly ropeInterleaved: boolean,
-    ropeFreqFactors?: Float32Array,
+    /** Rotary inverse frequency of each pair [headDim / 2], scaling already applied. */
+    private readonly invFreq: Float64Array,
   ) {
+    if (invFreq.length !== cfg.headDim / 2) throw new Error(`expected ${cfg.headDim / 2} rope frequencies, got ${invFreq.length}`);
     this.layers = layers.map((w) => ({
       ...w,
       q: dequantizeAll(w.q), k: dequantizeAll(w.k), v: dequantizeAll(w.v), o: dequantizeAll(w.o),
       gate: dequantizeAll(w.gate), up: dequantizeAll(w.up), down: dequantizeAll(w.down),
     }));
     this.lmHead = dequantizeAll(lmHead);
-    this.invFreq = ropeInvFreq(cfg, ropeFreqFactors);
     for (let l = 0; l < layers.length; l++) {
       this.kCache.push([]);
       this.vCache.push([]);

@@ -24,6 +24,7 @@ export class ShardedDriver {
   /** World rank of the last stage's tensor rank 0, which samples (op SAMPLING). */
   private readonly samplerRank: number;
   private sampleWire = new Float64Array(sampleWireLength(0));
+  private steps = 0;
 
   private readonly stages: number;
 
@@ -63,6 +64,11 @@ export class ShardedDriver {
     return this.pos;
   }
 
+  /** Steps sent to the runners so far (a pipelined prefill sends one per micro-batch). */
+  get stepsSent(): number {
+    return this.steps;
+  }
+
   private checkRoom(n: number): void {
     if (n < 1) throw new TesseraError("a forward step needs at least one token");
     checkContextRoom(this.pos, n, this.contextLength);
@@ -79,6 +85,7 @@ export class ShardedDriver {
     h[2] = flags;
     h[3] = this.pos;
     await world.broadcast(0, h);
+    this.steps++;
     for (const r of this.firstStage) await world.send(r, tokens, Tag.TOKENS);
   }
 

@@ -10,6 +10,7 @@ import { clusterKey } from "../../src/cluster/handshake.js";
 import { cliCommand } from "../../src/spawn.js";
 import { ephemeralIdentity } from "../../src/cluster/identity.js";
 import type { PeerMessage } from "../../src/cluster/messages.js";
+import type { LogEntry } from "../../src/cluster/state.js";
 import { PeerLink } from "../../src/cluster/peer-link.js";
 import { getJson, removeDir, sameState, startNode, stopAll, tempDir, waitFor, type NodeProcess } from "./node-process.js";
 import { parsePrometheus } from "./prometheus-parser.js";
@@ -187,21 +188,34 @@ test("a node with the wrong secret is refused, learns nothing and changes nothin
 test("an authenticated peer cannot append events about others, and is dropped when it floods", async () => {
   const c = await dialAs(nodes[0]!.peer, SECRET);
   assert.equal(await c.up, true);
-  const before = await sameState(nodes);
+  const before = await converged(nodes, true);
   const victim = nodes[3]!.id;
+  const profile = before.nodes[victim]!.profile!;
   c.link.send({ t: "info", name: "rogue", startedAt: Date.now(), httpPort: 1, peerPort: 1, version: "x" });
   c.link.send({ t: "propose", event: { type: "node-left", id: victim, reason: "forged" } });
-  c.link.send({ t: "propose", event: { type: "node-profile", id: victim, profile: { ...before!.nodes[victim]!.profile!, threads: 999 } } });
-  await waitFor("the rogue peer in the state", 5000, async () => Object.values((await nodes[0]!.view()).state.nodes).some((n) => n.name === "rogue"));
-  const s = await nodes[0]!.view();
-  assert.ok(victim in s.state.nodes, "forged node-left ignored");
-  assert.notEqual(s.state.nodes[victim]!.profile!.threads, 999, "forged profile ignored");
+  c.link.send({ t: "propose", event: { type: "node-profile", id: victim, profile: { ...profile, threads: 999 } } });
+  // Then a fact about itself, which a peer may propose. The master handles one link's messages in
+  // order, so once this one is applied the forged ones before it were refused, not still pending.
+  c.link.send({ t: "propose", event: { type: "node-profile", id: c.id, profile: { ...profile, threads: 4242 } } });
+  await waitFor("the rogue's own profile applied on every node", 5000, async () =>
+    (await Promise.all(nodes.map((n) => n.view()))).every((v) => v.state.nodes[c.id]?.profile?.threads === 4242));
+  for (const n of nodes) {
+    const s = (await n.view()).state;
+    assert.ok(victim in s.nodes, "forged node-left applied");
+    assert.notEqual(s.nodes[victim]!.profile!.threads, 999, "forged profile applied");
+  }
   // Heartbeats need no answer, so only the node can be the one that hangs up.
   for (let i = 0; i < 40000; i++) c.link.send({ t: "hb", term: 0, index: 0, master: null });
   const reason = await c.closed;
   const log = () => nodes[0]!.output().split("\n").filter((l) => l.includes(c.id)).join("\n");
   await waitFor(`flood logged (client saw '${reason}'; node 0 says: ${log()})`, 5000, () => /rogue\) disconnected: flooding/.test(log()));
   await converged(nodes, true);
+  // Never: the whole event log since the test began holds the rogue's own report and neither forgery.
+  const events = (await getJson(nodes[0]!.url(`/cluster/events?since=${before.index}`))) as { truncated: boolean; entries: LogEntry[] };
+  assert.equal(events.truncated, false);
+  const about = (id: string) => events.entries.filter((e) => "id" in e.event && e.event.id === id).map((e) => e.event);
+  assert.ok(about(c.id).some((e) => e.type === "node-profile" && e.profile.threads === 4242), "the rogue's own report is not in the log");
+  assert.deepEqual(about(victim).filter((e) => e.type === "node-left" || (e.type === "node-profile" && e.profile.threads === 999)), [], "a forged event is in the log");
 });
 
 function rawSocket(port: number): Promise<Socket> {

@@ -86,7 +86,9 @@ test("PP 3 pipelined prefill: micro-batches of 3 tokens in flight at once give t
   try {
     for (let round = 0; round < 2; round++) {
       // 8 prompt tokens: micro-batches 3 + 3, then the last 2 return the logits
+      const before = driver.stepsSent;
       const last = await driver.forward(PROMPT);
+      assert.equal(driver.stepsSent - before, 3, "the prompt did not go out as 3 micro-batches");
       assert.equal(driver.position, PROMPT.length);
       assert.ok(relErr(last, ref.promptLogits.subarray((PROMPT.length - 1) * V)) < TOLERANCE_EXACT);
       let logits = last;
@@ -97,6 +99,12 @@ test("PP 3 pipelined prefill: micro-batches of 3 tokens in flight at once give t
       assert.ok(relErr(logits, ref.logits[8]!) < TOLERANCE_EXACT);
       driver.truncate(0);
     }
+    // Control: asking for every position's logits sends the prompt whole, and the count shows it.
+    const before = driver.stepsSent;
+    const all = await driver.forward(PROMPT, { allLogits: true });
+    assert.equal(driver.stepsSent - before, 1);
+    assert.ok(relErr(all, ref.promptLogits) < TOLERANCE_EXACT);
+    driver.truncate(0);
     // an input that would overflow the context sends no micro-batch at all
     await assert.rejects(driver.forward(new Int32Array(CONTEXT + 1)), /context overflow/);
     assert.equal(driver.position, 0);

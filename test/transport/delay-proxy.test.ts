@@ -68,50 +68,68 @@ test("delay proxy adds at least the configured latency each way, at sub-millisec
     for (const latencyUs of [300, 2000]) {
       const proxy = await DelayProxy.start({ target: { host: "127.0.0.1", port: echo.port }, forward: { latencyUs } });
       const s = await connect(proxy.port);
-      const rtts = await roundTrips(s, 30);
+      const rtts = await roundTrips(s, 100);
       s.destroy();
       await proxy.close();
       const best = rtts[0]!;
-      t.diagnostic(`one-way ${latencyUs} µs: RTT min ${(best * 1000).toFixed(0)} µs, median ${(rtts[15]! * 1000).toFixed(0)} µs (direct min ${(base * 1000).toFixed(0)} µs)`);
+      t.diagnostic(`one-way ${latencyUs} µs: RTT min ${(best * 1000).toFixed(0)} µs, median ${(rtts[50]! * 1000).toFixed(0)} µs (direct min ${(base * 1000).toFixed(0)} µs)`);
+      // Every round trip, the fastest included, carries the latency both ways.
       assert.ok(best >= (2 * latencyUs) / 1000, `RTT ${best} ms < 2 × ${latencyUs} µs`);
-      // The fastest round trip shows what the proxy adds when it gets the CPU (this machine is shared,
-      // so slower ones say little); a millisecond-granularity timer would fail this.
-      assert.ok(best < (2 * latencyUs) / 1000 + base + 0.8, `fastest RTT ${best} ms far above 2 × ${latencyUs} µs + ${base} ms`);
+      // The fastest of 100 round trips shows what the proxy adds when it gets the CPU (the CI machine is
+      // loaded, so slower ones say little). A millisecond-granularity timer (≥ 1 ms each way) fails this
+      // at 300 µs: 2 ms or more against a bound of 0.6 ms + direct + 1 ms.
+      assert.ok(best < (2 * latencyUs) / 1000 + base + 1, `fastest RTT ${best} ms far above 2 × ${latencyUs} µs + ${base} ms`);
     }
   } finally {
     echo.close();
   }
 });
 
-test("delay proxy caps bandwidth roughly and keeps every byte in order", async () => {
+/** Sends `data` through the socket in uneven writes and resolves with what came back and the seconds it took. */
+async function echoTransfer(s: net.Socket, data: Buffer): Promise<{ back: Buffer; secs: number }> {
+  const got: Buffer[] = [];
+  let n = 0;
+  const t0 = performance.now();
+  const done = new Promise<void>((resolve) => {
+    const onData = (d: Buffer): void => {
+      got.push(d);
+      n += d.length;
+      if (n >= data.length) {
+        s.off("data", onData);
+        resolve();
+      }
+    };
+    s.on("data", onData);
+  });
+  for (let off = 0, i = 0; off < data.length; i++) {
+    const len = 1 + ((i * 7919) % 20000);
+    s.write(data.subarray(off, off + len));
+    off += len;
+  }
+  await done;
+  return { back: Buffer.concat(got), secs: (performance.now() - t0) / 1000 };
+}
+
+test("delay proxy caps bandwidth roughly and keeps every byte in order", async (t) => {
   const echo = await echoServer();
   const bytesPerSec = 8_000_000; // 64 Mbit/s each way
   const proxy = await DelayProxy.start({ target: { host: "127.0.0.1", port: echo.port }, forward: { latencyUs: 50, bandwidthBytesPerSec: bytesPerSec } });
   try {
     const s = await connect(proxy.port);
     const data = Buffer.from(randomFloats(256 * 1024, 3).buffer); // 1 MiB
-    const got: Buffer[] = [];
-    let n = 0;
-    const t0 = performance.now();
-    const done = new Promise<void>((resolve) =>
-      s.on("data", (d: Buffer) => {
-        got.push(d);
-        n += d.length;
-        if (n >= data.length) resolve();
-      }),
-    );
-    for (let off = 0, i = 0; off < data.length; i++) {
-      const len = 1 + ((i * 7919) % 20000);
-      s.write(data.subarray(off, off + len));
-      off += len;
+    // The cap is a ceiling on every transfer; that the proxy gets near it is judged on the best of up to
+    // 3 (a loaded machine can slow any one of them down, never speed one up past the cap).
+    let best = 0;
+    for (let round = 0; round < 3 && best < bytesPerSec * 0.5; round++) {
+      const { back, secs } = await echoTransfer(s, data);
+      assert.ok(back.equals(data), "bytes changed or reordered");
+      const rate = data.length / secs;
+      t.diagnostic(`transfer ${round + 1}: ${Math.round(rate)} B/s`);
+      assert.ok(rate <= bytesPerSec * 1.1, `${Math.round(rate)} B/s over the cap of ${bytesPerSec}`);
+      best = Math.max(best, rate);
     }
-    await done;
-    const secs = (performance.now() - t0) / 1000;
     s.destroy();
-    assert.ok(Buffer.concat(got).equals(data), "bytes changed or reordered");
-    const rate = data.length / secs;
-    assert.ok(rate <= bytesPerSec * 1.1, `${Math.round(rate)} B/s over the cap of ${bytesPerSec}`);
-    assert.ok(rate >= bytesPerSec * 0.5, `${Math.round(rate)} B/s, far below the cap of ${bytesPerSec}`);
+    assert.ok(best >= bytesPerSec * 0.5, `best of 3 transfers ${Math.round(best)} B/s, far below the cap of ${bytesPerSec}`);
   } finally {
     await proxy.close();
     echo.close();

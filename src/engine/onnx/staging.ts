@@ -83,6 +83,11 @@ export class WeightStaging {
     return this.file !== undefined;
   }
 
+  /** Bytes written to the staging file so far (0 in memory). */
+  get stagedBytes(): number {
+    return this.file?.size ?? 0;
+  }
+
   /** Sends the builder's initializers to the staging file (no-op in memory). */
   attach(graph: GraphBuilder): void {
     if (this.file) graph.stageTo(this.file, "weights.bin");

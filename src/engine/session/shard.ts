@@ -92,6 +92,8 @@ export class ShardEngine {
     readonly kv: KvCache,
     /** lm_head rows on the last stage, else 0. */
     readonly vocabSize: number,
+    /** Converted weight bytes that went through a staging file on disk (0: staged in memory). */
+    readonly stagedBytes: number,
   ) {
     if (vocabSize) this.lastLogits = new ort.Tensor("float32", new Float32Array(vocabSize), [1, 1, vocabSize]);
   }
@@ -121,6 +123,7 @@ export class ShardEngine {
     const staging = WeightStaging.open(shardWeightBytes(source, [a, b]), opts.staging);
     let vocab = 0;
     let session: SyncSession;
+    let stagedBytes = 0;
     try {
       const builder = new ShardGraphBuilder(cfg, {
         maxSeq: ctx,
@@ -148,12 +151,13 @@ export class ShardEngine {
         profilePrefix: opts.profilePrefix,
         ...opts.session,
       });
+      stagedBytes = staging.stagedBytes;
     } finally {
       staging.discard();
     }
     const layerIds = Array.from({ length: b - a }, (_, i) => a + i);
     const kv = new KvCache(layerIds, cfg.numKvHeads, ctx, cfg.headDim);
-    return new ShardEngine(cfg, [a, b], session, embedding, kv, vocab);
+    return new ShardEngine(cfg, [a, b], session, embedding, kv, vocab, stagedBytes);
   }
 
   /** Hidden states [n × hidden] for token ids (first stage only). */

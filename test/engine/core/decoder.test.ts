@@ -3,48 +3,61 @@ import assert from "node:assert/strict";
 import type { Architecture, ModelSource, TensorType } from "../../../src/models/types.js";
 import { createStepper } from "../../../src/engine/session/stepper.js";
 import { ReferenceDecoder } from "../../../src/engine/reference.js";
-import { loadEmbedding, loadHead, loadLayer, loadRopeFreqs } from "../../../src/engine/weights/load.js";
+import { loadEmbedding, loadHead, loadLayer } from "../../../src/engine/weights/load.js";
 import { randomSource, tinyConfig } from "./fixtures.js";
 import { relErr } from "./compare.js";
+import { dividedInvFreq, llama3InvFreq, plainInvFreq } from "./rope-reference.js";
 
-async function reference(src: ModelSource): Promise<ReferenceDecoder> {
+async function reference(src: ModelSource, invFreq: Float64Array): Promise<ReferenceDecoder> {
   const layers = [];
   for (let l = 0; l < src.config.numLayers; l++) layers.push(await loadLayer(src, l));
   const emb = await loadEmbedding(src);
   const head = await loadHead(src, emb);
-  return new ReferenceDecoder(src.config, layers, emb, head.norm, head.lmHead, src.ropeInterleaved, await loadRopeFreqs(src));
+  return new ReferenceDecoder(src.config, layers, emb, head.norm, head.lmHead, src.ropeInterleaved, invFreq);
 }
 
-/**
- * Prefill 5 tokens (all logits), decode 3 single tokens, then a 3-token chunk on top of the
- * cache: every logit row must match the one-token-at-a-time reference.
- */
-async function checkAgainstReference(src: ModelSource, tol: number): Promise<void> {
-  const ref = await reference(src);
+/** The schedule every case runs: a 5-token prefill (all logits), 3 single tokens, then a 3-token chunk on top of the cache. */
+const PROMPT = [3, 17, 42, 5, 88];
+const DECODE = [7, 64, 1];
+const CHUNK = [9, 30, 61];
+
+/** The graph's logit rows for the schedule: one per prompt position, one per decode step, the chunk's last. */
+async function graphLogits(src: ModelSource): Promise<Float32Array[]> {
   const stepper = await createStepper(src, { threads: 1, contextLength: 32 });
   try {
     const V = stepper.vocabSize;
-    const prompt = [3, 17, 42, 5, 88];
-    const all = stepper.forward(Int32Array.from(prompt), { allLogits: true });
-    assert.equal(all.length, prompt.length * V);
-    prompt.forEach((t, i) => {
-      const e = relErr(all.subarray(i * V, (i + 1) * V), ref.step(t));
-      assert.ok(e < tol, `prefill position ${i}: relative error ${e}`);
-    });
-    for (const t of [7, 64, 1]) {
-      const e = relErr(stepper.forward(Int32Array.of(t)), ref.step(t));
-      assert.ok(e < tol, `decode at ${stepper.position}: relative error ${e}`);
-    }
-    const chunk = [9, 30, 61];
-    const last = stepper.forward(Int32Array.from(chunk));
-    let expected: Float32Array = new Float32Array(0);
-    for (const t of chunk) expected = ref.step(t);
-    const e = relErr(last, expected);
-    assert.ok(e < tol, `chunk after cache: relative error ${e}`);
-    assert.equal(stepper.position, 11);
+    const rows: Float32Array[] = [];
+    const all = stepper.forward(Int32Array.from(PROMPT), { allLogits: true });
+    assert.equal(all.length, PROMPT.length * V);
+    for (let i = 0; i < PROMPT.length; i++) rows.push(all.slice(i * V, (i + 1) * V));
+    for (const t of DECODE) rows.push(stepper.forward(Int32Array.of(t)).slice());
+    rows.push(stepper.forward(Int32Array.from(CHUNK)).slice());
+    assert.equal(stepper.position, PROMPT.length + DECODE.length + CHUNK.length);
+    return rows;
   } finally {
     await stepper.dispose();
   }
+}
+
+/** The one-token-at-a-time reference's rows for the same schedule, with the given rope frequencies. */
+async function referenceLogits(src: ModelSource, invFreq: Float64Array): Promise<Float32Array[]> {
+  const ref = await reference(src, invFreq);
+  const rows = [...PROMPT, ...DECODE].map((t) => ref.step(t));
+  let last: Float32Array = new Float32Array(0);
+  for (const t of CHUNK) last = ref.step(t);
+  rows.push(last);
+  return rows;
+}
+
+/** Largest relative error over the schedule's rows. */
+function worst(got: Float32Array[], want: Float32Array[]): number {
+  assert.equal(got.length, want.length);
+  return Math.max(...got.map((g, i) => relErr(g, want[i]!)));
+}
+
+async function checkAgainstReference(src: ModelSource, tol: number): Promise<void> {
+  const e = worst(await graphLogits(src), await referenceLogits(src, plainInvFreq(src.config.ropeTheta, src.config.headDim)));
+  assert.ok(e < tol, `graph vs reference: relative error ${e}`);
 }
 
 const cases: { arch: Architecture; interleaved: boolean }[] = [
@@ -60,17 +73,30 @@ for (const { arch, interleaved } of cases) {
   });
 }
 
-test("llama3 rope scaling and tied embeddings: graph equals the reference", async () => {
-  const cfg = tinyConfig("llama", {
-    tiedEmbeddings: true,
-    ropeTheta: 500000,
-    ropeScaling: { kind: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 16 },
-  });
-  await checkAgainstReference(randomSource(cfg, { seed: 3 }), 1e-4);
+test("llama3 rope scaling and tied embeddings: graph equals the reference on the published frequencies", async () => {
+  const scaling = { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 16 };
+  const cfg = tinyConfig("llama", { tiedEmbeddings: true, ropeTheta: 500000, ropeScaling: { kind: "llama3", ...scaling } });
+  const src = randomSource(cfg, { seed: 3 });
+  const got = await graphLogits(src);
+  const e = worst(got, await referenceLogits(src, llama3InvFreq(500000, cfg.headDim, scaling)));
+  assert.ok(e < 1e-4, `graph vs reference with llama3 frequencies: relative error ${e}`);
+  // Negative control: the same graph against unscaled rope is far off, so the scaling is really applied.
+  const unscaled = worst(got, await referenceLogits(src, plainInvFreq(500000, cfg.headDim)));
+  assert.ok(unscaled > 1e-2, `graph vs unscaled reference: relative error only ${unscaled}`);
 });
 
-test("GGUF rope_freqs.weight (llama3 scaling as a tensor) is applied", async () => {
-  await checkAgainstReference(randomSource(tinyConfig("llama"), { seed: 4, ropeFreqs: true, ropeInterleaved: true }), 1e-4);
+test("GGUF rope_freqs.weight divides the rope frequencies (llama3 scaling stored as a tensor)", async () => {
+  const src = randomSource(tinyConfig("llama"), { seed: 4, ropeFreqs: true, ropeInterleaved: true });
+  // The factors as stored, read without the engine's loader: raw F32 bytes.
+  const raw = await src.read("rope_freqs.weight");
+  const factors = new Float32Array(raw.data.slice().buffer);
+  assert.equal(factors.length, src.config.headDim / 2);
+  assert.ok(factors.every((f) => f > 1), "the fixture's factors must all change their pair");
+  const got = await graphLogits(src);
+  const e = worst(got, await referenceLogits(src, dividedInvFreq(src.config.ropeTheta, src.config.headDim, factors)));
+  assert.ok(e < 1e-4, `graph vs reference with divided frequencies: relative error ${e}`);
+  const ignored = worst(got, await referenceLogits(src, plainInvFreq(src.config.ropeTheta, src.config.headDim)));
+  assert.ok(ignored > 1e-2, `graph vs reference without the factors: relative error only ${ignored}`);
 });
 
 // MatMulNBits (accuracy_level 4) quantizes activations to int8 per block, so the graph is no

@@ -7,6 +7,7 @@ import { isTesseraError } from "../../../src/errors.js";
 import { ShardEngine } from "../../../src/engine/session/shard.js";
 import { WeightStaging } from "../../../src/engine/onnx/staging.js";
 import { WeightFile } from "../../../src/engine/onnx/weight-file.js";
+import { shardWeightBytes } from "../../../src/engine/weights/load.js";
 import { randomSource, tinyConfig } from "./fixtures.js";
 
 function scratch(): string {
@@ -26,9 +27,14 @@ for (const type of ["Q4_0", "Q8_0", "F16"] as const) {
     const src = randomSource(cfg, { linearType: type, seed: 11 });
     const dir = scratch();
     try {
-      const memory = await logitsOf(await ShardEngine.create(src, { threads: 1, contextLength: 16, staging: { mode: "memory" } }));
+      const inMemory = await ShardEngine.create(src, { threads: 1, contextLength: 16, staging: { mode: "memory" } });
+      assert.equal(inMemory.stagedBytes, 0);
+      const memory = await logitsOf(inMemory);
       // The session is created from the staged file and the file is deleted before the first run.
-      const disk = await logitsOf(await ShardEngine.create(src, { threads: 1, contextLength: 16, staging: { mode: "disk", dirs: [dir] } }));
+      const onDisk = await ShardEngine.create(src, { threads: 1, contextLength: 16, staging: { mode: "disk", dirs: [dir] } });
+      // Every stored weight went through the file (converted weights are at least their stored size).
+      assert.ok(onDisk.stagedBytes >= shardWeightBytes(src, [0, cfg.numLayers]), `only ${onDisk.stagedBytes} bytes staged`);
+      const disk = await logitsOf(onDisk);
       assert.deepEqual(readdirSync(dir), []);
       assert.equal(disk.length, memory.length);
       for (let i = 0; i < disk.length; i++) {
@@ -41,18 +47,32 @@ for (const type of ["Q4_0", "Q8_0", "F16"] as const) {
   });
 }
 
+test("disk staging really uses its directory: one that cannot be made is a clear error naming it", async () => {
+  const src = randomSource(tinyConfig("llama"), { linearType: "Q8_0", seed: 2 });
+  const where = "/proc/no-such-place";
+  await assert.rejects(
+    ShardEngine.create(src, { threads: 1, contextLength: 8, staging: { mode: "disk", dirs: [where] } }),
+    (e) => isTesseraError(e) && /cannot create a weight staging directory/.test(e.message) && e.message.includes(where),
+  );
+});
+
 test("a pipeline shard without the head stages on disk too (hidden states equal)", async () => {
   const cfg = tinyConfig("qwen3", { numLayers: 3 });
   const src = randomSource(cfg, { linearType: "Q8_0", seed: 3 });
   const dir = scratch();
   try {
-    const run = async (staging: { mode: "memory" } | { mode: "disk"; dirs: string[] }): Promise<Float32Array> => {
+    const run = async (staging: { mode: "memory" } | { mode: "disk"; dirs: string[] }): Promise<{ out: Float32Array; staged: number }> => {
       const first = await ShardEngine.create(src, { threads: 1, contextLength: 8, layers: [0, 2], staging });
       const out = first.run(first.embed(Int32Array.of(1, 2, 3)), 3).slice();
       first.dispose();
-      return out;
+      return { out, staged: first.stagedBytes };
     };
-    assert.deepEqual(await run({ mode: "disk", dirs: [dir] }), await run({ mode: "memory" }));
+    const disk = await run({ mode: "disk", dirs: [dir] });
+    const memory = await run({ mode: "memory" });
+    assert.ok(disk.staged >= shardWeightBytes(src, [0, 2]), `only ${disk.staged} bytes staged`);
+    assert.equal(memory.staged, 0);
+    assert.deepEqual(disk.out, memory.out);
+    assert.deepEqual(readdirSync(dir), []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -62,16 +62,32 @@ test("run --json prints one object with the prompt tokens, tokens, text and spee
   assert.ok(new Set(out.tokens).size > 1, "greedy output collapsed to one token");
 });
 
-test("run streams the chat-templated answer to stdout, stats to stderr; same seed, same answer (prompt from stdin)", async () => {
-  const args = ["run", model, "-", "--temperature", "0.9", "--seed", "11", "--max-tokens", "12", "--ignore-eos", "--threads", "1"];
-  const [a, b] = [await tessera(args, "Tell me a story."), await tessera([...args, "--json"], "Tell me a story.")];
+// The synthetic model's next-token distribution is so peaked that sampling at an ordinary temperature
+// (0.9, even 1.5) draws the greedy tokens whatever the seed; at 10 seeds 11, 12 and 13 gave three
+// different 12-token answers, none the greedy one.
+const HOT = "10";
+
+test("run streams the chat-templated answer to stdout, stats to stderr; same seed, same answer; another seed or greedy, another (prompt from stdin)", async () => {
+  const args = ["run", model, "-", "--max-tokens", "12", "--ignore-eos", "--threads", "1"];
+  const prompt = "Tell me a story.";
+  const a = await tessera([...args, "--temperature", HOT, "--seed", "11"], prompt);
   assert.equal(a.code, 0, a.stderr);
-  assert.equal(b.code, 0, b.stderr);
-  const json = JSON.parse(b.stdout) as { promptTokens: number[]; tokens: number[]; text: string };
-  assert.equal(a.stdout, json.text + "\n");
+  const json = async (...more: string[]): Promise<{ promptTokens: number[]; tokens: number[]; text: string }> => {
+    const r = await tessera([...args, ...more, "--json"], prompt);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as { promptTokens: number[]; tokens: number[]; text: string };
+  };
+  const b = await json("--temperature", HOT, "--seed", "11");
+  assert.equal(a.stdout, b.text + "\n");
   assert.match(a.stderr, /prompt: \d+ tokens, prefill [\d.]+ tok\/s \| generated: 12 tokens, decode [\d.]+ tok\/s \| finish: length \| seed 11/);
-  const templated = tokenizer.applyChatTemplate([{ role: "user", content: "Tell me a story." }], { addGenerationPrompt: true });
-  assert.deepEqual(json.promptTokens, tokenizer.encode(templated));
+  const templated = tokenizer.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true });
+  assert.deepEqual(b.promptTokens, tokenizer.encode(templated));
+  // Controls: the same sampling with another seed, and greedy decoding, give other tokens, so the
+  // equality above is the seed's doing and not a distribution that leaves no choice.
+  const other = await json("--temperature", HOT, "--seed", "12");
+  const greedy = await json("--temperature", "0");
+  assert.notDeepEqual(other.tokens, b.tokens, "seeds 11 and 12 drew the same tokens");
+  assert.notDeepEqual(greedy.tokens, b.tokens, "sampling at temperature 10 drew the greedy tokens");
 });
 
 test("bench --json reports median pp/tg speeds and peak RSS", async () => {

@@ -55,13 +55,21 @@ test("an AbortSignal cancels a running generation in the worker", async () => {
   );
   assert.equal(r.finishReason, "cancelled");
   assert.ok(r.tokens.length >= 4 && r.tokens.length < 200, `${r.tokens.length} tokens`);
-  // queued requests run in order after it
-  const [x, y] = await Promise.all([
-    engine.generate({ promptTokens: [10, 11], maxTokens: 3, temperature: 0 }),
-    engine.generate({ promptTokens: [10, 11], maxTokens: 2, temperature: 0 }),
-  ]);
-  assert.equal(x.tokens.length, 3);
-  assert.deepEqual(y.tokens, x.tokens.slice(0, 2));
+  // the worker is usable right after
+  const after = await engine.generate({ promptTokens: [10, 11], maxTokens: 3, temperature: 0 });
+  assert.equal(after.tokens.length, 3);
+});
+
+test("queued requests run one at a time, in the order they arrived", async () => {
+  // Every token is logged with its request's label as it streams: serial, ordered runs log each
+  // request's tokens as one block, the blocks in arrival order.
+  const log: string[] = [];
+  const request = (label: string, maxTokens: number) =>
+    engine.generate({ promptTokens: [10, 11], maxTokens, temperature: 0 }, { onToken: (e) => e.token !== undefined && log.push(label) });
+  const [a, b, c, d] = await Promise.all([request("a", 6), request("b", 3), request("c", 4), request("d", 2)]);
+  assert.equal(log.join(""), "aaaaaabbbccccdd");
+  // the same prompt, greedy: each answer is the start of the longest
+  for (const r of [b, c, d]) assert.deepEqual(r!.tokens, a!.tokens.slice(0, r!.tokens.length));
 });
 
 test("a closed engine rejects new work", async () => {

@@ -7,6 +7,8 @@ import { getLlama, type Llama, type LlamaContextSequence } from "node-llama-cpp"
 import type { Architecture } from "../../../src/models/types.js";
 import { synthesize, type SynthQuant } from "../../../src/models/synth/synthesize.js";
 import { openModel } from "../../../src/models/open.js";
+import { GgufFile, writeGguf } from "../../../src/models/gguf/index.js";
+import { quantize } from "../../../src/models/quant/index.js";
 import { createStepper } from "../../../src/engine/session/stepper.js";
 
 /**
@@ -114,3 +116,39 @@ for (const arch of ARCHS) {
     });
   }
 }
+
+/** A copy of a GGUF file with a `rope_freqs.weight` tensor added (per-pair frequency divisors, F32). */
+async function withRopeFreqs(path: string, out: string, factors: Float32Array): Promise<void> {
+  const src = await GgufFile.open(path);
+  try {
+    await writeGguf(out, {
+      metadata: src.typedMetadata,
+      tensors: [
+        { name: "rope_freqs.weight", type: "F32", shape: [factors.length], data: quantize("F32", factors) },
+        ...src.tensors.map((t) => ({ name: t.name, type: t.type, shape: t.shape, data: async () => (await src.read(t.name)).data })),
+      ],
+    });
+  } finally {
+    await src.close();
+  }
+}
+
+test("llama with GGUF rope_freqs.weight: same tokens and log-probs as llama.cpp, other tokens than without it", async () => {
+  const plain = join(dir, "llama-rope-plain.gguf");
+  const scaled = join(dir, "llama-rope-freqs.gguf");
+  await synthesize({ arch: "llama", preset: "tiny", format: "gguf", quant: "f16", out: plain, seed: 1, vocab: "spm" });
+  // The three fastest pairs carry the synthetic model's previous-token attention (synth/weights.ts):
+  // halving their frequencies moves it to two tokens back; the other pairs get assorted divisors.
+  // The moved attention is less sharp (it spreads over neighbouring positions), so llama.cpp's f16
+  // activations and KV cache show more than on the plain model: measured max 0.08 nats, so the
+  // q8_0 bound applies. Ignoring the tensor changes most greedy tokens (checked below).
+  const factors = Float32Array.of(2, 2, 2, 1.5, 3, 4, 6, 8);
+  const opened = await openModel(plain);
+  await opened.close();
+  assert.equal(factors.length, opened.config.headDim / 2);
+  await withRopeFreqs(plain, scaled, factors);
+  const withFreqs = await compare(scaled, TOLERANCE.q8_0!);
+  const without = await compare(plain, TOLERANCE.f16!);
+  const same = withFreqs.filter((t, i) => t === without[i]).length;
+  assert.ok(same <= STEPS / 2, `rope_freqs changed only ${STEPS - same} of ${STEPS} greedy tokens`);
+});

@@ -6,6 +6,7 @@ import { dequantize, quantize, f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, LAYOUTS
 import { packScalesMins, unpackScaleMin } from "../../../src/models/quant/k-scales.js";
 import type { TensorType } from "../../../src/models/types.js";
 import { gaussian } from "./helpers.js";
+import { BLOCK_BOUNDS } from "./bounds.js";
 
 /** Blocks and dequantized values that ggml's own C code produced (see the file's "about"). */
 const reference = JSON.parse(readFileSync(join(process.cwd(), "test/models/formats/fixtures/ggml-reference.json"), "utf8")) as {
@@ -58,33 +59,16 @@ test("K-quant 6-bit scales and mins pack and unpack", () => {
   for (let j = 0; j < 8; j++) assert.deepEqual(unpackScaleMin(buf, 2, j), [sc[j], m[j]]);
 });
 
-/** Largest error each quantizer may make on a block, from the block's own value range. */
-const bounds: Partial<Record<TensorType, (block: Float32Array) => number>> = {
-  // ggml's Q4_0 maps the largest magnitude to -8, so the other side can lose one full step.
-  Q4_0: (b) => maxAbs(b) / 8 * 1.01 + 1e-6,
-  Q4_1: (b) => (max(b) - min(b)) / 15 / 2 + maxAbs(b) * 2 ** -10 + 1e-6,
-  // Half a step, plus the f16 rounding of d felt at |q| = 127.
-  Q8_0: (b) => (maxAbs(b) / 127) * (0.5 + 127 * 2 ** -11) + 1e-7,
-  Q4_K: (b) => (max(b) - Math.min(0, min(b))) / 15 * 0.52 + Math.abs(Math.min(0, min(b))) / 126 * 1.01 + 1e-6,
-  Q5_K: (b) => (max(b) - Math.min(0, min(b))) / 31 * 0.52 + Math.abs(Math.min(0, min(b))) / 126 * 1.01 + 1e-6,
-  Q6_K: (b) => maxAbs(b) / 62 * 1.02 + 1e-7,
-  F16: (b) => maxAbs(b) * 2 ** -11,
-  BF16: (b) => maxAbs(b) * 2 ** -8,
-};
-const max = (b: Float32Array) => b.reduce((a, v) => Math.max(a, v), -Infinity);
-const min = (b: Float32Array) => b.reduce((a, v) => Math.min(a, v), Infinity);
-const maxAbs = (b: Float32Array) => b.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
-
 test("quantize -> dequantize stays within each format's error bound", () => {
   const values = gaussian(4096, 3, 0.05);
   values[100] = 0.9; // an outlier in one block
-  for (const t of Object.keys(bounds) as TensorType[]) {
+  for (const t of Object.keys(BLOCK_BOUNDS) as TensorType[]) {
     const back = dequantize(t, quantize(t, values), values.length);
     const bs = t.endsWith("_K") ? 256 : 32;
     let sq = 0;
     for (let b = 0; b < values.length; b += bs) {
       const block = values.subarray(b, b + bs);
-      const limit = bounds[t]!(block);
+      const limit = BLOCK_BOUNDS[t]!(block);
       for (let i = 0; i < bs; i++) {
         const err = Math.abs(back[b + i]! - block[i]!);
         sq += err * err;

@@ -51,8 +51,9 @@ for (const arch of ARCHS) {
     for (const [quant, tokens] of runs) {
       assert.ok(new Set(tokens).size >= 8, `${arch} ${quant}: greedy output collapsed: ${tokens.join(",")}`);
     }
-    // Same weights up to rounding: the peaked distribution keeps greedy decoding identical.
-    assert.deepEqual(runs.get("q8_0"), runs.get("f16"), `${arch}: f16 and q8_0 disagree`);
+    // Same weights up to rounding: the peaked distribution keeps greedy decoding identical at every
+    // width (measured: 16 of 16 tokens equal for each; the test below shows a wrong model does not).
+    for (const quant of QUANTS.slice(1)) assert.deepEqual(runs.get(quant), runs.get("f16"), `${arch}: f16 and ${quant} disagree`);
   });
 }
 

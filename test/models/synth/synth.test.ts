@@ -14,6 +14,7 @@ import { loadTokenizer } from "../../../src/models/tokenizer/index.js";
 import { TesseraError } from "../../../src/errors.js";
 import { main } from "../../../src/cli/main.js";
 import type { ModelSource, RawTensor } from "../../../src/models/types.js";
+import { assertWithinBlocks, boundOf } from "../formats/bounds.js";
 
 const dir = await mkdtemp(join(tmpdir(), "tessera-synth-"));
 after(() => rm(dir, { recursive: true, force: true }));
@@ -29,15 +30,17 @@ function values(raw: RawTensor): Float32Array {
   return dequantize(raw.info.type, raw.data, n);
 }
 
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
+/** Tensors checked after each round trip: a quantized matrix, the embedding, and two norms that must not be mixed up. */
+const CHECKED = ["blk.1.ffn_down.weight", "token_embd.weight", "blk.0.attn_norm.weight", "blk.0.ffn_norm.weight"];
+/** A row range away from the start, so a reader that ignores the offset reads other rows. */
+const ROWS: [number, number] = [5, 13];
 
-/** Writes, opens and checks that config, tensor set and (dequantized) values match what was generated. */
-async function roundTrip(o: Omit<SynthOptions, "out">, tolerance: number): Promise<void> {
+/**
+ * Writes, opens and checks that config, tensor set and values match what was generated: F32 tensors
+ * exactly, quantized ones within each block's own bound (test/models/formats/bounds.ts). Each check is
+ * also run on wrong data (neighbouring rows, zeros, the other norm) and must fail there.
+ */
+async function roundTrip(o: Omit<SynthOptions, "out">): Promise<void> {
   const out = join(dir, `${o.arch}-${o.format}-${o.quant}-${o.vocab ?? "qwen3"}${o.tied ? "-tied" : ""}${o.format === "gguf" ? ".gguf" : ""}`);
   await synthesize({ ...o, out });
   const source: ModelSource = await openModel(out);
@@ -47,11 +50,31 @@ async function roundTrip(o: Omit<SynthOptions, "out">, tolerance: number): Promi
     assert.equal(source.format, o.format);
     const specs = synthWeights(cfg, o.seed ?? 0, o.vocab === "spm" ? { lo: 259, hi: cfg.vocabSize } : { lo: 256, hi: 60000 });
     assert.deepEqual(source.tensors().map((t) => t.name).sort(), specs.map((s) => s.name).sort());
-    for (const name of ["blk.1.ffn_down.weight", "token_embd.weight", "blk.0.attn_norm.weight"]) {
+    const written = (name: string, rows: [number, number]): Float32Array => {
       const spec = specs.find((s) => s.name === name)!;
-      const rows = spec.shape.length === 2 ? 8 : 1;
-      const raw = await source.read(name, spec.shape.length === 2 ? { rows: [0, rows] } : undefined);
-      assert.ok(maxAbsDiff(values(raw), spec.rows(0, rows)) <= tolerance * (name === "token_embd.weight" ? 4 : 1), `${o.format} ${o.quant} ${name}`);
+      return spec.shape.length === 2 ? spec.rows(rows[0], rows[1]) : spec.rows(0, 1);
+    };
+    for (const name of CHECKED) {
+      const spec = specs.find((s) => s.name === name)!;
+      const matrix = spec.shape.length === 2;
+      const raw = await source.read(name, matrix ? { rows: ROWS } : undefined);
+      const got = values(raw);
+      const check = (want: Float32Array, label: string) =>
+        assertWithinBlocks(got, want, {
+          rowLength: spec.shape[spec.shape.length - 1]!,
+          ...boundOf(raw.info.type, { groupSize: raw.info.groupSize, scaleType: raw.scaleType }),
+          label,
+        });
+      const label = `${o.format} ${o.quant} ${name} (${raw.info.type})`;
+      check(written(name, ROWS), label);
+      // Negative controls: the same check rejects data that is not this tensor's.
+      assert.throws(() => check(new Float32Array(got.length), label), assert.AssertionError, `${label}: zeros pass the check`);
+      if (matrix) {
+        assert.throws(() => check(written(name, [ROWS[0] + 1, ROWS[1] + 1]), label), assert.AssertionError, `${label}: the next rows pass the check`);
+      } else {
+        const other = name.includes("attn_norm") ? name.replace("attn_norm", "ffn_norm") : name.replace("ffn_norm", "attn_norm");
+        assert.throws(() => check(written(other, ROWS), label), assert.AssertionError, `${label}: ${other} passes the check`);
+      }
     }
   } finally {
     await source.close();
@@ -80,20 +103,19 @@ test("same seed writes identical bytes, another seed different ones", async () =
 });
 
 test("every GGUF quantization reads back through openModel", async () => {
-  const tol: Record<string, number> = { f32: 0, f16: 2e-3, bf16: 2e-2, q8_0: 2e-2, q4_0: 0.25, q4_k: 0.25, q6_k: 0.06 };
   const archs = ["llama", "qwen2", "qwen3"] as const;
   let i = 0;
   for (const quant of ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k"] as const) {
-    await roundTrip({ arch: archs[i++ % 3]!, preset: "tiny", format: "gguf", quant, vocab: "spm", seed: 3 }, tol[quant]!);
+    await roundTrip({ arch: archs[i++ % 3]!, preset: "tiny", format: "gguf", quant, vocab: "spm", seed: 3 });
   }
-  await roundTrip({ arch: "qwen3", preset: "tiny", format: "gguf", quant: "f16", vocab: "spm", seed: 3, tied: true }, tol.f16!);
+  await roundTrip({ arch: "qwen3", preset: "tiny", format: "gguf", quant: "f16", vocab: "spm", seed: 3, tied: true });
 });
 
 test("safetensors and MLX folders read back through openModel, with the Qwen3 tokenizer", async () => {
-  await roundTrip({ arch: "qwen3", preset: "tiny", format: "safetensors", quant: "f32", seed: 5 }, 0);
-  await roundTrip({ arch: "llama", preset: "tiny", format: "safetensors", quant: "bf16", seed: 5 }, 2e-2);
-  await roundTrip({ arch: "qwen2", preset: "tiny", format: "mlx", quant: "mlx8", seed: 5 }, 0.05);
-  await roundTrip({ arch: "qwen3", preset: "tiny", format: "mlx", quant: "mlx4", seed: 5 }, 0.6);
+  await roundTrip({ arch: "qwen3", preset: "tiny", format: "safetensors", quant: "f32", seed: 5 });
+  await roundTrip({ arch: "llama", preset: "tiny", format: "safetensors", quant: "bf16", seed: 5 });
+  await roundTrip({ arch: "qwen2", preset: "tiny", format: "mlx", quant: "mlx8", seed: 5 });
+  await roundTrip({ arch: "qwen3", preset: "tiny", format: "mlx", quant: "mlx4", seed: 5 });
   const folder = join(dir, "qwen3-safetensors-f32-qwen3");
   const config = JSON.parse(await readFile(join(folder, "config.json"), "utf8"));
   assert.equal(config.model_type, "qwen3");
