@@ -1,7 +1,6 @@
 import { TesseraError } from "../../errors.js";
 import { synthesize, type SynthFormat, type SynthQuant, type SynthVocab } from "../../models/synth/synthesize.js";
-import type { PresetName } from "../../models/synth/presets.js";
-import type { Architecture } from "../../models/types.js";
+import { ARCHITECTURES, type PresetName, type SynthArch } from "../../models/synth/presets.js";
 import { intOption, parseCommandArgs } from "../args.js";
 import type { Command } from "../main.js";
 
@@ -10,7 +9,7 @@ const PROGRESS_MIN_BYTES = 64 * 1024 * 1024;
 export const command: Command = {
   summary: "write a deterministic synthetic model (GGUF, safetensors, MLX)",
   usage:
-    "tessera synth --arch llama|qwen2|qwen3 --preset tiny|small|1b --format gguf|safetensors|mlx " +
+    `tessera synth --arch ${ARCHITECTURES.join("|")} --preset tiny|small|1b --format gguf|safetensors|mlx ` +
     "--quant f32|f16|bf16|q8_0|q4_0|q4_k|q6_k|mlx4|mlx8 --out PATH [--seed N] [--vocab qwen3|spm] [--tied]",
   async run(argv) {
     const { values, positionals } = parseCommandArgs(
@@ -34,7 +33,7 @@ export const command: Command = {
     let lastShown = -1;
     const started = Date.now();
     const result = await synthesize({
-      arch: values.arch as Architecture,
+      arch: values.arch as SynthArch,
       preset: values.preset as PresetName,
       format: values.format as SynthFormat,
       quant: values.quant as SynthQuant | undefined,

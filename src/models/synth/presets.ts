@@ -1,5 +1,5 @@
 import { TesseraError } from "../../errors.js";
-import type { Architecture, ModelConfig } from "../types.js";
+import type { ModelConfig } from "../types.js";
 
 /**
  * Model shapes for synthetic models. hidden is a power of two (the weight construction uses Hadamard
@@ -13,17 +13,34 @@ export const PRESETS = {
 } as const;
 
 export type PresetName = keyof typeof PRESETS;
-export const ARCHITECTURES: readonly Architecture[] = ["llama", "qwen2", "qwen3"];
+
+/**
+ * The synthetic-model variants `tessera synth --arch` writes: each architecture file's models, plus
+ * Mistral (a llama with a sliding window) and Mixtral (a llama with experts). Each takes the preset's
+ * shape and sets what its family has.
+ */
+const VARIANTS = {
+  llama: (c: ModelConfig): ModelConfig => ({ ...c, architecture: "llama", ropeTheta: 10000 }),
+  qwen2: (c: ModelConfig): ModelConfig => ({ ...c, architecture: "qwen2", qkvBias: true }),
+  qwen3: (c: ModelConfig): ModelConfig => ({ ...c, architecture: "qwen3", qkNorm: true }),
+} satisfies Record<string, (c: ModelConfig) => ModelConfig>;
+
+export type SynthArch = keyof typeof VARIANTS;
+export const ARCHITECTURES = Object.keys(VARIANTS) as SynthArch[];
 
 export function isPreset(name: string): name is PresetName {
   return Object.hasOwn(PRESETS, name);
 }
 
-export function presetConfig(arch: Architecture, preset: PresetName, vocabSize: number, opts: { tied?: boolean } = {}): ModelConfig {
+export function isSynthArch(name: string): name is SynthArch {
+  return Object.hasOwn(VARIANTS, name);
+}
+
+export function presetConfig(arch: SynthArch, preset: PresetName, vocabSize: number, opts: { tied?: boolean } = {}): ModelConfig {
   const p = PRESETS[preset];
-  if (!ARCHITECTURES.includes(arch)) throw new TesseraError(`unknown architecture '${arch}' (choose ${ARCHITECTURES.join(", ")})`);
-  return {
-    architecture: arch,
+  if (!isSynthArch(arch)) throw new TesseraError(`unknown architecture '${arch}' (choose ${ARCHITECTURES.join(", ")})`);
+  return VARIANTS[arch]({
+    architecture: "llama",
     hiddenSize: p.hiddenSize,
     numLayers: p.numLayers,
     numHeads: p.numHeads,
@@ -32,10 +49,10 @@ export function presetConfig(arch: Architecture, preset: PresetName, vocabSize: 
     intermediateSize: p.intermediateSize,
     vocabSize,
     rmsNormEps: 1e-6,
-    ropeTheta: arch === "llama" ? 10000 : 1000000,
+    ropeTheta: 1000000,
     contextLength: 4096,
     tiedEmbeddings: opts.tied ?? false,
-    qkvBias: arch === "qwen2",
-    qkNorm: arch === "qwen3",
-  };
+    qkvBias: false,
+    qkNorm: false,
+  });
 }

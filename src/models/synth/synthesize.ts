@@ -5,9 +5,10 @@ import { writeGguf, type GgufValue } from "../gguf/index.js";
 import { quantize } from "../quant/index.js";
 import { LAYOUTS, byteSize } from "../quant/types.js";
 import { quantizeMlx, writeSafetensors, writeShardedSafetensors, type SafetensorsTensorToWrite } from "../safetensors/index.js";
-import type { Architecture, ModelConfig, TensorType } from "../types.js";
+import { archOf } from "../arch/registry.js";
+import type { ModelConfig, TensorType } from "../types.js";
 import { hfConfigJson, hfName } from "./layout.js";
-import { PRESETS, isPreset, presetConfig, type PresetName } from "./presets.js";
+import { ARCHITECTURES, PRESETS, isPreset, isSynthArch, presetConfig, type PresetName, type SynthArch } from "./presets.js";
 import { isPowerOfTwo, permuteForInterleavedRope, recall, remember, synthWeights, type SynthTensorSpec } from "./weights.js";
 import { qwen3GgufVocab, qwen3TokenizerFiles, spmGgufVocab, type GgufVocabEntries } from "./vocab.js";
 
@@ -20,7 +21,7 @@ export const QUANTS: readonly SynthQuant[] = ["f32", "f16", "bf16", "q8_0", "q4_
 export const VOCABS: readonly SynthVocab[] = ["qwen3", "spm"];
 
 export interface SynthOptions {
-  arch: Architecture;
+  arch: SynthArch;
   preset: PresetName;
   format: SynthFormat;
   quant?: SynthQuant;
@@ -53,7 +54,7 @@ const FILE_TYPES: Partial<Record<SynthQuant, number>> = { f32: 0, f16: 1, q4_0: 
 
 /** Checks the option combination and fills defaults; every problem is a TesseraError naming the flag. */
 export function resolveOptions(o: SynthOptions): Required<Omit<SynthOptions, "onProgress">> & Pick<SynthOptions, "onProgress"> {
-  if (!(["llama", "qwen2", "qwen3"] as string[]).includes(o.arch)) throw new TesseraError(`--arch must be llama, qwen2 or qwen3, got '${o.arch}'`);
+  if (!isSynthArch(o.arch)) throw new TesseraError(`--arch must be one of ${ARCHITECTURES.join(", ")}, got '${o.arch}'`);
   if (!isPreset(o.preset)) throw new TesseraError(`--preset must be ${Object.keys(PRESETS).join(", ")}, got '${o.preset}'`);
   if (!FORMATS.includes(o.format)) throw new TesseraError(`--format must be ${FORMATS.join(", ")}, got '${o.format}'`);
   const quant = o.quant ?? (o.format === "mlx" ? "mlx4" : "f16");
@@ -144,10 +145,11 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
 async function writeGgufModel(o: ReturnType<typeof resolveOptions>, cfg: ModelConfig, specs: SynthTensorSpec[]): Promise<number> {
   const want = GGUF_TYPES[o.quant]!;
   const vocab = ggufVocab(o.vocab, o.preset);
-  const a = cfg.architecture;
+  const arch = archOf(cfg);
+  const a = arch.gguf;
   const meta: [string, GgufValue][] = [
     ["general.architecture", { type: "string", value: a }],
-    ["general.name", { type: "string", value: `tessera-synth-${a}-${o.preset}` }],
+    ["general.name", { type: "string", value: `tessera-synth-${o.arch}-${o.preset}` }],
     ["general.alignment", { type: "u32", value: 32 }],
     ["general.file_type", { type: "u32", value: FILE_TYPES[o.quant]! }],
     ["general.quantization_version", { type: "u32", value: 2 }],
@@ -163,18 +165,16 @@ async function writeGgufModel(o: ReturnType<typeof resolveOptions>, cfg: ModelCo
     [`${a}.rope.freq_base`, { type: "f32", value: cfg.ropeTheta }],
     [`${a}.vocab_size`, { type: "u32", value: cfg.vocabSize }],
   ];
-  if (a === "qwen3") {
-    meta.push([`${a}.attention.key_length`, { type: "u32", value: cfg.headDim }]);
-    meta.push([`${a}.attention.value_length`, { type: "u32", value: cfg.headDim }]);
-  }
+  meta.push(...(arch.ggufExtraMeta?.(cfg) ?? []));
   for (const [k, v] of vocab.entries) meta.push([k, ggufValue(k, v)]);
 
   const tensors = specs.map((spec) => {
     const isMatrix = spec.shape.length === 2;
     const type: TensorType = isMatrix ? matrixType(want, spec.shape[1]!) : "F32";
+    const interleaved = arch.ggufRopeInterleaved && !o.skipRopePermutation;
     const permute =
-      o.skipRopePermutation ? undefined : a === "llama" && /attn_q\.weight$/.test(spec.name) ? { heads: cfg.numHeads, headDim: cfg.headDim }
-      : a === "llama" && /attn_k\.weight$/.test(spec.name) ? { heads: cfg.numKvHeads, headDim: cfg.headDim }
+      interleaved && /attn_q\.weight$/.test(spec.name) ? { heads: cfg.numHeads, headDim: cfg.headDim }
+      : interleaved && /attn_k\.weight$/.test(spec.name) ? { heads: cfg.numKvHeads, headDim: cfg.headDim }
       : undefined;
     return { spec, type, permute, bytes: byteSize(type, spec.shape.reduce((x, y) => x * y, 1))! };
   });
@@ -227,7 +227,7 @@ async function writeHfModel(o: ReturnType<typeof resolveOptions>, cfg: ModelConf
     o.onProgress?.(done, total, name);
   };
   for (const spec of specs) {
-    const name = hfName(spec.name);
+    const name = hfName(spec.name, cfg);
     const rows = spec.shape[0]!;
     const cols = spec.shape.at(-1)!;
     if (mlxBits && spec.shape.length === 2 && cols % groupSize === 0) {
