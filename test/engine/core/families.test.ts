@@ -1,0 +1,111 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { ModelConfig, ModelSource, TensorType } from "../../../src/models/types.js";
+import { createStepper } from "../../../src/engine/session/stepper.js";
+import { ReferenceDecoder } from "../../../src/engine/reference.js";
+import { loadEmbedding, loadHead, loadLayer, loadRopeFreqs } from "../../../src/engine/weights/load.js";
+import { tinyConfig } from "./fixtures.js";
+import { archSource } from "./arch-source.js";
+import { relErr } from "./compare.js";
+import { dequantizeAll } from "../../../src/engine/weights/linear.js";
+import { requantize8 } from "../../../src/engine/graph/moe.js";
+
+/**
+ * The ONNX graphs of the model families' features against the plain JS reference decoder
+ * (src/engine/reference.ts): sliding-window attention (past the window), per-layer rope bases,
+ * mixture of experts (float and quantized experts), with random weights laid out by each
+ * architecture's file. Prefill, single-token decode, then a chunk on top of the cache.
+ */
+async function reference(src: ModelSource, cfg: ModelConfig = src.config): Promise<ReferenceDecoder> {
+  const layers = [];
+  for (let l = 0; l < cfg.numLayers; l++) layers.push(await loadLayer(src, l));
+  const emb = await loadEmbedding(src);
+  const head = await loadHead(src, emb);
+  return new ReferenceDecoder(cfg, layers, emb, head.norm, head.lmHead, src.ropeInterleaved, await loadRopeFreqs(src));
+}
+
+const PROMPT = [3, 17, 42, 5, 88, 13, 21, 34, 55, 8];
+const DECODE = [7, 64, 1, 2];
+const CHUNK = [9, 30, 61];
+
+/** Every position's logits from both; returns the largest relative error per phase. */
+async function compare(src: ModelSource, ref: ReferenceDecoder): Promise<number[]> {
+  const stepper = await createStepper(src, { threads: 1, contextLength: 64 });
+  try {
+    const V = stepper.vocabSize;
+    const errs = [0, 0, 0];
+    const all = stepper.forward(Int32Array.from(PROMPT), { allLogits: true });
+    PROMPT.forEach((t, i) => (errs[0] = Math.max(errs[0]!, relErr(all.subarray(i * V, (i + 1) * V), ref.step(t)))));
+    for (const t of DECODE) errs[1] = Math.max(errs[1]!, relErr(stepper.forward(Int32Array.of(t)), ref.step(t)));
+    const last = stepper.forward(Int32Array.from(CHUNK));
+    let want: Float32Array = new Float32Array(0);
+    for (const t of CHUNK) want = ref.step(t);
+    errs[2] = relErr(last, want);
+    assert.equal(stepper.position, PROMPT.length + DECODE.length + CHUNK.length);
+    return errs;
+  } finally {
+    await stepper.dispose();
+  }
+}
+
+async function check(cfg: ModelConfig, tol: number, types: { linearType?: TensorType; expertType?: TensorType } = {}): Promise<void> {
+  const src = archSource(cfg, { seed: 11, ...types });
+  const errs = await compare(src, await reference(src));
+  for (const [i, phase] of ["prefill", "decode", "chunk"].entries()) assert.ok(errs[i]! < tol, `${phase}: relative error ${errs[i]}`);
+}
+
+test("sliding window on every layer (Mistral): graph equals the reference past the window; without the window it does not", async () => {
+  const cfg = tinyConfig("llama", { slidingWindow: 4 });
+  await check(cfg, 1e-4);
+  // Negative control: the reference without the window differs once the window is passed.
+  const src = archSource(cfg, { seed: 11 });
+  const full = await reference(src, { ...cfg, slidingWindow: undefined });
+  const errs = await compare(src, full);
+  assert.ok(errs[0]! > 1e-2, `prefill of ${PROMPT.length} tokens with a window of 4 should differ from full attention (${errs[0]})`);
+});
+
+test("sliding window on some layers with their own rope base (Gemma 3 style)", async () => {
+  await check(tinyConfig("qwen3", { slidingWindow: 3, slidingLayers: [true, false], ropeThetaSliding: 10000, ropeTheta: 1e6 }), 1e-4);
+});
+
+// QMoE dequantizes its experts to float (no int8 activations): with float attention the graph stays
+// within float rounding of the reference on the same (dequantized) weights. Q4_K experts are
+// requantized to 8 bits (moe.ts), within 1/254 of each block's largest magnitude.
+const MOE = { numExperts: 4, expertsPerToken: 2, expertFfnSize: 64 };
+for (const [type, tol] of [["F32", 1e-4], ["F16", 1e-4], ["Q8_0", 1e-4], ["Q4_0", 1e-4]] as const) {
+  test(`mixture of experts, ${type} experts (onnxruntime ${type.startsWith("F") ? "MoE" : "QMoE"}): graph equals the reference`, async () => {
+    await check(tinyConfig("llama", { moe: MOE }), tol, { expertType: type });
+  });
+}
+
+test("mixture of experts, Q4_K experts: requantized to 8-bit within 1/254 of each block, and the kernel exact on those", async () => {
+  const cfg = tinyConfig("llama", { hiddenSize: 256, moe: { ...MOE, expertFfnSize: 256 } });
+  const src = archSource(cfg, { seed: 11, expertType: "Q4_K" });
+  const layers = [];
+  for (let l = 0; l < cfg.numLayers; l++) layers.push(await loadLayer(src, l));
+  for (const e of layers[0]!.moe!.experts) {
+    const want = dequantizeAll(e.gate);
+    const got = dequantizeAll(requantize8(e.gate));
+    for (let b = 0; b < want.length; b += 32) {
+      const block = want.subarray(b, b + 32);
+      const max = Math.max(...block.map(Math.abs));
+      for (let j = 0; j < 32; j++) assert.ok(Math.abs(got[b + j]! - block[j]!) <= max / 254 + 1e-7);
+    }
+  }
+  // the graph equals the reference on the requantized experts (not on the Q4_K ones: that error is the requantization's)
+  const requantized = layers.map((w) => ({
+    ...w,
+    moe: { router: w.moe!.router, experts: w.moe!.experts.map((e) => ({ gate: requantize8(e.gate), up: requantize8(e.up), down: requantize8(e.down) })) },
+  }));
+  const emb = await loadEmbedding(src);
+  const head = await loadHead(src, emb);
+  const errs = await compare(src, new ReferenceDecoder(cfg, requantized, emb, head.norm, head.lmHead, false));
+  for (const e of errs) assert.ok(e < 1e-4, `relative error ${e}`);
+});
+
+test("mixture of experts with every weight Q4_0 tracks the reference (int8 activations elsewhere)", async () => {
+  const cfg = tinyConfig("qwen3", { hiddenSize: 256, numHeads: 8, numKvHeads: 4, headDim: 32, moe: { ...MOE, expertFfnSize: 128 } });
+  const src = archSource(cfg, { seed: 11, linearType: "Q4_0", scale: 0.06 });
+  const errs = await compare(src, await reference(src));
+  for (const e of errs) assert.ok(e < 0.05, `relative error ${e}`);
+});
