@@ -4,7 +4,7 @@
  */
 
 /** The architectures src/models/arch knows (one file each; see arch/registry.ts). */
-export type Architecture = "llama" | "qwen2" | "qwen3";
+export type Architecture = "llama" | "qwen2" | "qwen3" | "qwen3moe" | "gemma3" | "phi3";
 
 /**
  * Rope scaling the engine implements: llama3-style frequency-dependent scaling (HF

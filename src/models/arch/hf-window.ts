@@ -1,13 +1,14 @@
 import type { ModelConfig } from "../types.js";
-import { slidingConfig } from "./common.js";
+import { periodPattern, slidingConfig } from "./common.js";
 import type { HfKeys } from "./keys.js";
 
 /**
  * Sliding-window attention as transformers configures it: `layer_types` ("sliding_attention" /
- * "full_attention" per layer) when given; else `sliding_window` on every layer (Mistral), or, for
- * the Qwen family, only when `use_sliding_window` is true and on layers ≥ `max_window_layers`.
+ * "full_attention" per layer) when given; else `sliding_window` on every layer (Mistral), for the
+ * Qwen family only when `use_sliding_window` is true and on layers ≥ `max_window_layers`, and for
+ * Gemma on all layers but every `sliding_window_pattern`-th (default 6).
  */
-export function hfSlidingWindow(k: HfKeys, numLayers: number, style: "mistral" | "qwen"): Pick<ModelConfig, "slidingWindow" | "slidingLayers"> {
+export function hfSlidingWindow(k: HfKeys, numLayers: number, style: "mistral" | "qwen" | "gemma"): Pick<ModelConfig, "slidingWindow" | "slidingLayers"> {
   const window = k.opt("sliding_window");
   const types = k.raw("layer_types");
   if (Array.isArray(types)) {
@@ -22,6 +23,7 @@ export function hfSlidingWindow(k: HfKeys, numLayers: number, style: "mistral" |
   }
   if (!window) return {};
   if (style === "mistral") return slidingConfig(window, new Array<boolean>(numLayers).fill(true));
+  if (style === "gemma") return slidingConfig(window, periodPattern(k.opt("sliding_window_pattern") ?? 6, numLayers));
   if (k.bool("use_sliding_window") !== true) return {};
   const from = k.opt("max_window_layers") ?? numLayers;
   return slidingConfig(window, Array.from({ length: numLayers }, (_, l) => l >= from));

@@ -1,12 +1,15 @@
 import { TesseraError } from "../../errors.js";
 import type { Architecture, ModelConfig } from "../types.js";
+import { gemma3 } from "./gemma3.js";
 import { llama } from "./llama.js";
+import { phi3 } from "./phi3.js";
 import { qwen2 } from "./qwen2.js";
 import { qwen3 } from "./qwen3.js";
+import { qwen3moe } from "./qwen3moe.js";
 import type { ArchDef } from "./types.js";
 
 /** Every architecture Tessera runs: one file each. Adding one is a line here. */
-export const ARCHS: readonly ArchDef[] = [llama, qwen2, qwen3];
+export const ARCHS: readonly ArchDef[] = [llama, qwen2, qwen3, qwen3moe, gemma3, phi3];
 
 const byName = new Map<string, ArchDef>(ARCHS.map((a) => [a.name, a]));
 

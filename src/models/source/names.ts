@@ -57,9 +57,19 @@ function matchersOf(names: HfLayerNames): Matcher[] {
   return m;
 }
 
+/**
+ * Multimodal checkpoints keep the language model under a prefix (transformers before 4.52:
+ * `language_model.model.…`, after: `model.language_model.…`); the text tensors map as usual.
+ */
+function textModelName(name: string): string {
+  if (name.startsWith("language_model.")) return name.slice("language_model.".length);
+  if (name.startsWith("model.language_model.")) return "model." + name.slice("model.language_model.".length);
+  return name;
+}
+
 /** The canonical name (and expert) of an HF tensor, or undefined when it is not one we map. */
 export function hfTensorName(name: string, names: HfLayerNames = STANDARD_HF_NAMES): HfMapped | undefined {
-  const [module, suffix] = splitSuffix(name);
+  const [module, suffix] = splitSuffix(textModelName(name));
   const g = GLOBAL[module];
   if (g) return { canonical: `${g}.${suffix}` };
   const m = LAYER_NAME.exec(module);
