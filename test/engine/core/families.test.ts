@@ -9,6 +9,10 @@ import { archSource } from "./arch-source.js";
 import { relErr } from "./compare.js";
 import { dequantizeAll } from "../../../src/engine/weights/linear.js";
 import { requantize8 } from "../../../src/engine/graph/moe.js";
+import { buildTpMlpGraph } from "../../../src/engine/graph/decoder.js";
+import type { TpSlice } from "../../../src/engine/graph/slicing.js";
+import { SyncSession, ort } from "../../../src/engine/onnx/session.js";
+import { tpSplit } from "../../../src/engine/tp/split.js";
 
 /**
  * The ONNX graphs of the model families' features against the plain JS reference decoder
@@ -108,4 +112,30 @@ test("mixture of experts with every weight Q4_0 tracks the reference (int8 activ
   const src = archSource(cfg, { seed: 11, linearType: "Q4_0", scale: 0.06 });
   const errs = await compare(src, await reference(src));
   for (const e of errs) assert.ok(e < 0.05, `relative error ${e}`);
+});
+
+test("mixture of experts, 2-way tensor parallel: the ranks' expert slices sum to the whole MLP; one alone does not", async () => {
+  const cfg = tinyConfig("qwen3", { moe: { ...MOE, expertFfnSize: 128 } });
+  const src = archSource(cfg, { seed: 5, expertType: "Q4_0" });
+  const blocks = { attnOutput: 1, ffnDown: 1, expertDown: 32 };
+  const [full] = tpSplit(cfg, 1, blocks);
+  const halves = tpSplit(cfg, 2, blocks);
+  assert.deepEqual(halves.map((s) => s.expertRows), [[0, 64], [64, 128]]);
+  const run = async (slice: TpSlice, x: Float32Array, n: number) => {
+    const g = buildTpMlpGraph(cfg, 1, await loadLayer(src, 1, slice));
+    const s = SyncSession.create(g.toBytes(), g.blobs, { threads: 1, spinning: false });
+    try {
+      return s.run({ hidden_in: new ort.Tensor("float32", x, [1, n, cfg.hiddenSize]) }, { partial: null }).partial.data as Float32Array;
+    } finally {
+      s.dispose();
+    }
+  };
+  for (const n of [5, 1]) {
+    const x = Float32Array.from({ length: n * cfg.hiddenSize }, (_, i) => Math.sin(i * 0.37) * 2);
+    const want = await run(full!, x, n);
+    const parts = [await run(halves[0]!, x, n), await run(halves[1]!, x, n)];
+    assert.ok(relErr(parts[0]!.map((v, i) => v + parts[1]![i]!), want) < 1e-5, `${n} tokens`);
+    assert.ok(relErr(parts[0]!, want) > 0.1);
+  }
+  assert.throws(() => tpSplit({ ...cfg, moe: { ...MOE, expertFfnSize: 32 } }, 2, blocks), /expert width 32 has only 1 quantization blocks of 32, fewer than 2/);
 });
