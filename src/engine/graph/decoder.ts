@@ -1,9 +1,9 @@
 import type { ModelConfig } from "../../models/types.js";
 import { GraphBuilder } from "../onnx/builder.js";
 import type { LayerWeights } from "../weights/load.js";
-import { concatRows, type LinearWeight } from "../weights/linear.js";
+import type { LinearWeight } from "../weights/linear.js";
 import { declareAttentionInputs, emitAttention, type AttentionInputs, type AttentionOptions, type AttentionShape } from "./attention.js";
-import { emitLinear, rmsNorm, skipRmsNorm } from "./blocks.js";
+import { emitGatedMlp, emitLinear, rmsNorm, skipRmsNorm } from "./blocks.js";
 import { emitMoe } from "./moe.js";
 
 /**
@@ -21,22 +21,9 @@ import { emitMoe } from "./moe.js";
  * q|k|v and gate|up become one matmul each when stored alike (fewer kernel calls per token);
  * onnxruntime fuses x·sigmoid(x) into one kernel itself. MatMulNBits is ~95% of decode time.
  */
-/** The gated MLP: down(act(gate·x) ⊙ up·x), act = silu (SwiGLU) or tanh-approximated GELU (GeGLU). */
+/** The layer's dense gated MLP. */
 function emitDenseMlp(g: GraphBuilder, cfg: ModelConfig, l: number, w: LayerWeights, xn: string): string {
-  const p = `blk.${l}.`;
-  const [wg, wu, wd] = [w.gate!, w.up!, w.down!];
-  const gateUp = concatRows([wg, wu]);
-  let gate: string;
-  let up: string;
-  if (gateUp) {
-    const both = emitLinear(g, xn, gateUp, p + "ffn_gate_up");
-    [gate, up] = g.node("Split", [both, g.constInt64([wg.n, wu.n])], [g.fresh("gate"), g.fresh("up")], { axis: -1 });
-  } else {
-    gate = emitLinear(g, xn, wg, p + "ffn_gate");
-    up = emitLinear(g, xn, wu, p + "ffn_up");
-  }
-  const act = cfg.hiddenAct === "gelu_tanh" ? g.op("FastGelu", [gate], {}, "com.microsoft") : g.op("Mul", [gate, g.op("Sigmoid", [gate])]);
-  return emitLinear(g, g.op("Mul", [act, up]), wd, p + "ffn_down");
+  return emitGatedMlp(g, xn, { gate: w.gate!, up: w.up!, down: w.down! }, cfg.hiddenAct, `blk.${l}.ffn`);
 }
 
 /** The layer's MLP (dense or mixture of experts) on normed input `xn`: a partial under tensor parallelism. */
