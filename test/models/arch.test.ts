@@ -9,6 +9,8 @@ import { GgufFile, writeGguf, type GgufValue } from "../../src/models/gguf/index
 import { openModel } from "../../src/models/open.js";
 import { synthesize } from "../../src/models/synth/synthesize.js";
 import { ARCHS } from "../../src/models/arch/registry.js";
+import { ARCHITECTURES } from "../../src/models/synth/presets.js";
+import { formatReport, inspectModel } from "../../src/models/inspect.js";
 
 /**
  * The architecture files: what each reads from GGUF metadata and config.json, and that a feature the
@@ -133,4 +135,25 @@ test("opening a model file that needs an unsupported feature fails with the feat
   await assert.rejects(openModel(yarn), (e) => refused(/qwen3: rope scaling 'yarn'/)(e) && (e as Error).message.startsWith(yarn));
   const capped = await withMetadata(path, join(dir, "softcap.gguf"), { "qwen3.attn_logit_softcapping": { type: "f32", value: 50 } });
   await assert.rejects(openModel(capped), refused(/attention logit soft-capping/));
+});
+
+test("every synthetic family opens as what it was written as, and inspect names its features", async () => {
+  const expect: Record<string, [string, RegExp]> = {
+    llama: ["llama", /^ {2}architecture {2}llama$/m],
+    qwen2: ["qwen2", /q\/k\/v bias/],
+    qwen3: ["qwen3", /q\/k norm/],
+    mistral: ["llama", /sliding window 16 on 2 of 2 layers/],
+    mixtral: ["llama", /8 experts, 2 per token, width 256/],
+    qwen3moe: ["qwen3moe", /8 experts, 2 per token, width 64/],
+    gemma3: ["gemma3", /sliding window 16 on 2 of 3 layers.*GELU/],
+    phi3: ["phi3", /^ {2}architecture {2}phi3$/m],
+  };
+  assert.deepEqual(Object.keys(expect).sort(), [...ARCHITECTURES].sort());
+  for (const arch of ARCHITECTURES) {
+    const out = join(dir, `synth-${arch}.gguf`);
+    await synthesize({ arch, preset: "tiny", format: "gguf", quant: "q8_0", out, seed: 2, vocab: "spm" });
+    const report = await inspectModel(out);
+    assert.equal(report.architecture, expect[arch]![0], arch);
+    assert.match(formatReport(report), expect[arch]![1], arch);
+  }
 });
