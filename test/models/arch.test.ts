@@ -125,7 +125,7 @@ async function withMetadata(path: string, out: string, set: Record<string, GgufV
 
 test("opening a model file that needs an unsupported feature fails with the feature named; the same file without it opens", async () => {
   const path = join(dir, "qwen3.gguf");
-  await synthesize({ arch: "qwen3", preset: "tiny", format: "gguf", quant: "f16", out: path, seed: 1 });
+  await synthesize({ arch: "qwen3", preset: "tiny", format: "gguf", quant: "f16", out: path, seed: 1, vocab: "spm" });
   const good = await openModel(path);
   await good.close();
   const yarn = await withMetadata(path, join(dir, "yarn.gguf"), {
