@@ -32,7 +32,7 @@ export function decoderFromGguf(k: GgufKeys, arch: Architecture, d: Defaults): M
   if (rot !== undefined && rot !== headDim) throw k.unsupported(`partial rotary embedding (rope over ${rot} of ${headDim} head dims)`);
   if (k.has("attn_logit_softcapping")) throw k.unsupported("attention logit soft-capping");
   const tokens = k.metadata.get("tokenizer.ggml.tokens");
-  const tokenCount = Array.isArray(tokens) ? tokens.length : undefined;
+  const tokenCount = Array.isArray(tokens) || ArrayBuffer.isView(tokens) ? (tokens as ArrayLike<unknown>).length : undefined;
   const vocabSize = k.opt("vocab_size") ?? tokenCount;
   if (vocabSize === undefined) throw new TesseraError(`GGUF metadata has neither ${k.key("vocab_size")} nor tokenizer.ggml.tokens`, k.file);
   const ropeScaling = ggufRopeScaling(k);
