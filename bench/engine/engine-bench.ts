@@ -1,16 +1,18 @@
 /**
  * Engine benchmark: our ONNX engine vs llama.cpp (node-llama-cpp) on the synthetic `1b` llama
  * (hidden 2048, 16 layers, 32/8 heads, FFN 8192, vocab 32000), Q4_0 and Q8_0, at each thread count.
+ * `--archs qwen3moe` measures the mixture-of-experts row instead (the same shape with 32 experts of
+ * width 512, 4 per token: ~1.6 B parameters, ~0.2 B active per token).
  *
  *   node dist/bench/engine/engine-bench.js [--models DIR] [--threads 1,2] [--quants q4_0,q8_0]
- *        [--pp 256] [--tg 64] [--repeat 5] [--out bench/results]
+ *        [--archs llama,qwen3moe] [--pp 256] [--tg 64] [--repeat 5] [--out bench/results]
  *
  * Each engine lives in its own child process (so peak RSS is that engine's alone); both stay
  * loaded and the parent alternates measurement rounds between them (ours, llama.cpp, ours, ...),
  * so on a shared, noisy machine both see the same conditions. A round is one prefill of `pp`
  * tokens from an empty cache, then `tg` single-token decode steps. Medians over `repeat` rounds.
  *
- * Writes bench/results/engine-<date>.json: machine, commit, date, per (quant, threads) both
+ * Writes bench/results/engine-<date>.json (engine-<date>-<archs>.json for other architectures): machine, commit, date, per (quant, threads) both
  * engines' prefill/decode tok/s, peak RSS, the ratios, and our RSS over (weight + KV bytes).
  */
 import { fork, type ChildProcess } from "node:child_process";
@@ -200,6 +202,7 @@ async function main(): Promise<void> {
       models: { type: "string", default: join(tmpdir(), "tessera-bench-models") },
       threads: { type: "string", default: "1,2" },
       quants: { type: "string", default: "q4_0,q8_0" },
+      archs: { type: "string", default: "llama" },
       pp: { type: "string", default: "256" },
       tg: { type: "string", default: "64" },
       repeat: { type: "string", default: "5" },
@@ -213,17 +216,19 @@ async function main(): Promise<void> {
   const { synthesize } = await import("../../src/models/synth/synthesize.js");
   mkdirSync(values.models!, { recursive: true });
   const results = [];
-  for (const quant of values.quants!.split(",") as ("q4_0" | "q8_0")[]) {
-    const model = join(values.models!, `1b-llama-${quant}.gguf`);
+  const archs = values.archs!.split(",") as ("llama" | "qwen3moe")[];
+  for (const arch of archs) for (const quant of values.quants!.split(",") as ("q4_0" | "q8_0")[]) {
+    const model = join(values.models!, `1b-${arch}-${quant}.gguf`);
     if (!existsSync(model)) {
       console.error(`writing ${model} ...`);
-      await synthesize({ arch: "llama", preset: "1b", format: "gguf", quant, out: model, seed: 1, vocab: "spm" });
+      await synthesize({ arch, preset: "1b", format: "gguf", quant, out: model, seed: 1, vocab: "spm" });
     }
     for (const threads of values.threads!.split(",").map(Number)) {
-      console.error(`${quant} ${threads}T ...`);
+      console.error(`${arch} ${quant} ${threads}T ...`);
       const { ours, llamaCpp } = await measurePair(model, threads, pp, tg, repeat);
       const wk = ours.weightBytes! + ours.kvBytes!;
       const row = {
+        arch,
         quant,
         threads,
         fileBytes: statSync(model).size,
@@ -236,14 +241,14 @@ async function main(): Promise<void> {
           rssAfterLoadOverWeightsPlusKv: ours.rssAfterLoadBytes! / wk,
         },
       };
-      console.error(JSON.stringify({ quant, threads, ours: [ours.ppTps, ours.tgTps], llamaCpp: [llamaCpp.ppTps, llamaCpp.tgTps], ratios: row.ratios }));
+      console.error(JSON.stringify({ arch, quant, threads, ours: [ours.ppTps, ours.tgTps], llamaCpp: [llamaCpp.ppTps, llamaCpp.tgTps], ratios: row.ratios }));
       results.push(row);
     }
   }
   const report = {
     ...provenance("engine", ["src", "bench/engine"]),
     childEnv: CHILD_ENV,
-    model: "synthetic 1b llama (tessera synth --preset 1b --vocab spm --seed 1)",
+    model: `synthetic 1b ${archs.join(", ")} (tessera synth --arch A --preset 1b --vocab spm --seed 1)`,
     pp,
     tg,
     repeat,
@@ -251,7 +256,8 @@ async function main(): Promise<void> {
     results,
   };
   mkdirSync(values.out!, { recursive: true });
-  const file = join(values.out!, `engine-${report.date.slice(0, 10)}.json`);
+  const suffix = values.archs === "llama" ? "" : `-${archs.join("-")}`;
+  const file = join(values.out!, `engine-${report.date.slice(0, 10)}${suffix}.json`);
   writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
   console.error(`wrote ${file}`);
 }

@@ -1,4 +1,6 @@
 import type { ModelConfig } from "../models/types.js";
+import { attentionScale, isSlidingLayer, layerRope } from "../models/arch/features.js";
+import { ropeInvFreq } from "./graph/rope.js";
 import { dequantizeAll, dequantizeRow, type LinearWeight } from "./weights/linear.js";
 import type { LayerWeights } from "./weights/load.js";
 
@@ -13,9 +15,12 @@ interface DenseLayer {
   attnNorm: Float32Array;
   ffnNorm: Float32Array;
   q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array;
-  gate: Float32Array; up: Float32Array; down: Float32Array;
+  gate?: Float32Array; up?: Float32Array; down?: Float32Array;
+  router?: Float32Array;
+  experts?: { gate: Float32Array; up: Float32Array; down: Float32Array }[];
   qBias?: Float32Array; kBias?: Float32Array; vBias?: Float32Array;
   qNorm?: Float32Array; kNorm?: Float32Array;
+  attnPostNorm?: Float32Array; ffnPostNorm?: Float32Array;
 }
 
 function matVec(w: Float32Array, x: Float32Array, n: number, k: number, bias?: Float32Array): Float32Array {
@@ -36,10 +41,24 @@ export function rmsNormRef(x: Float32Array, w: Float32Array, eps: number, offset
   for (let i = 0; i < len; i++) x[offset + i] = x[offset + i] * inv * w[i];
 }
 
+function activation(x: number, kind: ModelConfig["hiddenAct"]): number {
+  if (kind === "gelu_tanh") return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+  return x / (1 + Math.exp(-x));
+}
+
+/** Each layer's rope table as the model's family defines it (sliding layers may use their own base). */
+export function familyInvFreq(cfg: ModelConfig, ropeFreqFactors?: Float32Array): (layer: number) => Float64Array {
+  return (l) => {
+    const rope = layerRope(cfg, l);
+    return ropeInvFreq(rope, rope === cfg ? ropeFreqFactors : undefined);
+  };
+}
+
 export class ReferenceDecoder {
   private readonly layers: DenseLayer[];
   private readonly kCache: Float32Array[][] = [];
   private readonly vCache: Float32Array[][] = [];
+  private readonly invFreq: Float64Array[];
   private readonly lmHead: Float32Array;
 
   constructor(
@@ -49,14 +68,20 @@ export class ReferenceDecoder {
     private readonly outputNorm: Float32Array,
     lmHead: LinearWeight,
     private readonly ropeInterleaved: boolean,
-    /** Rotary inverse frequency of each pair [headDim / 2], scaling already applied. */
-    private readonly invFreq: Float64Array,
+    /**
+     * Rotary inverse frequency of each pair [headDim / 2], scaling already applied: one table for every
+     * layer, or one per layer (familyInvFreq). Tests of rope itself pass values computed independently.
+     */
+    invFreq: Float64Array | ((layer: number) => Float64Array),
   ) {
-    if (invFreq.length !== cfg.headDim / 2) throw new Error(`expected ${cfg.headDim / 2} rope frequencies, got ${invFreq.length}`);
+    this.invFreq = layers.map((_, l) => (typeof invFreq === "function" ? invFreq(l) : invFreq));
+    for (const f of this.invFreq) if (f.length !== cfg.headDim / 2) throw new Error(`expected ${cfg.headDim / 2} rope frequencies, got ${f.length}`);
     this.layers = layers.map((w) => ({
       ...w,
       q: dequantizeAll(w.q), k: dequantizeAll(w.k), v: dequantizeAll(w.v), o: dequantizeAll(w.o),
-      gate: dequantizeAll(w.gate), up: dequantizeAll(w.up), down: dequantizeAll(w.down),
+      gate: w.gate && dequantizeAll(w.gate), up: w.up && dequantizeAll(w.up), down: w.down && dequantizeAll(w.down),
+      router: w.moe && dequantizeAll(w.moe.router),
+      experts: w.moe?.experts.map((e) => ({ gate: dequantizeAll(e.gate), up: dequantizeAll(e.up), down: dequantizeAll(e.down) })),
     }));
     this.lmHead = dequantizeAll(lmHead);
     for (let l = 0; l < layers.length; l++) {
@@ -69,12 +94,12 @@ export class ReferenceDecoder {
     return this.kCache[0]?.length ?? 0;
   }
 
-  private rope(x: Float32Array, heads: number, pos: number): void {
+  private rope(x: Float32Array, heads: number, pos: number, inv: Float64Array): void {
     const d = this.cfg.headDim;
     const half = d / 2;
     for (let h = 0; h < heads; h++) {
       for (let i = 0; i < half; i++) {
-        const a = pos * this.invFreq[i];
+        const a = pos * inv[i];
         const c = Math.cos(a);
         const s = Math.sin(a);
         const i0 = h * d + (this.ropeInterleaved ? 2 * i : i);
@@ -87,12 +112,40 @@ export class ReferenceDecoder {
     }
   }
 
+  /** The gated MLP, or the mixture of experts: softmax over all router scores, top k, renormalized. */
+  private mlp(w: DenseLayer, x: Float32Array): Float32Array {
+    const { hiddenSize: H, hiddenAct } = this.cfg;
+    const gated = (gate: Float32Array, up: Float32Array, down: Float32Array): Float32Array => {
+      const F = gate.length / H;
+      const g = matVec(gate, x, F, H);
+      const u = matVec(up, x, F, H);
+      for (let i = 0; i < F; i++) g[i] = activation(g[i], hiddenAct) * u[i];
+      return matVec(down, g, H, F);
+    };
+    if (!w.experts) return gated(w.gate!, w.up!, w.down!);
+    const E = w.experts.length;
+    const scores = matVec(w.router!, x, E, H);
+    const order = Array.from({ length: E }, (_, e) => e).sort((a, b) => scores[b] - scores[a]);
+    const chosen = order.slice(0, this.cfg.moe!.expertsPerToken);
+    const m = scores[chosen[0]];
+    const weights = chosen.map((e) => Math.exp(scores[e] - m));
+    const total = weights.reduce((a, b) => a + b, 0);
+    const out = new Float32Array(H);
+    chosen.forEach((e, j) => {
+      const y = gated(w.experts![e].gate, w.experts![e].up, w.experts![e].down);
+      for (let i = 0; i < H; i++) out[i] += (weights[j] / total) * y[i];
+    });
+    return out;
+  }
+
   /** Runs one token; returns its logits. */
   step(token: number): Float32Array {
-    const { hiddenSize: H, numHeads, numKvHeads, headDim: D, intermediateSize: F, rmsNormEps: eps } = this.cfg;
+    const { hiddenSize: H, numHeads, numKvHeads, headDim: D, rmsNormEps: eps } = this.cfg;
     const pos = this.position;
     const x = new Float32Array(H);
     dequantizeRow(this.embedding, token, x);
+    if (this.cfg.embeddingScale !== undefined) for (let i = 0; i < H; i++) x[i] *= this.cfg.embeddingScale;
+    const scale = attentionScale(this.cfg);
     this.layers.forEach((w, l) => {
       const xn = x.slice();
       rmsNormRef(xn, w.attnNorm, eps);
@@ -101,42 +154,46 @@ export class ReferenceDecoder {
       const v = matVec(w.v, xn, numKvHeads * D, H, w.vBias);
       if (w.qNorm) for (let h = 0; h < numHeads; h++) rmsNormRef(q, w.qNorm, eps, h * D, D);
       if (w.kNorm) for (let h = 0; h < numKvHeads; h++) rmsNormRef(k, w.kNorm, eps, h * D, D);
-      this.rope(q, numHeads, pos);
-      this.rope(k, numKvHeads, pos);
+      this.rope(q, numHeads, pos, this.invFreq[l]);
+      this.rope(k, numKvHeads, pos, this.invFreq[l]);
       this.kCache[l].push(k);
       this.vCache[l].push(v);
+      // Sliding layers see positions pos − window + 1 … pos.
+      const first = isSlidingLayer(this.cfg, l) ? Math.max(0, pos - this.cfg.slidingWindow! + 1) : 0;
       const attn = new Float32Array(numHeads * D);
       const group = numHeads / numKvHeads;
       const scores = new Float64Array(pos + 1);
       for (let h = 0; h < numHeads; h++) {
         const kvh = Math.floor(h / group);
         let max = -Infinity;
-        for (let t = 0; t <= pos; t++) {
+        for (let t = first; t <= pos; t++) {
           const kt = this.kCache[l][t];
           let s = 0;
           for (let i = 0; i < D; i++) s += q[h * D + i] * kt[kvh * D + i];
-          scores[t] = s / Math.sqrt(D);
+          scores[t] = s * scale;
           max = Math.max(max, scores[t]);
         }
         let sum = 0;
-        for (let t = 0; t <= pos; t++) sum += scores[t] = Math.exp(scores[t] - max);
-        for (let t = 0; t <= pos; t++) {
+        for (let t = first; t <= pos; t++) sum += scores[t] = Math.exp(scores[t] - max);
+        for (let t = first; t <= pos; t++) {
           const vt = this.vCache[l][t];
           const p = scores[t] / sum;
           for (let i = 0; i < D; i++) attn[h * D + i] += p * vt[kvh * D + i];
         }
       }
       const o = matVec(w.o, attn, H, numHeads * D);
+      if (w.attnPostNorm) rmsNormRef(o, w.attnPostNorm, eps);
       for (let i = 0; i < H; i++) x[i] += o[i];
       const xn2 = x.slice();
       rmsNormRef(xn2, w.ffnNorm, eps);
-      const g = matVec(w.gate, xn2, F, H);
-      const u = matVec(w.up, xn2, F, H);
-      for (let i = 0; i < F; i++) g[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
-      const dn = matVec(w.down, g, H, F);
+      const dn = this.mlp(w, xn2);
+      if (w.ffnPostNorm) rmsNormRef(dn, w.ffnPostNorm, eps);
       for (let i = 0; i < H; i++) x[i] += dn[i];
     });
     rmsNormRef(x, this.outputNorm, eps);
-    return matVec(this.lmHead, x, this.lmHead.length / H, H);
+    const logits = matVec(this.lmHead, x, this.lmHead.length / H, H);
+    const cap = this.cfg.finalLogitSoftcap;
+    if (cap) for (let i = 0; i < logits.length; i++) logits[i] = cap * Math.tanh(logits[i] / cap);
+    return logits;
   }
 }

@@ -11,7 +11,8 @@ export const DEFAULT_CONTEXT = 4096;
  */
 export function maxContext(cfg: ModelConfig): number {
   const s = cfg.ropeScaling;
-  const scaled = s ? Math.floor(s.originalContextLength * s.factor) : 0;
+  // linear scaling states no original length: its contextLength is taken as the reach
+  const scaled = s?.kind === "llama3" ? Math.floor(s.originalContextLength * s.factor) : 0;
   return Math.max(cfg.contextLength, scaled);
 }
 

@@ -92,16 +92,30 @@ function human(n: number, unit = ""): string {
   return `${i === 0 ? n : n.toFixed(2)}${unit === "B" ? " " : ""}${steps[i]}`;
 }
 
+function features(c: ModelConfig): string {
+  const f: string[] = [];
+  if (c.qkvBias) f.push("q/k/v bias");
+  if (c.qkNorm) f.push("q/k norm");
+  if (c.slidingWindow !== undefined) {
+    const n = c.slidingLayers?.filter((s) => s).length ?? c.numLayers;
+    f.push(`sliding window ${c.slidingWindow} on ${n} of ${c.numLayers} layers`);
+  }
+  if (c.moe) f.push(`${c.moe.numExperts} experts, ${c.moe.expertsPerToken} per token, width ${c.moe.expertFfnSize}`);
+  if (c.hiddenAct === "gelu_tanh") f.push("GELU");
+  if (c.finalLogitSoftcap) f.push(`logit soft-cap ${c.finalLogitSoftcap}`);
+  return f.length ? ` (${f.join(", ")})` : "";
+}
+
 export function formatReport(r: ModelReport): string {
   const c = r.config;
   const lines = [
     `${r.path}`,
     `  format        ${r.format}`,
-    `  architecture  ${r.architecture}${c.qkvBias ? " (q/k/v bias)" : ""}${c.qkNorm ? " (q/k norm)" : ""}`,
+    `  architecture  ${r.architecture}${features(c)}`,
     `  parameters    ${human(r.parameters)} (${r.parameters})`,
     `  layers        ${r.layers}, hidden ${c.hiddenSize}, FFN ${c.intermediateSize}`,
     `  attention     ${c.numHeads} heads, ${c.numKvHeads} KV heads, head dim ${c.headDim}`,
-    `  rope          theta ${c.ropeTheta}${c.ropeScaling ? `, llama3 scaling ×${c.ropeScaling.factor}` : ""}${r.ropeInterleaved ? ", q/k rows permuted for interleaved rope" : ""}`,
+    `  rope          theta ${c.ropeTheta}${c.ropeScaling ? `, ${c.ropeScaling.kind} scaling ×${c.ropeScaling.factor}` : ""}${c.ropeThetaSliding !== undefined ? `, sliding layers theta ${c.ropeThetaSliding}` : ""}${r.ropeInterleaved ? ", q/k rows permuted for interleaved rope" : ""}`,
     `  context       ${r.contextLength}`,
     `  embeddings    vocab ${c.vocabSize}, ${c.tiedEmbeddings ? "tied" : "separate lm_head"}`,
     `  tensors       ${r.tensorCount}, ${human(r.tensorBytes, "B")}`,

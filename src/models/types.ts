@@ -3,16 +3,16 @@
  * Readers (GGUF, safetensors, MLX) turn files into a `ModelSource`; the engine only sees this.
  */
 
-export type Architecture = "llama" | "qwen2" | "qwen3";
+/** The architectures src/models/arch knows (one file each; see arch/registry.ts). */
+export type Architecture = "llama" | "qwen2" | "qwen3" | "qwen3moe" | "gemma3" | "phi3";
 
-/** llama3-style frequency-dependent rope scaling (HF `rope_scaling.rope_type = "llama3"`). */
-export interface RopeScaling {
-  kind: "llama3";
-  factor: number;
-  lowFreqFactor: number;
-  highFreqFactor: number;
-  originalContextLength: number;
-}
+/**
+ * Rope scaling the engine implements: llama3-style frequency-dependent scaling (HF
+ * `rope_scaling.rope_type = "llama3"`), or linear (positions divided by `factor`).
+ */
+export type RopeScaling =
+  | { kind: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalContextLength: number }
+  | { kind: "linear"; factor: number };
 
 /** One normalized description of a decoder, whatever file it came from. */
 export interface ModelConfig {
@@ -35,6 +35,36 @@ export interface ModelConfig {
   qkvBias: boolean;
   /** per-head RMSNorm on q and k before rope (qwen3). */
   qkNorm: boolean;
+  /**
+   * Sliding-window attention: a token sees the last `slidingWindow` positions, itself included, on
+   * the layers `slidingLayers` marks (every layer when absent). Undefined: full causal attention.
+   */
+  slidingWindow?: number;
+  slidingLayers?: boolean[];
+  /** Rope base of the sliding layers when it differs from ropeTheta (Gemma 3); they take no rope scaling. */
+  ropeThetaSliding?: number;
+  /** Mixture of experts in place of the dense MLP on every layer. */
+  moe?: MoeConfig;
+  /** The gated MLP's activation: silu (SwiGLU, the default) or tanh-approximated GELU (GeGLU, Gemma). */
+  hiddenAct?: "silu" | "gelu_tanh";
+  /** Embedding rows are multiplied by this (Gemma: √hidden). */
+  embeddingScale?: number;
+  /** Attention score scale; default 1/√headDim. */
+  attentionScale?: number;
+  /** logits ← cap · tanh(logits / cap). */
+  finalLogitSoftcap?: number;
+}
+
+/**
+ * Mixture of experts: a router [experts, hidden] scores every expert, the `expertsPerToken` best are
+ * run and their outputs summed with the softmax of their scores (softmax over all experts, renormalized
+ * over the chosen: the same weights as a softmax over the chosen scores).
+ */
+export interface MoeConfig {
+  numExperts: number;
+  expertsPerToken: number;
+  /** FFN width of one expert. */
+  expertFfnSize: number;
 }
 
 /**
@@ -50,9 +80,10 @@ export type TensorType =
 /**
  * Canonical tensor names are GGUF's: token_embd.weight, output_norm.weight, output.weight,
  * blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, attn_q_norm, attn_k_norm,
- * ffn_norm, ffn_gate, ffn_up, ffn_down}.weight and blk.N.attn_{q,k,v}.bias.
+ * ffn_norm, ffn_gate, ffn_up, ffn_down}.weight and blk.N.attn_{q,k,v}.bias; each architecture's
+ * file (arch/) lists its own (fused attn_qkv, post norms, ffn_gate_inp and ffn_{gate,up,down}_exps).
  * Shapes are row-major, outermost first: a linear weight is [outFeatures, inFeatures],
- * the embedding is [vocab, hidden], a norm is [n].
+ * the embedding is [vocab, hidden], a norm is [n], experts [experts, outFeatures, inFeatures].
  */
 export interface TensorInfo {
   name: string;
@@ -64,10 +95,15 @@ export interface TensorInfo {
   groupSize?: number;
 }
 
-/** Which part of a 2-D tensor to read: rows = outer dim range, cols = inner dim range, both [start, end). */
+/**
+ * Which part of a tensor to read: rows = outer dim range, cols = inner dim range, both [start, end).
+ * For a 3-D expert tensor [experts, rows, cols], `expert` picks one expert's matrix first; rows and
+ * cols then range within it, and the result is 2-D.
+ */
 export interface TensorSlice {
   rows?: [number, number];
   cols?: [number, number];
+  expert?: number;
 }
 
 /** Stored bytes of a (slice of a) tensor, exactly as in the file, re-packed only to make the slice contiguous. */

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { TesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
+import type { ReadCounts } from "../models/source/counting.js";
 import type { Device, LoadProgress } from "../engine/types.js";
 import { nodeModuleCommand } from "../spawn.js";
 import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
@@ -92,6 +93,8 @@ export class LocalRunners {
     readonly vocabSize: number,
     /** Peak RSS each runner reported after loading. */
     readonly rssBytes: number[],
+    /** Bytes each runner read from the model file (its share of the weights), and of those, expert bytes. */
+    readonly readCounts: ReadCounts[],
     private readonly live: Liveness,
     private readonly peakRssOut: Float64Array | undefined,
   ) {
@@ -171,7 +174,7 @@ export class LocalRunners {
       const world = await Promise.race([joining, failed]);
       // the liveness thread may notice a stopped rank before the group's own monitor does
       live.onLost((e) => world.abort(e));
-      const lr = new LocalRunners(places, runners, world, cfg.hiddenSize, vocab, loaded.map((l) => l.rssBytes), live, o.peakRssOut);
+      const lr = new LocalRunners(places, runners, world, cfg.hiddenSize, vocab, loaded.map((l) => l.rssBytes), loaded.map((l) => l.read), live, o.peakRssOut);
       process.off("exit", killAll);
       return lr;
     } catch (e) {

@@ -1,3 +1,4 @@
+import type { ReadCounts } from "../models/source/counting.js";
 import type { Device } from "../engine/types.js";
 import type { PeerAddress } from "../transport/index.js";
 import type { ShardPlan } from "./plan.js";
@@ -9,7 +10,7 @@ import type { ShardPlan } from "./plan.js";
  *   parent → runner  init                       once, first
  *   runner → parent  ports {world, tp?, live}   listening ports (opened on port 0); live: its liveness thread's
  *   runner → parent  progress {done, total, phase}  while loading (LoadProgress, engine/types.ts), any number
- *   runner → parent  loaded {rssBytes}          its tensors are read and its sessions built
+ *   runner → parent  loaded {rssBytes, read}    its tensors are read (read: bytes, of which experts) and its sessions built
  *   parent → runner  peers {world, tp?, live}   every rank's addresses, sent once all are loaded
  *   runner → parent  joined                     its groups are connected; it serves steps now
  *   runner → parent  failed {message, user}     then it exits (code 3)
@@ -63,7 +64,7 @@ export type ToRunner = RunnerInit | { type: "peers"; world: PeerAddress[]; tp?: 
 export type FromRunner =
   | { type: "ports"; world: number; tp?: number; live: number }
   | { type: "progress"; done: number; total: number; phase: "weights" | "session" }
-  | { type: "loaded"; rssBytes: number }
+  | { type: "loaded"; rssBytes: number; read: ReadCounts }
   | { type: "joined" }
   | { type: "failed"; message: string; user: boolean }
   | { type: "exiting"; peakRssBytes: number };

@@ -3,6 +3,7 @@
 // it. It exits when its parent goes away (IPC disconnect), so it never outlives the launcher.
 import { TesseraError, isTesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
+import { countReads } from "../models/source/counting.js";
 import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
 import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks } from "./plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
   live.onLost((e) => onLoss(e));
   send({ type: "ports", world: worldListener.port, tp: tpListener?.port, live: live.port });
 
-  const source = await openModel(init.modelPath);
+  const { source, counts } = countReads(await openModel(init.modelPath));
   let stage: StageCompute | undefined;
   let world: Group | undefined;
   let tp: Group | undefined;
@@ -115,7 +116,7 @@ async function main(): Promise<void> {
       allReduce,
       onProgress: (p) => send({ type: "progress", ...p }),
     });
-    send({ type: "loaded", rssBytes: process.memoryUsage().rss });
+    send({ type: "loaded", rssBytes: process.memoryUsage().rss, read: { ...counts } });
 
     const peers = await next("peers");
     live.watch(peers.live, (id) => describeWorldRank(id, places));

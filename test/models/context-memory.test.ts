@@ -33,11 +33,12 @@ test("context: the default is the model's own capped at 4096; beyond the trained
   assert.throws(() => resolveContextLength(cfg, 0), /--ctx must be a whole number ≥ 1/);
   assert.throws(() => resolveContextLength(cfg, 5000, undefined, "a context of 5000 tokens (--prompt-tokens)"), /a context of 5000 tokens \(--prompt-tokens\) is beyond/);
   // Rope scaling that stretches the original context further than the stated length allows more.
-  const scaled: ModelConfig = { ...cfg, contextLength: 8192, ropeScaling: { kind: "llama3", factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 8192 } };
+  const llama3 = { kind: "llama3" as const, factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 8192 };
+  const scaled: ModelConfig = { ...cfg, contextLength: 8192, ropeScaling: llama3 };
   assert.equal(maxContext(scaled), 32768);
   assert.equal(resolveContextLength(scaled, 32768), 32768);
   assert.throws(() => resolveContextLength(scaled, 32769), /beyond the 32768 tokens/);
-  assert.equal(maxContext({ ...cfg, contextLength: 131072, ropeScaling: { ...scaled.ropeScaling!, originalContextLength: 8192, factor: 8 } }), 131072);
+  assert.equal(maxContext({ ...cfg, contextLength: 131072, ropeScaling: { ...llama3, factor: 8 } }), 131072);
 });
 
 // Stored tensors of the fake model: Q4_0 layers (18 bytes per 32 weights), F16 embedding, Q8_0 output.

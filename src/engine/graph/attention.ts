@@ -3,6 +3,7 @@ import type { GraphBuilder } from "../onnx/builder.js";
 import type { LayerWeights } from "../weights/load.js";
 import { concatRows } from "../weights/linear.js";
 import { addBias, emitLinear, headNorm } from "./blocks.js";
+import { attentionScale, hasSlidingRope, isSlidingLayer } from "../../models/arch/features.js";
 import { ropeTables } from "./rope.js";
 
 /**
@@ -19,6 +20,9 @@ import { ropeTables } from "./rope.js";
  *   positions    int64   [1, S]     absolute position of each new token (rope)
  *   past_bias    float32 [W]        0 for cached positions < length, −∞ for stale ones
  *   causal_bias  float32 [S, S]     0 where new token j ≤ new token i, −∞ above the diagonal
+ * and, for models with sliding-window layers (their masks depend on the query too):
+ *   swa_past_bias    float32 [S, W]  0 where cached position j is < length and within the window of new token i
+ *   swa_causal_bias  float32 [S, S]  causal_bias, and −∞ where new token j is out of token i's window
  * Per layer L:
  *   past_key_L / past_value_L  float32 [1, kvHeads, W, headDim]   the cache window, read only
  *   new_key_L / new_value_L    float32 [1, kvHeads, S, headDim]   outputs: rotated keys, values
@@ -49,6 +53,11 @@ export interface AttentionInputs {
   causalBias: string;
   cos: string;
   sin: string;
+  /** Sliding-window masks and rope tables (when the model has them; else the full ones). */
+  swaPastBias?: string;
+  swaCausalBias?: string;
+  swaCos: string;
+  swaSin: string;
   /** S as a 1-D int64 tensor (for reshapes that need it explicitly). */
   seqLen: string;
 }
@@ -56,14 +65,29 @@ export interface AttentionInputs {
 export function declareAttentionInputs(g: GraphBuilder, cfg: ModelConfig, opts: AttentionOptions): AttentionInputs {
   const { cos, sin } = ropeTables(cfg, opts.maxSeq, opts.ropeFreqFactors);
   const positions = g.input("positions", "int64", [1, "S"]);
-  return {
+  const dims = [opts.maxSeq, cfg.headDim / 2];
+  const io: AttentionInputs = {
     positions,
     pastBias: g.input("past_bias", "float32", ["kv_seq"]),
     causalBias: g.input("causal_bias", "float32", ["S", "S"]),
-    cos: g.weight("rope.cos", "float32", [opts.maxSeq, cfg.headDim / 2], cos),
-    sin: g.weight("rope.sin", "float32", [opts.maxSeq, cfg.headDim / 2], sin),
+    cos: g.weight("rope.cos", "float32", dims, cos),
+    sin: g.weight("rope.sin", "float32", dims, sin),
+    swaCos: "",
+    swaSin: "",
     seqLen: g.op("Shape", [positions], { start: 1 }),
   };
+  io.swaCos = io.cos;
+  io.swaSin = io.sin;
+  if (cfg.slidingWindow !== undefined) {
+    io.swaPastBias = g.input("swa_past_bias", "float32", ["S", "kv_seq"]);
+    io.swaCausalBias = g.input("swa_causal_bias", "float32", ["S", "S"]);
+  }
+  if (hasSlidingRope(cfg)) {
+    const t = ropeTables({ headDim: cfg.headDim, ropeTheta: cfg.ropeThetaSliding! }, opts.maxSeq);
+    io.swaCos = g.weight("rope_swa.cos", "float32", dims, t.cos);
+    io.swaSin = g.weight("rope_swa.sin", "float32", dims, t.sin);
+  }
+  return io;
 }
 
 /** Attention of layer `l` on normed input `xn` for `shape` heads; returns the o_proj output (a partial under TP). */
@@ -92,7 +116,9 @@ export function emitAttention(
   if (w.qNorm) q = headNorm(g, q, w.qNorm, D, cfg.rmsNormEps, p + "attn_q_norm");
   if (w.kNorm) k = headNorm(g, k, w.kNorm, D, cfg.rmsNormEps, p + "attn_k_norm");
   const interleaved = opts.ropeInterleaved ? 1 : 0;
-  const rope = (x: string, n: number) => g.op("RotaryEmbedding", [x, io.positions, io.cos, io.sin], { num_heads: n, interleaved }, "com.microsoft");
+  const sliding = isSlidingLayer(cfg, l);
+  const [cos, sin] = sliding ? [io.swaCos, io.swaSin] : [io.cos, io.sin];
+  const rope = (x: string, n: number) => g.op("RotaryEmbedding", [x, io.positions, cos, sin], { num_heads: n, interleaved }, "com.microsoft");
 
   // [1, S, n·D] → [1, n, S, D]
   const toHeads = (x: string, n: number, out: string) =>
@@ -109,13 +135,19 @@ export function emitAttention(
   // Queries [1, S, heads·D] → [1, kvHeads, group·S, D] (rows: group-major, then position).
   const q5 = g.op("Reshape", [rope(q, heads), g.constInt64([1, -1, kvHeads, group, D])]);
   const qg = g.op("Reshape", [g.op("Transpose", [q5], { perm: [0, 2, 3, 1, 4] }), g.constInt64([1, kvHeads, -1, D])]);
-  const scale = { float: 1 / Math.sqrt(D) };
-  const sPast = g.op("Add", [g.op("FusedMatMul", [qg, pastK], { transB: 1, alpha: scale }, "com.microsoft"), io.pastBias]);
+  const scale = { float: attentionScale(cfg) };
+  const sPast0 = g.op("FusedMatMul", [qg, pastK], { transB: 1, alpha: scale }, "com.microsoft");
   const sNew0 = g.op("FusedMatMul", [qg, newK], { transB: 1, alpha: scale }, "com.microsoft");
-  // The causal bias is per (new position, new position): view the rows as [group, S] to add it.
-  const byPos = g.op("Concat", [g.constInt64([1, kvHeads, group, -1]), io.seqLen], { axis: 0 });
-  const byRow = g.op("Concat", [g.constInt64([1, kvHeads, -1]), io.seqLen], { axis: 0 });
-  const sNew = g.op("Reshape", [g.op("Add", [g.op("Reshape", [sNew0, byPos]), io.causalBias]), byRow]);
+  // Biases per (new position, key position): view the rows as [group, S] to add them.
+  const perPosition = (scores: string, bias: string): string => {
+    const cols = g.op("Shape", [scores], { start: -1 });
+    const byPos = g.op("Concat", [g.constInt64([1, kvHeads, group, -1]), cols], { axis: 0 });
+    const byRow = g.op("Concat", [g.constInt64([1, kvHeads, -1]), cols], { axis: 0 });
+    return g.op("Reshape", [g.op("Add", [g.op("Reshape", [scores, byPos]), bias]), byRow]);
+  };
+  if (sliding && !(io.swaPastBias && io.swaCausalBias)) throw new Error(`layer ${l} slides but the graph has no sliding-window masks`);
+  const sPast = sliding ? perPosition(sPast0, io.swaPastBias!) : g.op("Add", [sPast0, io.pastBias]);
+  const sNew = perPosition(sNew0, sliding ? io.swaCausalBias! : io.causalBias);
   const probs = g.op("Softmax", [g.op("Concat", [sPast, sNew], { axis: -1 })], { axis: -1 });
   const parts = g.op("Concat", [g.op("Shape", [sPast], { start: -1 }), io.seqLen], { axis: 0 });
   const [pPast, pNew] = g.node("Split", [probs, parts], [g.fresh("p_past"), g.fresh("p_new")], { axis: -1 });

@@ -1,5 +1,6 @@
 import { GraphBuilder } from "../onnx/builder.js";
-import { nBlocks, type LinearWeight } from "../weights/linear.js";
+import type { ModelConfig } from "../../models/types.js";
+import { concatRows, nBlocks, type LinearWeight } from "../weights/linear.js";
 
 /** Graph building blocks shared by the decoder, attention and head graphs. */
 
@@ -56,4 +57,26 @@ export function headNorm(g: GraphBuilder, x: string, weight: Float32Array, headD
 
 export function addBias(g: GraphBuilder, x: string, bias: Float32Array | undefined, name: string): string {
   return bias ? g.op("Add", [x, g.weight(name, "float32", [bias.length], bias)]) : x;
+}
+
+/**
+ * The gated MLP down(act(gate·x) ⊙ up·x), act = silu (SwiGLU) or tanh-approximated GELU (GeGLU).
+ * gate|up become one matmul when stored alike (fewer kernel calls); onnxruntime fuses x·sigmoid(x).
+ * `name` prefixes the weights (`<name>_gate_up`, `<name>_down`).
+ */
+export function emitGatedMlp(
+  g: GraphBuilder, x: string, w: { gate: LinearWeight; up: LinearWeight; down: LinearWeight }, act: ModelConfig["hiddenAct"], name: string,
+): string {
+  const gateUp = concatRows([w.gate, w.up]);
+  let gate: string;
+  let up: string;
+  if (gateUp) {
+    const both = emitLinear(g, x, gateUp, name + "_gate_up");
+    [gate, up] = g.node("Split", [both, g.constInt64([w.gate.n, w.up.n])], [g.fresh("gate"), g.fresh("up")], { axis: -1 });
+  } else {
+    gate = emitLinear(g, x, w.gate, name + "_gate");
+    up = emitLinear(g, x, w.up, name + "_up");
+  }
+  const a = act === "gelu_tanh" ? g.op("FastGelu", [gate], {}, "com.microsoft") : g.op("Mul", [gate, g.op("Sigmoid", [gate])]);
+  return emitLinear(g, g.op("Mul", [a, up]), w.down, name + "_down");
 }

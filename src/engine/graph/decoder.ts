@@ -1,9 +1,10 @@
 import type { ModelConfig } from "../../models/types.js";
 import { GraphBuilder } from "../onnx/builder.js";
 import type { LayerWeights } from "../weights/load.js";
-import { concatRows, type LinearWeight } from "../weights/linear.js";
+import type { LinearWeight } from "../weights/linear.js";
 import { declareAttentionInputs, emitAttention, type AttentionInputs, type AttentionOptions, type AttentionShape } from "./attention.js";
-import { emitLinear, rmsNorm, skipRmsNorm } from "./blocks.js";
+import { emitGatedMlp, emitLinear, rmsNorm, skipRmsNorm } from "./blocks.js";
+import { emitMoe } from "./moe.js";
 
 /**
  * Decoder graphs. One graph runs a pipeline shard: layers [a, b) of the model, taking hidden states
@@ -20,21 +21,32 @@ import { emitLinear, rmsNorm, skipRmsNorm } from "./blocks.js";
  * q|k|v and gate|up become one matmul each when stored alike (fewer kernel calls per token);
  * onnxruntime fuses x·sigmoid(x) into one kernel itself. MatMulNBits is ~95% of decode time.
  */
-/** SwiGLU MLP: down(silu(gate·x) ⊙ up·x). */
-function emitMlp(g: GraphBuilder, l: number, w: LayerWeights, xn: string): string {
-  const p = `blk.${l}.`;
-  const gateUp = concatRows([w.gate, w.up]);
-  let gate: string;
-  let up: string;
-  if (gateUp) {
-    const both = emitLinear(g, xn, gateUp, p + "ffn_gate_up");
-    [gate, up] = g.node("Split", [both, g.constInt64([w.gate.n, w.up.n])], [g.fresh("gate"), g.fresh("up")], { axis: -1 });
-  } else {
-    gate = emitLinear(g, xn, w.gate, p + "ffn_gate");
-    up = emitLinear(g, xn, w.up, p + "ffn_up");
+/** The layer's dense gated MLP. */
+function emitDenseMlp(g: GraphBuilder, cfg: ModelConfig, l: number, w: LayerWeights, xn: string): string {
+  return emitGatedMlp(g, xn, { gate: w.gate!, up: w.up!, down: w.down! }, cfg.hiddenAct, `blk.${l}.ffn`);
+}
+
+/** The layer's MLP (dense or mixture of experts) on normed input `xn`: a partial under tensor parallelism. */
+function emitMlp(g: GraphBuilder, cfg: ModelConfig, l: number, w: LayerWeights, xn: string): string {
+  return w.moe ? emitMoe(g, cfg, l, w.moe, xn) : emitDenseMlp(g, cfg, l, w, xn);
+}
+
+/**
+ * Final norm and lm_head on the positions named by logits_index (and Gemma 2-style soft-capping):
+ *   in logits_index int64 [N] · out logits float32 [1, N, rows of lmHead]
+ */
+export function emitHead(g: GraphBuilder, cfg: ModelConfig, stream: string, norm: Float32Array, lmHead: LinearWeight): void {
+  const idx = g.input("logits_index", "int64", ["N"]);
+  const sel = g.op("Gather", [stream, idx], { axis: 1 });
+  const xn = rmsNorm(g, sel, norm, cfg.rmsNormEps, "output_norm");
+  let logits = emitLinear(g, xn, lmHead, "output");
+  const cap = cfg.finalLogitSoftcap;
+  if (cap) {
+    const c = (v: number) => g.weight(g.fresh("softcap"), "float32", [1], Float32Array.of(v));
+    logits = g.op("Mul", [g.op("Tanh", [g.op("Mul", [logits, c(1 / cap)])]), c(cap)]);
   }
-  const act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up]);
-  return emitLinear(g, act, w.down, p + "ffn_down");
+  g.node("Identity", [logits], ["logits"]);
+  g.output("logits", "float32", [1, "N", lmHead.n]);
 }
 
 /**
@@ -61,12 +73,18 @@ export class ShardGraphBuilder {
     return out;
   }
 
+  /**
+   * x += post(attention(norm(x))); x += post(mlp(norm(x))), where post is Gemma's output norm when
+   * the layer has one and nothing otherwise.
+   */
   addLayer(l: number, w: LayerWeights): void {
     const shape = { heads: this.cfg.numHeads, kvHeads: this.cfg.numKvHeads };
+    const eps = this.cfg.rmsNormEps;
+    const post = (x: string, weight: Float32Array | undefined, name: string) => (weight ? rmsNorm(this.g, x, weight, eps, name) : x);
     const xn = this.norm(w.attnNorm, `blk.${l}.attn_norm`);
-    this.pending = emitAttention(this.g, this.cfg, this.opts, this.io, l, w, xn, shape);
+    this.pending = post(emitAttention(this.g, this.cfg, this.opts, this.io, l, w, xn, shape), w.attnPostNorm, `blk.${l}.post_attention_norm`);
     const xn2 = this.norm(w.ffnNorm, `blk.${l}.ffn_norm`);
-    this.pending = emitMlp(this.g, l, w, xn2);
+    this.pending = post(emitMlp(this.g, this.cfg, l, w, xn2), w.ffnPostNorm, `blk.${l}.post_ffw_norm`);
   }
 
   private stream(): string {
@@ -82,18 +100,14 @@ export class ShardGraphBuilder {
 
   /** Last stage: final norm and lm_head on the positions named by logits_index. */
   finishLogits(norm: Float32Array, lmHead: LinearWeight): GraphBuilder {
-    const idx = this.g.input("logits_index", "int64", ["N"]);
-    const sel = this.g.op("Gather", [this.stream(), idx], { axis: 1 });
-    const xn = rmsNorm(this.g, sel, norm, this.cfg.rmsNormEps, "output_norm");
-    this.g.node("Identity", [emitLinear(this.g, xn, lmHead, "output")], ["logits"]);
-    this.g.output("logits", "float32", [1, "N", lmHead.n]);
+    emitHead(this.g, this.cfg, this.stream(), norm, lmHead);
     return this.g;
   }
 }
 
 /**
  * Tensor-parallel graph A for layer `l`: hidden_in (the full residual stream) → attn_norm →
- * attention over this rank's heads → o_proj columns → `partial` [1, S, hidden].
+ * attention over this rank's heads → o_proj columns → `partial` [1, S, hidden] (before any post norm).
  */
 export function buildTpAttentionGraph(cfg: ModelConfig, opts: AttentionOptions, l: number, w: LayerWeights, shape: AttentionShape): GraphBuilder {
   const g = new GraphBuilder(`tessera_tp_attn_${l}`);
@@ -105,12 +119,15 @@ export function buildTpAttentionGraph(cfg: ModelConfig, opts: AttentionOptions, 
   return g;
 }
 
-/** Tensor-parallel graph B for layer `l`: hidden_in → ffn_norm → this rank's MLP slice → `partial`. */
+/**
+ * Tensor-parallel graph B for layer `l`: hidden_in → ffn_norm → this rank's MLP slice (or its slice of
+ * every expert) → `partial`. Post norms (Gemma) act on the all-reduced sum: the caller applies them.
+ */
 export function buildTpMlpGraph(cfg: ModelConfig, l: number, w: LayerWeights): GraphBuilder {
   const g = new GraphBuilder(`tessera_tp_mlp_${l}`);
   const x = g.input("hidden_in", "float32", [1, "S", cfg.hiddenSize]);
   const xn = rmsNorm(g, x, w.ffnNorm, cfg.rmsNormEps, `blk.${l}.ffn_norm`);
-  g.node("Identity", [emitMlp(g, l, w, xn)], ["partial"]);
+  g.node("Identity", [emitMlp(g, cfg, l, w, xn)], ["partial"]);
   g.output("partial", "float32", [1, "S", cfg.hiddenSize]);
   return g;
 }

@@ -20,6 +20,10 @@ export function ropeInvFreq(cfg: RopeConfig, freqFactors?: Float32Array): Float6
     return inv;
   }
   const s = cfg.ropeScaling;
+  if (s?.kind === "linear") {
+    for (let i = 0; i < half; i++) inv[i] /= s.factor;
+    return inv;
+  }
   if (s?.kind === "llama3") {
     // Llama 3.1: long wavelengths are divided by `factor`, short ones kept, a smooth blend between.
     const lowWavelen = s.originalContextLength / s.lowFreqFactor;

@@ -23,6 +23,9 @@ export interface TpSlice {
   ffnRows: [number, number];
   /** Input columns of ffn_down. */
   downCols: [number, number];
+  /** Mixture of experts: rows of every expert's gate and up, and input columns of its down (each expert sliced alike). */
+  expertRows?: [number, number];
+  expertCols?: [number, number];
 }
 
 /** `block` is the quantization block of the weights; column slices must fall on block edges. */

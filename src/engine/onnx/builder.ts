@@ -20,7 +20,7 @@ const DATA_TYPE: Record<ElemType, number> = {
   uint8: onnx.TensorProto.DataType.UINT8,
 };
 
-export type AttrValue = number | number[] | string | { float: number } | { floats: number[] };
+export type AttrValue = number | number[] | string | { float: number } | { floats: number[] } | { graph: GraphBuilder };
 
 /** Dimension: a fixed size or a symbolic name. */
 export type Dim = number | string;
@@ -41,11 +41,29 @@ export class GraphBuilder {
   private staging: { file: WeightFile; location: string } | undefined;
   private counter = 0;
 
-  constructor(readonly graphName: string) {}
+  /** `parent`: this builds a subgraph (an If branch); its weights and fresh names are the root graph's. */
+  constructor(
+    readonly graphName: string,
+    private readonly parent?: GraphBuilder,
+  ) {}
+
+  private get root(): GraphBuilder {
+    return this.parent ? this.parent.root : this;
+  }
 
   /** A fresh value name with a readable prefix. */
   fresh(prefix: string): string {
+    if (this.parent) return this.root.fresh(prefix);
     return `${prefix}_${this.counter++}`;
+  }
+
+  /**
+   * A subgraph for a control-flow node's attribute. It reads the enclosing graphs' values by name;
+   * weights it declares are the root graph's initializers (so they are staged and packed like any
+   * other), seen from the subgraph through the outer scope.
+   */
+  subgraph(name: string): GraphBuilder {
+    return new GraphBuilder(name, this);
   }
 
   input(name: string, type: ElemType, dims: Dim[]): string {
@@ -60,6 +78,7 @@ export class GraphBuilder {
 
   /** A weight kept outside the protobuf. `data` is the raw little-endian bytes of the tensor. */
   weight(name: string, type: ElemType, dims: number[], data: Uint8Array | Float32Array | Int32Array): string {
+    if (this.parent) return this.root.weight(name, type, dims, data);
     if (this.names.has(name)) throw new Error(`duplicate initializer ${name}`);
     this.names.add(name);
     const bytes = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -107,6 +126,7 @@ export class GraphBuilder {
 
   /** A small constant stored inside the protobuf (shapes, axes, indices). */
   constInt64(values: number[], dims: number[] = [values.length]): string {
+    if (this.parent) return this.root.constInt64(values, dims);
     const name = this.fresh("const");
     const data = new BigInt64Array(values.map((v) => BigInt(v)));
     this.initializers.push({ name, dataType: DATA_TYPE.int64, dims, rawData: new Uint8Array(data.buffer) });
@@ -133,8 +153,14 @@ export class GraphBuilder {
     return out;
   }
 
+  /** The graph (for a subgraph: its nodes and outputs; the initializers live in the root). */
+  graphProto(): onnxPkg.onnx.IGraphProto {
+    return { name: this.graphName, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers };
+  }
+
   /** Serializes the model. Initializer bytes stay in `blobs`. */
   toBytes(): Uint8Array {
+    if (this.parent) throw new Error("toBytes() on a subgraph");
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: "tessera",
@@ -142,13 +168,7 @@ export class GraphBuilder {
         { domain: "", version: 17 },
         { domain: "com.microsoft", version: 1 },
       ],
-      graph: {
-        name: this.graphName,
-        node: this.nodes,
-        input: this.inputs,
-        output: this.outputs,
-        initializer: this.initializers,
-      },
+      graph: this.graphProto(),
     });
     return onnx.ModelProto.encode(model).finish();
   }
@@ -184,5 +204,6 @@ function attribute(name: string, v: AttrValue): onnxPkg.onnx.IAttributeProto {
   if (typeof v === "string") return { name, type: T.STRING, s: new TextEncoder().encode(v) };
   if (Array.isArray(v)) return { name, type: T.INTS, ints: v };
   if ("float" in v) return { name, type: T.FLOAT, f: v.float };
+  if ("graph" in v) return { name, type: T.GRAPH, g: v.graph.graphProto() };
   return { name, type: T.FLOATS, floats: v.floats };
 }

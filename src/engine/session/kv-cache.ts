@@ -37,7 +37,17 @@ export class KvCache {
   private _length = 0;
   private _window = 0;
 
-  constructor(readonly layers: number[], readonly kvHeads: number, readonly capacity: number, readonly headDim: number) {
+  /**
+   * `slidingWindow`: the model has sliding-window layers; every step then also gets their masks
+   * (swa_past_bias, swa_causal_bias: see graph/attention.ts).
+   */
+  constructor(
+    readonly layers: number[],
+    readonly kvHeads: number,
+    readonly capacity: number,
+    readonly headDim: number,
+    readonly slidingWindow?: number,
+  ) {
     for (let i = 0; i < layers.length; i++) {
       this.keyBufs.push(new Float32Array(kvHeads * capacity * headDim));
       this.valueBufs.push(new Float32Array(kvHeads * capacity * headDim));
@@ -83,11 +93,13 @@ export class KvCache {
       for (let i = 0; i < n; i++) c.fill(-Infinity, i * n + i + 1, (i + 1) * n);
       causal = new ort.Tensor("float32", c, [n, n]);
     }
-    return {
+    const inputs: Record<string, ort.Tensor> = {
       positions: new ort.Tensor("int64", BigInt64Array.from({ length: n }, (_, i) => BigInt(this._length + i)), [1, n]),
       past_bias: new ort.Tensor("float32", bias, [w]),
       causal_bias: causal,
     };
+    if (this.slidingWindow !== undefined) Object.assign(inputs, slidingMasks(this._length, n, w, this.slidingWindow));
+    return inputs;
   }
 
   /** The cache window of the i-th layer held here as that layer's inputs (named by its graph layer id). */
@@ -176,6 +188,23 @@ export function checkContextRoom(cached: number, n: number, capacity: number): v
   if (cached + n > capacity) {
     throw new TesseraError(`context overflow: ${cached} cached + ${n} new tokens exceed the context length of ${capacity} tokens (raise --ctx)`);
   }
+}
+
+/**
+ * Masks of a step of `n` new tokens after `cached` ones, with `window` cache positions bound, for
+ * layers that see `size` positions back (the token itself included): new token i (position
+ * cached + i) sees cached position j when j < cached and cached + i − j < size, and new token
+ * j ≤ i when i − j < size.
+ */
+export function slidingMasks(cached: number, n: number, window: number, size: number): { swa_past_bias: ort.Tensor; swa_causal_bias: ort.Tensor } {
+  const past = new Float32Array(n * window).fill(-Infinity);
+  for (let i = 0; i < n; i++) {
+    const from = Math.max(0, cached + i - size + 1);
+    if (from < cached) past.fill(0, i * window + from, i * window + cached);
+  }
+  const causal = new Float32Array(n * n).fill(-Infinity);
+  for (let i = 0; i < n; i++) causal.fill(0, i * n + Math.max(0, i - size + 1), i * n + i + 1);
+  return { swa_past_bias: new ort.Tensor("float32", past, [n, window]), swa_causal_bias: new ort.Tensor("float32", causal, [n, n]) };
 }
 
 function windowFor(tokens: number, capacity: number): number {

@@ -156,14 +156,14 @@ export class ShardEngine {
       staging.discard();
     }
     const layerIds = Array.from({ length: b - a }, (_, i) => a + i);
-    const kv = new KvCache(layerIds, cfg.numKvHeads, ctx, cfg.headDim);
+    const kv = new KvCache(layerIds, cfg.numKvHeads, ctx, cfg.headDim, cfg.slidingWindow);
     return new ShardEngine(cfg, [a, b], session, embedding, kv, vocab, stagedBytes);
   }
 
   /** Hidden states [n × hidden] for token ids (first stage only). */
   embed(tokens: Int32Array, into?: Float32Array): Float32Array {
     if (!this.embedding) throw new Error("embed() on a shard that is not the first stage");
-    return embedTokens(this.embedding, tokens, into);
+    return embedTokens(this.embedding, tokens, into, this.config.embeddingScale);
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { ModelConfig } from "../../models/types.js";
 import { GraphBuilder } from "../onnx/builder.js";
-import { emitLinear, rmsNorm } from "../graph/blocks.js";
+import { emitHead } from "../graph/decoder.js";
 import type { LinearWeight } from "../weights/linear.js";
 
 /**
@@ -13,10 +13,6 @@ import type { LinearWeight } from "../weights/linear.js";
 export function buildHeadGraph(cfg: ModelConfig, norm: Float32Array, lmHead: LinearWeight): GraphBuilder {
   const g = new GraphBuilder("tessera_tp_head");
   const x = g.input("hidden_in", "float32", [1, "S", cfg.hiddenSize]);
-  const idx = g.input("logits_index", "int64", ["N"]);
-  const sel = g.op("Gather", [x, idx], { axis: 1 });
-  const xn = rmsNorm(g, sel, norm, cfg.rmsNormEps, "output_norm");
-  g.node("Identity", [emitLinear(g, xn, lmHead, "output")], ["logits"]);
-  g.output("logits", "float32", [1, "N", lmHead.n]);
+  emitHead(g, cfg, x, norm, lmHead);
   return g;
 }

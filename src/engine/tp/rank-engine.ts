@@ -7,7 +7,7 @@ import { checkEngineConfig, loadCounter } from "../session/shard.js";
 import { KvCache } from "../session/kv-cache.js";
 import type { Device, LoadProgress } from "../types.js";
 import { embedTokens, type LinearWeight } from "../weights/linear.js";
-import { loadEmbedding, loadLayer } from "../weights/load.js";
+import { loadEmbedding, loadLayer, loadRopeFreqs } from "../weights/load.js";
 import { toLinearWeight, toVector } from "../weights/convert.js";
 import { buildHeadGraph } from "./head-graph.js";
 
@@ -31,6 +31,9 @@ interface LayerSessions {
   attn: SyncSession;
   mlp: SyncSession;
   layer: number;
+  /** Gemma's norms of the summed attention / MLP outputs, applied after the all-reduce. */
+  attnPostNorm?: Float32Array;
+  ffnPostNorm?: Float32Array;
 }
 
 /**
@@ -68,7 +71,7 @@ export class TpRankEngine {
     checkEngineConfig(cfg, source.path);
     if (device !== "cpu") resolveDevice(device); // a clear error before any weight is read
     const settings = { threads: o.threads ?? 1, device, spinning: false };
-    const graphOpts = { maxSeq: o.contextLength, ropeInterleaved: source.ropeInterleaved };
+    const graphOpts = { maxSeq: o.contextLength, ropeInterleaved: source.ropeInterleaved, ropeFreqFactors: await loadRopeFreqs(source) };
     const shape = { heads: o.slice.heads, kvHeads: o.slice.kvHeads };
     const sessions: LayerSessions[] = [];
     let head: SyncSession | undefined;
@@ -82,6 +85,8 @@ export class TpRankEngine {
           attn: SyncSession.create(a.toBytes(), a.blobs, settings),
           mlp: SyncSession.create(b.toBytes(), b.blobs, settings),
           layer: l,
+          ...(w.attnPostNorm ? { attnPostNorm: w.attnPostNorm } : {}),
+          ...(w.ffnPostNorm ? { ffnPostNorm: w.ffnPostNorm } : {}),
         });
         progress.layer(l);
       }
@@ -97,7 +102,7 @@ export class TpRankEngine {
         head = SyncSession.create(g.toBytes(), g.blobs, settings);
       }
       progress.session();
-      const kv = new KvCache(sessions.map((s) => s.layer), o.slice.kvHeads, o.contextLength, cfg.headDim);
+      const kv = new KvCache(sessions.map((s) => s.layer), o.slice.kvHeads, o.contextLength, cfg.headDim, cfg.slidingWindow);
       return new TpRankEngine(cfg, o.layers, sessions, embedding, head, vocab, kv);
     } catch (e) {
       for (const s of sessions) {
@@ -111,7 +116,7 @@ export class TpRankEngine {
 
   embed(tokens: Int32Array): Float32Array {
     if (!this.embedding) throw new Error("embed() on a rank without the embedding table");
-    return embedTokens(this.embedding, tokens);
+    return embedTokens(this.embedding, tokens, undefined, this.config.embeddingScale);
   }
 
   /**
@@ -131,9 +136,11 @@ export class TpRankEngine {
       this.kv.storeLayer(i, ra);
       const pa = ra.partial.data as Float32Array;
       await allReduce(pa);
+      if (s.attnPostNorm) rmsNormRows(pa, s.attnPostNorm, this.config.rmsNormEps);
       addInto(hidden, pa);
       const pb = s.mlp.run({ hidden_in: x }, { partial: n === 1 ? this.partial1 : null }).partial.data as Float32Array;
       await allReduce(pb);
+      if (s.ffnPostNorm) rmsNormRows(pb, s.ffnPostNorm, this.config.rmsNormEps);
       addInto(hidden, pb);
     }
     this.kv.advance(n);
@@ -163,6 +170,17 @@ export class TpRankEngine {
       s.mlp.dispose();
     }
     this.head?.dispose();
+  }
+}
+
+/** RMSNorm of each row of `x` (rows of weight.length) in place; every rank computes the same bits. */
+function rmsNormRows(x: Float32Array, weight: Float32Array, eps: number): void {
+  const H = weight.length;
+  for (let o = 0; o < x.length; o += H) {
+    let ss = 0;
+    for (let i = 0; i < H; i++) ss += x[o + i]! * x[o + i]!;
+    const inv = 1 / Math.sqrt(ss / H + eps);
+    for (let i = 0; i < H; i++) x[o + i] = x[o + i]! * inv * weight[i]!;
   }
 }
 

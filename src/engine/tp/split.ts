@@ -1,6 +1,7 @@
 import type { ModelConfig } from "../../models/types.js";
 import { TesseraError } from "../../errors.js";
 import type { TpSlice } from "../graph/slicing.js";
+import { expertSlices } from "./expert-split.js";
 
 /**
  * How one tensor-parallel group of `size` ranks divides a decoder layer, as evenly as the model
@@ -23,6 +24,8 @@ export interface SplitBlocks {
   attnOutput: number;
   /** Quantization block along ffn_down's input. */
   ffnDown: number;
+  /** Quantization block along ffn_down_exps' input (mixture of experts). */
+  expertDown?: number;
 }
 
 /** n items into k parts, the first n mod k one larger. */
@@ -73,11 +76,13 @@ function headRanges(cfg: ModelConfig, size: number): HeadRange[] {
 export function tpSplit(cfg: ModelConfig, size: number, blocks: SplitBlocks): TpSlice[] {
   if (!Number.isInteger(size) || size < 1) throw new TesseraError(`tensor-parallel group size must be an integer ≥ 1, got ${size}`);
   const D = cfg.headDim;
-  const F = cfg.intermediateSize;
   const heads = headRanges(cfg, size);
+  // A mixture-of-experts model has no dense MLP: its experts are sliced instead (expert-split.ts).
+  const experts = cfg.moe ? expertSlices(cfg, size, blocks.expertDown ?? 1) : undefined;
+  const F = cfg.moe ? 0 : cfg.intermediateSize;
   if (F % blocks.ffnDown !== 0) throw new TesseraError(`FFN size ${F} is not a whole number of quantization blocks (${blocks.ffnDown})`);
   const ffnBlocks = F / blocks.ffnDown;
-  if (ffnBlocks < size) {
+  if (!cfg.moe && ffnBlocks < size) {
     throw new TesseraError(`FFN size ${F} has only ${ffnBlocks} quantization blocks of ${blocks.ffnDown}, fewer than ${size} ranks`);
   }
   const ffn = starts(evenSplit(ffnBlocks, size)).map((b) => b * blocks.ffnDown);
@@ -99,6 +104,7 @@ export function tpSplit(cfg: ModelConfig, size: number, blocks: SplitBlocks): Tp
       oCols: [h.q0 * D, h.q1 * D],
       ffnRows: [ffn[rank]!, ffn[rank + 1]!],
       downCols: [ffn[rank]!, ffn[rank + 1]!],
+      ...experts?.[rank],
     };
   });
 }

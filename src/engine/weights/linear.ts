@@ -47,15 +47,16 @@ export function weightBytes(w: LinearWeight): number {
 }
 
 /**
- * The embedding rows of `tokens`, one after another ([n × k]), into `out` when given. The table
- * stays at its stored size: one row is dequantized per token.
+ * The embedding rows of `tokens`, one after another ([n × k]), into `out` when given, times `scale`
+ * when given (Gemma). The table stays at its stored size: one row is dequantized per token.
  */
-export function embedTokens(table: LinearWeight, tokens: Int32Array, out: Float32Array = new Float32Array(tokens.length * table.k)): Float32Array {
+export function embedTokens(table: LinearWeight, tokens: Int32Array, out: Float32Array = new Float32Array(tokens.length * table.k), scale?: number): Float32Array {
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
     if (!(t >= 0 && t < table.n)) throw new TesseraError(`token id ${t} is outside the vocabulary (${table.n})`);
     dequantizeRow(table, t, out, i * table.k);
   }
+  if (scale !== undefined) for (let i = 0; i < tokens.length * table.k; i++) out[i]! *= scale;
   return out;
 }
 

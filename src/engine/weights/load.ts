@@ -1,10 +1,16 @@
 import type { ModelSource, TensorInfo, TensorSlice } from "../../models/types.js";
 import { TesseraError } from "../../errors.js";
+import { archOf } from "../../models/arch/registry.js";
+import type { LayerRole, WeightRef } from "../../models/arch/types.js";
 import type { TpSlice } from "../graph/slicing.js";
 import { toLinearWeight, toVector } from "./convert.js";
 import type { LinearWeight } from "./linear.js";
 
-/** The weights of one decoder layer (or of one tensor-parallel rank's slice of it), converted. */
+/**
+ * The weights of one decoder layer (or of one tensor-parallel rank's slice of it), converted. Which
+ * are present follows the architecture (arch/ layouts): biases, q/k norms and post norms when the
+ * model has them; a dense gated MLP (gate/up/down) or a mixture of experts (moe).
+ */
 export interface LayerWeights {
   attnNorm: Float32Array;
   ffnNorm: Float32Array;
@@ -12,14 +18,24 @@ export interface LayerWeights {
   k: LinearWeight;
   v: LinearWeight;
   o: LinearWeight;
-  gate: LinearWeight;
-  up: LinearWeight;
-  down: LinearWeight;
+  gate?: LinearWeight;
+  up?: LinearWeight;
+  down?: LinearWeight;
+  moe?: MoeWeights;
   qBias?: Float32Array;
   kBias?: Float32Array;
   vBias?: Float32Array;
   qNorm?: Float32Array;
   kNorm?: Float32Array;
+  /** Gemma's norms of the attention and MLP outputs before they join the residual stream. */
+  attnPostNorm?: Float32Array;
+  ffnPostNorm?: Float32Array;
+}
+
+/** A mixture-of-experts MLP: the router (all experts' scores) and each expert's gate/up/down (or this rank's slice of each). */
+export interface MoeWeights {
+  router: LinearWeight;
+  experts: { gate: LinearWeight; up: LinearWeight; down: LinearWeight }[];
 }
 
 async function linear(src: ModelSource, name: string, slice?: TensorSlice): Promise<LinearWeight> {
@@ -33,33 +49,74 @@ async function vector(src: ModelSource, name: string, range?: [number, number]):
   return range ? v.slice(range[0], range[1]) : v;
 }
 
-/** Reads layer `l`; with a slice of size > 1, only that rank's rows/columns. */
+/**
+ * Reads layer `l`; with a slice of size > 1, only that rank's rows/columns. Weights are found through
+ * the architecture's layout, so a weight stored as rows of a fused tensor reads just those rows.
+ */
 export async function loadLayer(src: ModelSource, l: number, slice?: TpSlice): Promise<LayerWeights> {
   const cfg = src.config;
-  const p = `blk.${l}.`;
+  const { weights } = archOf(cfg).layer(cfg, l);
   const split = slice && slice.size > 1 ? slice : undefined;
-  const rows = (r: [number, number]): TensorSlice | undefined => (split ? { rows: r } : undefined);
-  const cols = (c: [number, number]): TensorSlice | undefined => (split ? { cols: c } : undefined);
-  const w: LayerWeights = {
-    attnNorm: await vector(src, p + "attn_norm.weight"),
-    ffnNorm: await vector(src, p + "ffn_norm.weight"),
-    q: await linear(src, p + "attn_q.weight", split && rows(split.qRows)),
-    k: await linear(src, p + "attn_k.weight", split && rows(split.kvRows)),
-    v: await linear(src, p + "attn_v.weight", split && rows(split.kvRows)),
-    o: await linear(src, p + "attn_output.weight", split && cols(split.oCols)),
-    gate: await linear(src, p + "ffn_gate.weight", split && rows(split.ffnRows)),
-    up: await linear(src, p + "ffn_up.weight", split && rows(split.ffnRows)),
-    down: await linear(src, p + "ffn_down.weight", split && cols(split.downCols)),
+  const ref = (role: LayerRole): WeightRef => {
+    const r = weights[role];
+    if (!r) throw new Error(`${cfg.architecture} layer ${l} has no ${role}`);
+    return r;
   };
-  if (cfg.qkvBias) {
-    w.qBias = await vector(src, p + "attn_q.bias", split?.qRows);
-    w.kBias = await vector(src, p + "attn_k.bias", split?.kvRows);
-    w.vBias = await vector(src, p + "attn_v.bias", split?.kvRows);
+  /** Rows [a, b) of the logical weight (all when no range), expert `expert` of a 3-D tensor. */
+  const rowsOf = (role: LayerRole, range?: [number, number], cols?: [number, number], expert?: number): Promise<LinearWeight> => {
+    const r = ref(role);
+    const info = src.info(r.tensor);
+    const stored = info ? (info.shape.length === 3 ? info.shape[1]! : info.shape[0]!) : r.rows;
+    const [a, b] = range ?? [0, r.rows];
+    const s: TensorSlice = {};
+    if (expert !== undefined) s.expert = expert;
+    if (a !== 0 || b !== stored || r.rowOffset !== 0) s.rows = [r.rowOffset + a, r.rowOffset + b];
+    if (cols) s.cols = cols;
+    return linear(src, r.tensor, s);
+  };
+  const vec = (role: LayerRole, range?: [number, number]) => {
+    const r = ref(role);
+    return vector(src, r.tensor, range);
+  };
+  const has = (role: LayerRole) => weights[role] !== undefined;
+  const w: LayerWeights = {
+    attnNorm: await vec("attnNorm"),
+    ffnNorm: await vec("ffnNorm"),
+    q: await rowsOf("q", split?.qRows),
+    k: await rowsOf("k", split?.kvRows),
+    v: await rowsOf("v", split?.kvRows),
+    o: await rowsOf("o", undefined, split?.oCols),
+  };
+  if (has("gate")) {
+    w.gate = await rowsOf("gate", split?.ffnRows);
+    w.up = await rowsOf("up", split?.ffnRows);
+    w.down = await rowsOf("down", undefined, split?.downCols);
   }
-  if (cfg.qkNorm) {
-    w.qNorm = await vector(src, p + "attn_q_norm.weight");
-    w.kNorm = await vector(src, p + "attn_k_norm.weight");
+  if (has("router")) {
+    const m = cfg.moe!;
+    const rows = split?.expertRows;
+    const cols = split?.expertCols;
+    const experts: MoeWeights["experts"] = [];
+    for (let e = 0; e < m.numExperts; e++) {
+      experts.push({
+        gate: await rowsOf("gateExps", rows, undefined, e),
+        up: await rowsOf("upExps", rows, undefined, e),
+        down: await rowsOf("downExps", undefined, cols, e),
+      });
+    }
+    w.moe = { router: await rowsOf("router"), experts };
   }
+  if (has("qBias")) {
+    w.qBias = await vec("qBias", split?.qRows);
+    w.kBias = await vec("kBias", split?.kvRows);
+    w.vBias = await vec("vBias", split?.kvRows);
+  }
+  if (has("qNorm")) {
+    w.qNorm = await vec("qNorm");
+    w.kNorm = await vec("kNorm");
+  }
+  if (has("attnPostNorm")) w.attnPostNorm = await vec("attnPostNorm");
+  if (has("ffnPostNorm")) w.ffnPostNorm = await vec("ffnPostNorm");
   return w;
 }
 

@@ -1,35 +1,17 @@
 import { TesseraError } from "../../errors.js";
+import { archOf } from "../arch/registry.js";
 import type { ModelConfig, TensorInfo } from "../types.js";
 
 /** The shape every canonical tensor must have under `config` (row-major, [out, in] for linears). */
 export function expectedShapes(c: ModelConfig): Map<string, number[]> {
-  const q = c.numHeads * c.headDim;
-  const kv = c.numKvHeads * c.headDim;
   const m = new Map<string, number[]>([
     ["token_embd.weight", [c.vocabSize, c.hiddenSize]],
     ["output_norm.weight", [c.hiddenSize]],
   ]);
   if (!c.tiedEmbeddings) m.set("output.weight", [c.vocabSize, c.hiddenSize]);
+  const arch = archOf(c);
   for (let l = 0; l < c.numLayers; l++) {
-    const b = `blk.${l}.`;
-    m.set(`${b}attn_norm.weight`, [c.hiddenSize]);
-    m.set(`${b}attn_q.weight`, [q, c.hiddenSize]);
-    m.set(`${b}attn_k.weight`, [kv, c.hiddenSize]);
-    m.set(`${b}attn_v.weight`, [kv, c.hiddenSize]);
-    m.set(`${b}attn_output.weight`, [c.hiddenSize, q]);
-    m.set(`${b}ffn_norm.weight`, [c.hiddenSize]);
-    m.set(`${b}ffn_gate.weight`, [c.intermediateSize, c.hiddenSize]);
-    m.set(`${b}ffn_up.weight`, [c.intermediateSize, c.hiddenSize]);
-    m.set(`${b}ffn_down.weight`, [c.hiddenSize, c.intermediateSize]);
-    if (c.qkNorm) {
-      m.set(`${b}attn_q_norm.weight`, [c.headDim]);
-      m.set(`${b}attn_k_norm.weight`, [c.headDim]);
-    }
-    if (c.qkvBias) {
-      m.set(`${b}attn_q.bias`, [q]);
-      m.set(`${b}attn_k.bias`, [kv]);
-      m.set(`${b}attn_v.bias`, [kv]);
-    }
+    for (const t of arch.layer(c, l).tensors) m.set(t.name, t.shape);
   }
   return m;
 }

@@ -1,3 +1,4 @@
+import { archOf } from "../arch/registry.js";
 import { configFromGguf } from "../config.js";
 import { GgufFile, type GgufTensorInfo } from "../gguf/reader.js";
 import { LAYOUTS } from "../quant/types.js";
@@ -22,8 +23,7 @@ export class GgufSource implements ModelSource {
   ) {
     this.infos = gguf.tensors.map(toInfo);
     this.byName = new Map(this.infos.map((t) => [t.name, t]));
-    // llama.cpp's converter permutes q/k rows for interleaved rope only for arch llama.
-    this.ropeInterleaved = config.architecture === "llama";
+    this.ropeInterleaved = archOf(config).ggufRopeInterleaved;
   }
 
   get path(): string {

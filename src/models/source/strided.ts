@@ -32,6 +32,7 @@ function checkRange(r: [number, number] | undefined, dim: number, what: string, 
  * start and end on block boundaries (or at the end of the row).
  */
 export function sliceToStrided(name: string, type: TensorType, shape: number[], slice: TensorSlice = {}): StridedRange {
+  if (slice.expert !== undefined) return expertToStrided(name, type, shape, slice);
   const { blockSize, bytesPerBlock } = LAYOUTS[type];
   const inner = shape.length === 0 ? 1 : shape[shape.length - 1]!;
   const lineBytes = (inner / blockSize) * bytesPerBlock;
@@ -57,6 +58,17 @@ export function sliceToStrided(name: string, type: TensorType, shape: number[], 
     colOffset: (c0 / blockSize) * bytesPerBlock,
     colBytes: (Math.ceil(c1 / blockSize) - c0 / blockSize) * bytesPerBlock,
   };
+}
+
+/** One expert's matrix of a 3-D [experts, rows, cols] tensor, seen as the 2-D [experts·rows, cols] it is stored as. */
+function expertToStrided(name: string, type: TensorType, shape: number[], slice: TensorSlice): StridedRange {
+  const e = slice.expert!;
+  if (shape.length !== 3) throw new TesseraError(`an expert slice needs a 3-D tensor, got shape [${shape.join(", ")}]`, name);
+  const [E, R, C] = shape as [number, number, number];
+  if (!Number.isInteger(e) || e < 0 || e >= E) throw new TesseraError(`expert ${e} is not inside [0, ${E})`, name);
+  const [r0, r1] = checkRange(slice.rows, R, "row", name);
+  const r = sliceToStrided(name, type, [E * R, C], { rows: [e * R + r0, e * R + r1], ...(slice.cols ? { cols: slice.cols } : {}) });
+  return { ...r, shape: [r1 - r0, r.shape[1]!] };
 }
 
 /** Segments at least this long are read straight into place; shorter ones go through a scratch buffer. */

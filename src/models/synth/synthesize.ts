@@ -5,9 +5,10 @@ import { writeGguf, type GgufValue } from "../gguf/index.js";
 import { quantize } from "../quant/index.js";
 import { LAYOUTS, byteSize } from "../quant/types.js";
 import { quantizeMlx, writeSafetensors, writeShardedSafetensors, type SafetensorsTensorToWrite } from "../safetensors/index.js";
-import type { Architecture, ModelConfig, TensorType } from "../types.js";
+import { archOf } from "../arch/registry.js";
+import type { ModelConfig, TensorType } from "../types.js";
 import { hfConfigJson, hfName } from "./layout.js";
-import { PRESETS, isPreset, presetConfig, type PresetName } from "./presets.js";
+import { ARCHITECTURES, PRESETS, isPreset, isSynthArch, presetConfig, type PresetName, type SynthArch } from "./presets.js";
 import { isPowerOfTwo, permuteForInterleavedRope, recall, remember, synthWeights, type SynthTensorSpec } from "./weights.js";
 import { qwen3GgufVocab, qwen3TokenizerFiles, spmGgufVocab, type GgufVocabEntries } from "./vocab.js";
 
@@ -20,7 +21,7 @@ export const QUANTS: readonly SynthQuant[] = ["f32", "f16", "bf16", "q8_0", "q4_
 export const VOCABS: readonly SynthVocab[] = ["qwen3", "spm"];
 
 export interface SynthOptions {
-  arch: Architecture;
+  arch: SynthArch;
   preset: PresetName;
   format: SynthFormat;
   quant?: SynthQuant;
@@ -53,7 +54,7 @@ const FILE_TYPES: Partial<Record<SynthQuant, number>> = { f32: 0, f16: 1, q4_0: 
 
 /** Checks the option combination and fills defaults; every problem is a TesseraError naming the flag. */
 export function resolveOptions(o: SynthOptions): Required<Omit<SynthOptions, "onProgress">> & Pick<SynthOptions, "onProgress"> {
-  if (!(["llama", "qwen2", "qwen3"] as string[]).includes(o.arch)) throw new TesseraError(`--arch must be llama, qwen2 or qwen3, got '${o.arch}'`);
+  if (!isSynthArch(o.arch)) throw new TesseraError(`--arch must be one of ${ARCHITECTURES.join(", ")}, got '${o.arch}'`);
   if (!isPreset(o.preset)) throw new TesseraError(`--preset must be ${Object.keys(PRESETS).join(", ")}, got '${o.preset}'`);
   if (!FORMATS.includes(o.format)) throw new TesseraError(`--format must be ${FORMATS.join(", ")}, got '${o.format}'`);
   const quant = o.quant ?? (o.format === "mlx" ? "mlx4" : "f16");
@@ -104,8 +105,13 @@ function encodeTensor(spec: SynthTensorSpec, type: TensorType, permute?: { heads
   return bytes;
 }
 
+/** The spec with `delta` added to every value (vectors). */
+function shifted(spec: SynthTensorSpec, delta: number): SynthTensorSpec {
+  return { name: spec.name, shape: spec.shape, rows: (r0, r1) => spec.rows(r0, r1).map((v) => v + delta) };
+}
+
 function encodeTensorValues(spec: SynthTensorSpec, type: TensorType, permute?: { heads: number; headDim: number }): Uint8Array {
-  const rows = spec.shape.length === 1 ? 1 : spec.shape[0]!;
+  const rows = spec.shape.length === 1 ? 1 : spec.shape.slice(0, -1).reduce((a, b) => a * b, 1);
   const cols = spec.shape.at(-1)!;
   if (spec.shape.length === 1) return quantize(type, spec.rows(0, 1));
   if (permute) return quantize(type, permuteForInterleavedRope(spec.rows(0, rows), permute.heads, permute.headDim, cols));
@@ -144,10 +150,13 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
 async function writeGgufModel(o: ReturnType<typeof resolveOptions>, cfg: ModelConfig, specs: SynthTensorSpec[]): Promise<number> {
   const want = GGUF_TYPES[o.quant]!;
   const vocab = ggufVocab(o.vocab, o.preset);
-  const a = cfg.architecture;
+  const arch = archOf(cfg);
+  const a = arch.gguf;
   const meta: [string, GgufValue][] = [
     ["general.architecture", { type: "string", value: a }],
-    ["general.name", { type: "string", value: `tessera-synth-${a}-${o.preset}` }],
+    // not the architecture's name: llama.cpp adjusts the vocabulary of models *named* like Phi-3
+    ["general.name", { type: "string", value: `tessera-synth-${o.preset}` }],
+    ["tessera.synth.arch", { type: "string", value: o.arch }],
     ["general.alignment", { type: "u32", value: 32 }],
     ["general.file_type", { type: "u32", value: FILE_TYPES[o.quant]! }],
     ["general.quantization_version", { type: "u32", value: 2 }],
@@ -163,18 +172,21 @@ async function writeGgufModel(o: ReturnType<typeof resolveOptions>, cfg: ModelCo
     [`${a}.rope.freq_base`, { type: "f32", value: cfg.ropeTheta }],
     [`${a}.vocab_size`, { type: "u32", value: cfg.vocabSize }],
   ];
-  if (a === "qwen3") {
-    meta.push([`${a}.attention.key_length`, { type: "u32", value: cfg.headDim }]);
-    meta.push([`${a}.attention.value_length`, { type: "u32", value: cfg.headDim }]);
+  if (cfg.ropeScaling?.kind === "linear") {
+    meta.push([`${a}.rope.scaling.type`, { type: "string", value: "linear" }]);
+    meta.push([`${a}.rope.scaling.factor`, { type: "f32", value: cfg.ropeScaling.factor }]);
   }
+  meta.push(...(arch.ggufExtraMeta?.(cfg) ?? []));
   for (const [k, v] of vocab.entries) meta.push([k, ggufValue(k, v)]);
 
   const tensors = specs.map((spec) => {
-    const isMatrix = spec.shape.length === 2;
-    const type: TensorType = isMatrix ? matrixType(want, spec.shape[1]!) : "F32";
+    const isMatrix = spec.shape.length >= 2;
+    // llama.cpp never quantizes a mixture-of-experts router (ffn_gate_inp): it stays F32.
+    const type: TensorType = !isMatrix || /ffn_gate_inp\.weight$/.test(spec.name) ? "F32" : matrixType(want, spec.shape.at(-1)!);
+    const interleaved = arch.ggufRopeInterleaved && !o.skipRopePermutation;
     const permute =
-      o.skipRopePermutation ? undefined : a === "llama" && /attn_q\.weight$/.test(spec.name) ? { heads: cfg.numHeads, headDim: cfg.headDim }
-      : a === "llama" && /attn_k\.weight$/.test(spec.name) ? { heads: cfg.numKvHeads, headDim: cfg.headDim }
+      interleaved && /attn_q\.weight$/.test(spec.name) ? { heads: cfg.numHeads, headDim: cfg.headDim }
+      : interleaved && /attn_k\.weight$/.test(spec.name) ? { heads: cfg.numKvHeads, headDim: cfg.headDim }
       : undefined;
     return { spec, type, permute, bytes: byteSize(type, spec.shape.reduce((x, y) => x * y, 1))! };
   });
@@ -226,38 +238,58 @@ async function writeHfModel(o: ReturnType<typeof resolveOptions>, cfg: ModelConf
     done += n;
     o.onProgress?.(done, total, name);
   };
-  for (const spec of specs) {
-    const name = hfName(spec.name);
-    const rows = spec.shape[0]!;
-    const cols = spec.shape.at(-1)!;
-    if (mlxBits && spec.shape.length === 2 && cols % groupSize === 0) {
-      // One quantization per tensor, shared by its three stored parts.
-      let q: ReturnType<typeof quantizeMlx> | undefined;
-      const get = () => (q ??= quantizeMlx(spec.rows(0, rows), rows, cols, mlxBits, groupSize, dense === "F32" ? "F32" : dense));
-      const base = name.replace(/\.weight$/, "");
-      const scaleBytes = (rows * cols) / groupSize * (dense === "F32" ? 4 : 2);
-      total += (rows * cols * mlxBits) / 8 + 2 * scaleBytes;
-      files.push({ name, dtype: "U32", shape: [rows, (cols * mlxBits) / 32], data: () => { const w = get().weight; progress(w.length, name); return w; } });
-      files.push({ name: base + ".scales", dtype: dense, shape: [rows, cols / groupSize], data: () => { const s = get().scales; progress(s.length, name); return s; } });
-      files.push({
-        name: base + ".biases", dtype: dense, shape: [rows, cols / groupSize],
-        data: () => { const b = get().biases; q = undefined; progress(b.length, name); return b; },
-      });
-      continue;
-    }
+  const arch = archOf(cfg);
+  const overrides: Record<string, unknown> = {};
+  /** MLX packed values + scales + biases of `rows` × `cols` values, stored under `shape` (outer dims) × packed columns. */
+  const pushMlx = (name: string, values: () => Float32Array, rows: number, cols: number, bits: 4 | 8, outer: number[]) => {
+    let q: ReturnType<typeof quantizeMlx> | undefined;
+    const get = () => (q ??= quantizeMlx(values(), rows, cols, bits, groupSize, dense === "F32" ? "F32" : dense));
+    const base = name.replace(/\.weight$/, "");
+    const scaleBytes = ((rows * cols) / groupSize) * (dense === "F32" ? 4 : 2);
+    total += (rows * cols * bits) / 8 + 2 * scaleBytes;
+    files.push({ name, dtype: "U32", shape: [...outer, (cols * bits) / 32], data: () => { const w = get().weight; progress(w.length, name); return w; } });
+    files.push({ name: base + ".scales", dtype: dense, shape: [...outer, cols / groupSize], data: () => { const s = get().scales; progress(s.length, name); return s; } });
+    files.push({
+      name: base + ".biases", dtype: dense, shape: [...outer, cols / groupSize],
+      data: () => { const b = get().biases; q = undefined; progress(b.length, name); return b; },
+    });
+  };
+  const pushDense = (name: string, spec: SynthTensorSpec) => {
     const n = spec.shape.reduce((x, y) => x * y, 1);
     total += byteSize(dense, n)!;
-    files.push({
-      name, dtype: dense, shape: spec.shape,
-      data: () => { const b = encodeTensor(spec, dense); progress(b.length, name); return b; },
-    });
+    files.push({ name, dtype: dense, shape: spec.shape, data: () => { const b = encodeTensor(spec, dense); progress(b.length, name); return b; } });
+  };
+  for (const raw of specs) {
+    // Gemma's HF norms store w for a (1 + w) multiplier; the canonical values are the multiplier.
+    const spec = arch.hfNormOffset && /_norm\.weight$/.test(raw.name) ? shifted(raw, -arch.hfNormOffset) : raw;
+    const cols = spec.shape.at(-1)!;
+    if (spec.shape.length === 3) {
+      const [E, R] = spec.shape as [number, number, number];
+      if (mlxBits && cols % groupSize === 0) {
+        pushMlx(hfName(spec.name, cfg), () => spec.rows(0, E * R), E * R, cols, mlxBits, [E, R]);
+      } else {
+        // transformers checkpoints: one tensor per expert
+        for (let e = 0; e < E; e++) pushDense(hfName(spec.name, cfg, e), { name: `${spec.name}#${e}`, shape: [R, cols], rows: (r0, r1) => spec.rows(e * R + r0, e * R + r1) });
+      }
+      continue;
+    }
+    const name = hfName(spec.name, cfg);
+    const rows = spec.shape[0]!;
+    if (mlxBits && spec.shape.length === 2 && cols % groupSize === 0) {
+      // mlx-lm keeps mixture-of-experts routers at 8 bits
+      const router = /ffn_gate_inp\.weight$/.test(spec.name);
+      if (router && mlxBits !== 8) overrides[name.replace(/\.weight$/, "")] = { group_size: groupSize, bits: 8 };
+      pushMlx(name, () => spec.rows(0, rows), rows, cols, router ? 8 : mlxBits, [rows]);
+      continue;
+    }
+    pushDense(name, spec);
   }
   const tok = qwen3TokenizerFiles();
   const vocab = qwen3GgufVocab();
   const extra: Record<string, unknown> = {};
   if (mlxBits) {
-    extra.quantization = { group_size: groupSize, bits: mlxBits };
-    extra.quantization_config = { group_size: groupSize, bits: mlxBits };
+    extra.quantization = { group_size: groupSize, bits: mlxBits, ...overrides };
+    extra.quantization_config = { group_size: groupSize, bits: mlxBits, ...overrides };
   }
   const config = hfConfigJson(cfg, dtypeName, { bos: vocab.bosId, eos: vocab.eosId }, extra);
   await replaceWithTemp(o.out, async (tmp) => {

@@ -1,4 +1,8 @@
+import { layerRope } from "../arch/features.js";
+import { archOf } from "../arch/registry.js";
+import type { LayerRole } from "../arch/types.js";
 import type { ModelConfig } from "../types.js";
+import { packLayer } from "./pack.js";
 import { Rng } from "./rng.js";
 
 /**
@@ -33,6 +37,12 @@ const OTHER_ROW_STD = 0.3;
 const COPY_GAIN = 3.5;
 const LATER_COPY_GAIN = 0.2;
 const FFN_GAIN = 0.3;
+/** Gemma's post norms: layer 0's attention output ≈ 2.4·code (as V·O gives the others), later ones weak. */
+const POST_COPY_GAIN = 2.4;
+const POST_LATER_GAIN = 0.15;
+const POST_FFN_GAIN = 0.3;
+/** Router scores spread (std, in logits) so the chosen experts are clear-cut. */
+const ROUTER_STD = 8;
 const BIAS_STD = 0.1;
 const NORM_NOISE = 0.05;
 const QK_NOISE = 0.1;
@@ -46,9 +56,9 @@ const POS_COS_GAP = 0.48;
 export interface SynthTensorSpec {
   /** Canonical (GGUF) name. */
   name: string;
-  /** Row-major [out, in] for matrices, [n] for vectors. */
+  /** Row-major [out, in] for matrices, [experts, out, in] for experts, [n] for vectors. */
   shape: number[];
-  /** Values of rows [r0, r1) of a matrix; a vector returns all its values whatever the range. */
+  /** Values of rows [r0, r1) of a matrix (rows of all experts in turn for experts); a vector returns all its values whatever the range. */
   rows(r0: number, r1: number): Float32Array;
   /** Set on the vocabulary-sized tensors: equal keys mean equal values, so encodings can be reused. */
   cacheKey?: string;
@@ -156,7 +166,7 @@ export function synthWeights(cfg: ModelConfig, seed: number, repRange: RepRange)
 
   const perRow = (name: string, cols: number, row: (rng: Rng, r: number, out: Float32Array) => void) =>
     (r0: number, r1: number) => {
-      const key = `${name}|${seed}|${cfg.vocabSize}|${d}|${cfg.numKvHeads * hd}|${repRange.lo}-${repRange.hi}|${r0}-${r1}`;
+      const key = `${name}|${seed}|${cfg.vocabSize}|${d}|${cfg.numKvHeads * hd}|${repRange.lo}-${repRange.hi}|${embedScale}|${r0}-${r1}`;
       const hit = bigChunks.get(key);
       if (hit instanceof Float32Array) return hit;
       const out = new Float32Array((r1 - r0) * cols);
@@ -175,7 +185,10 @@ export function synthWeights(cfg: ModelConfig, seed: number, repRange: RepRange)
   });
 
   const tensors: SynthTensorSpec[] = [];
-  const bigKey = (name: string) => `${name}|${seed}|${cfg.vocabSize}|${d}|${cfg.numKvHeads * hd}|${repRange.lo}-${repRange.hi}`;
+  const arch = archOf(cfg);
+  // Gemma multiplies embeddings by √hidden: store them divided, so the residual stream starts alike.
+  const embedScale = cfg.embeddingScale ?? 1;
+  const bigKey = (name: string) => `${name}|${seed}|${cfg.vocabSize}|${d}|${cfg.numKvHeads * hd}|${repRange.lo}-${repRange.hi}|${embedScale}`;
   tensors.push({
     name: "token_embd.weight",
     cacheKey: bigKey("token_embd.weight"),
@@ -183,15 +196,17 @@ export function synthWeights(cfg: ModelConfig, seed: number, repRange: RepRange)
     rows: perRow("token_embd.weight", d, (rng, t, out) => {
       const s = st();
       const k = s.codeOf[t]!;
-      for (let i = 0; i < d; i++) out[i] = code(s, k, i) + code(s, d - 1, i) + EMBED_NOISE * rng.normal();
+      for (let i = 0; i < d; i++) out[i] = (code(s, k, i) + code(s, d - 1, i) + EMBED_NOISE * rng.normal()) / embedScale;
     }),
   });
 
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `blk.${l}.`;
-    tensors.push(vector(p + "attn_norm.weight", d, NORM_NOISE, 1));
+    const layout = arch.layer(cfg, l);
+    const roles: Partial<Record<LayerRole, SynthTensorSpec>> = {};
+    roles.attnNorm = vector(p + "attn_norm.weight", d, NORM_NOISE, 1);
     if (l === 0) {
-      const pos = positionalQk(cfg);
+      const pos = positionalQk(cfg, layerRope(cfg, 0).ropeTheta);
       // Weights read the b direction (code d−1, which the normalized input carries with weight ≈ 0.7).
       const fromB = (name: string, heads: number, constant: (j: number) => number): SynthTensorSpec => ({
         name,
@@ -201,11 +216,11 @@ export function synthWeights(cfg: ModelConfig, seed: number, repRange: RepRange)
           for (let i = 0; i < d; i++) out[i] = (c * code(st(), d - 1, i)) / d + (QK_NOISE / Math.sqrt(d)) * rng.normal();
         }),
       });
-      tensors.push(fromB(p + "attn_q.weight", cfg.numHeads, pos.q));
-      tensors.push(fromB(p + "attn_k.weight", cfg.numKvHeads, pos.k));
+      roles.q = fromB(p + "attn_q.weight", cfg.numHeads, pos.q);
+      roles.k = fromB(p + "attn_k.weight", cfg.numKvHeads, pos.k);
     } else {
-      tensors.push(gaussian(p + "attn_q.weight", [qRows, d], 1 / Math.sqrt(d)));
-      tensors.push(gaussian(p + "attn_k.weight", [kvRows, d], 1 / Math.sqrt(d)));
+      roles.q = gaussian(p + "attn_q.weight", [qRows, d], 1 / Math.sqrt(d));
+      roles.k = gaussian(p + "attn_k.weight", [kvRows, d], 1 / Math.sqrt(d));
     }
     // Layer 0: v_proj row r reads code r (unit norm), so V·O below copies code space exactly; later
     // layers: random rows with nothing along b.
@@ -226,9 +241,9 @@ export function synthWeights(cfg: ModelConfig, seed: number, repRange: RepRange)
         for (let i = 0; i < d; i++) out[i] = out[i]! - (along / d) * code(st(), d - 1, i);
       }),
     };
-    tensors.push(v);
-    if (cfg.qkvBias) {
-      const pos = positionalQk(cfg);
+    roles.v = v;
+    if (layout.weights.qBias) {
+      const pos = positionalQk(cfg, layerRope(cfg, 0).ropeTheta);
       const withPattern = (name: string, n: number, f: (j: number) => number): SynthTensorSpec => ({
         name,
         shape: [n],
@@ -238,25 +253,25 @@ export function synthWeights(cfg: ModelConfig, seed: number, repRange: RepRange)
           return out;
         },
       });
-      tensors.push(withPattern(p + "attn_q.bias", qRows, pos.q));
-      tensors.push(withPattern(p + "attn_k.bias", kvRows, pos.k));
-      tensors.push(vector(p + "attn_v.bias", kvRows, BIAS_STD, 0));
+      roles.qBias = withPattern(p + "attn_q.bias", qRows, pos.q);
+      roles.kBias = withPattern(p + "attn_k.bias", kvRows, pos.k);
+      roles.vBias = vector(p + "attn_v.bias", kvRows, BIAS_STD, 0);
     }
-    if (cfg.qkNorm) {
+    if (layout.weights.qNorm) {
       const normWeights = (name: string): SynthTensorSpec => ({
         name,
         shape: [hd],
         rows: () => {
           const out = new Rng(seed, name).fillNormal(new Float32Array(hd), NORM_NOISE, 1);
           if (l === 0) {
-            const w = positionalQk(cfg).normWeight;
+            const w = positionalQk(cfg, layerRope(cfg, 0).ropeTheta).normWeight;
             for (const j of positionalDims(hd)) out[j] = out[j]! * w;
           }
           return out;
         },
       });
-      tensors.push(normWeights(p + "attn_q_norm.weight"));
-      tensors.push(normWeights(p + "attn_k_norm.weight"));
+      roles.qNorm = normWeights(p + "attn_q_norm.weight");
+      roles.kNorm = normWeights(p + "attn_k_norm.weight");
     }
     // o_proj[i, h*hd + c] = f · v_proj[g(h)*hd + c, i]. Layer 0: VᵀV is the projection on code space,
     // so f = gain / group makes V·O = gain on codes. Later layers: VᵀV ≈ (kvRows/d)·I.
@@ -264,7 +279,7 @@ export function synthWeights(cfg: ModelConfig, seed: number, repRange: RepRange)
     const group = cfg.numHeads / cfg.numKvHeads;
     const factor = l === 0 ? gain / group : gain / (group * (kvRows / d));
     let vAll: Float32Array | undefined;
-    tensors.push({
+    roles.o = {
       name: p + "attn_output.weight",
       shape: [d, qRows],
       rows: (r0, r1) => {
@@ -278,11 +293,27 @@ export function synthWeights(cfg: ModelConfig, seed: number, repRange: RepRange)
         }
         return out;
       },
-    });
-    tensors.push(vector(p + "ffn_norm.weight", d, NORM_NOISE, 1));
-    tensors.push(gaussian(p + "ffn_gate.weight", [ff, d], 1 / Math.sqrt(d)));
-    tensors.push(gaussian(p + "ffn_up.weight", [ff, d], 1 / Math.sqrt(d)));
-    tensors.push(gaussian(p + "ffn_down.weight", [d, ff], (2 * FFN_GAIN) / Math.sqrt(ff)));
+    };
+    // Gemma normalizes the attention and MLP outputs before the residual add: these norms' weights
+    // set the outputs' sizes to what the other families get from the projections alone.
+    if (layout.weights.attnPostNorm) {
+      const gain = l === 0 ? POST_COPY_GAIN : POST_LATER_GAIN;
+      roles.attnPostNorm = vector(p + "post_attention_norm.weight", d, NORM_NOISE * gain, gain);
+    }
+    roles.ffnNorm = vector(p + "ffn_norm.weight", d, NORM_NOISE, 1);
+    if (cfg.moe) {
+      const { numExperts: E, expertFfnSize: fe } = cfg.moe;
+      roles.router = gaussian(p + "ffn_gate_inp.weight", [E, d], ROUTER_STD / Math.sqrt(d));
+      roles.gateExps = gaussian(p + "ffn_gate_exps.weight", [E, fe, d], 1 / Math.sqrt(d));
+      roles.upExps = gaussian(p + "ffn_up_exps.weight", [E, fe, d], 1 / Math.sqrt(d));
+      roles.downExps = gaussian(p + "ffn_down_exps.weight", [E, d, fe], (2 * FFN_GAIN) / Math.sqrt(fe));
+    } else {
+      roles.gate = gaussian(p + "ffn_gate.weight", [ff, d], 1 / Math.sqrt(d));
+      roles.up = gaussian(p + "ffn_up.weight", [ff, d], 1 / Math.sqrt(d));
+      roles.down = gaussian(p + "ffn_down.weight", [d, ff], (2 * FFN_GAIN) / Math.sqrt(ff));
+    }
+    if (layout.weights.ffnPostNorm) roles.ffnPostNorm = vector(p + "post_ffw_norm.weight", d, NORM_NOISE * POST_FFN_GAIN, POST_FFN_GAIN);
+    tensors.push(...packLayer(layout, roles));
   }
 
   tensors.push({ name: "output_norm.weight", shape: [d], rows: () => new Float32Array(d).fill(1) });
@@ -315,10 +346,10 @@ function positionalDims(hd: number): number[] {
  * A²·Σ_i cos((m − n − 1)·θ_i) over the first POS_PAIRS pairs: largest for the previous position.
  * For qwen3 the constants are normalized per head before use, so the scale comes from q_norm/k_norm.
  */
-function positionalQk(cfg: ModelConfig): { q: (j: number) => number; k: (j: number) => number; normWeight: number } {
+function positionalQk(cfg: ModelConfig, ropeTheta: number): { q: (j: number) => number; k: (j: number) => number; normWeight: number } {
   const hd = cfg.headDim;
   const half = hd / 2;
-  const theta = (i: number) => Math.pow(cfg.ropeTheta, (-2 * i) / hd);
+  const theta = (i: number) => Math.pow(ropeTheta, (-2 * i) / hd);
   // score = q·k/√hd; the gap between δ = 1 and its neighbours is ≈ POS_COS_GAP·A² (per unit amplitude²).
   const amp = Math.sqrt((POS_SCORE_GAP * Math.sqrt(hd)) / POS_COS_GAP);
   // After per-head RMS normalization each pair has length √(hd / POS_PAIRS); q_norm/k_norm scale it by w.

@@ -3,13 +3,13 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, type Llama, type LlamaContextSequence } from "node-llama-cpp";
+import { getLlama, type Llama } from "node-llama-cpp";
 import type { Architecture } from "../../../src/models/types.js";
 import { synthesize, type SynthQuant } from "../../../src/models/synth/synthesize.js";
 import { openModel } from "../../../src/models/open.js";
 import { GgufFile, writeGguf } from "../../../src/models/gguf/index.js";
 import { quantize } from "../../../src/models/quant/index.js";
-import { createStepper } from "../../../src/engine/session/stepper.js";
+import { lockstep } from "./lockstep.js";
 
 /**
  * Our engine against llama.cpp (node-llama-cpp) on the same synthetic GGUF: a 32-token prompt,
@@ -44,63 +44,17 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function logSoftmax(l: Float32Array): Float32Array {
-  let m = -Infinity;
-  for (const v of l) m = Math.max(m, v);
-  let s = 0;
-  for (const v of l) s += Math.exp(v - m);
-  const lse = m + Math.log(s);
-  return l.map((v) => v - lse);
-}
-
-function argmax(l: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < l.length; i++) if (l[i] > l[best]) best = i;
-  return best;
-}
-
-const PROBS = { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } } as const;
-
-async function llamaStep(seq: LlamaContextSequence, tokens: number[]): Promise<Map<number, number>> {
-  const input = tokens.map((t, i) => (i === tokens.length - 1 ? ([t, PROBS] as const) : t));
-  const out = await seq.controlledEvaluate(input as never);
-  const probs = out[tokens.length - 1]?.next.probabilities;
-  assert.ok(probs, "llama.cpp returned no probabilities");
-  return probs;
-}
-
-/** Runs both engines greedily in lockstep; returns our greedy tokens. */
+/** Runs both engines greedily in lockstep; returns the greedy tokens. */
 async function compare(path: string, tol: number): Promise<number[]> {
   const src = await openModel(path);
-  const ours = await createStepper(src, { threads: 1, contextLength: 96 });
-  const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
-  const ctx = await model.createContext({ contextSize: 96, batchSize: 64, threads: { ideal: 1, min: 1 } });
   try {
-    const seq = ctx.getSequence();
-    const V = ours.vocabSize;
-    const prompt = Array.from({ length: 32 }, (_, i) => (7 + i * 131) % V);
-    let mine = logSoftmax(ours.forward(Int32Array.from(prompt)));
-    let theirs = await llamaStep(seq, prompt);
-    const tokens: number[] = [];
-    for (let step = 0; step < STEPS; step++) {
-      const [top] = theirs.keys();
-      assert.equal(argmax(mine), top, `step ${step}: greedy token differs`);
-      let k = 0;
-      for (const [tok, p] of theirs) {
-        if (k++ >= TOP) break;
-        const err = Math.abs(Math.log(p) - mine[tok]);
-        assert.ok(err < tol, `step ${step}, token ${tok}: log-prob ${mine[tok]} vs llama.cpp ${Math.log(p)}`);
-      }
-      tokens.push(top);
-      mine = logSoftmax(ours.forward(Int32Array.of(top)));
-      theirs = await llamaStep(seq, [top]);
-    }
-    return tokens;
+    const prompt = Array.from({ length: 32 }, (_, i) => (7 + i * 131) % src.config.vocabSize);
+    const run = await lockstep(llama, src, prompt, STEPS, { top: TOP });
+    assert.deepEqual(run.mismatches, [], "greedy tokens differ");
+    run.errors.forEach((e, step) => assert.ok(e < tol, `step ${step}: log-probs differ by ${e}`));
+    return run.tokens;
   } finally {
-    await ours.dispose();
     await src.close();
-    await ctx.dispose();
-    await model.dispose();
   }
 }
 
