@@ -6,7 +6,7 @@ import { argmax } from "../../src/engine/sampling/select.js";
 import { resolveSamplingParams } from "../../src/engine/sampling/params.js";
 import { DelayProxy, type PeerAddress } from "../../src/transport/index.js";
 import { ShardedDriver } from "../../src/runner/driver.js";
-import type { ShardPlan } from "../../src/runner/plan.js";
+import type { ShardPlan } from "../../src/placement/shard-plan.js";
 import { cpuSeconds, pin } from "./children.js";
 import type { ComputeRanks } from "./compute-ranks.js";
 

@@ -5,7 +5,7 @@ import { openModel } from "../models/open.js";
 import type { Device } from "../engine/types.js";
 import { nodeModuleCommand } from "../spawn.js";
 import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
-import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks, type RankPlace, type ShardPlan } from "./plan.js";
+import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks, type RankPlace, type ShardPlan } from "../placement/shard-plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
 import { lmHeadRows } from "./stage.js";
 

@@ -1,6 +1,6 @@
 import type { Device } from "../engine/types.js";
 import type { PeerAddress } from "../transport/index.js";
-import type { ShardPlan } from "./plan.js";
+import type { ShardPlan } from "../placement/shard-plan.js";
 
 /**
  * The runner's two channels.

@@ -4,7 +4,7 @@
 import { TesseraError, isTesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
 import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
-import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks } from "./plan.js";
+import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks } from "../placement/shard-plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
 import { serveSteps } from "./serve.js";
 import { lmHeadRows, loadStage, vocabSlices, type StageCompute } from "./stage.js";

@@ -6,7 +6,7 @@ import { physicalCores } from "../engine/session/threads.js";
 import type { EngineOptions } from "../engine/types.js";
 import type { LoadedEngine } from "../engine/worker/protocol.js";
 import { ShardedStepper } from "./bridge.js";
-import { checkPlan, makePlan, rankPlaces, splitBlocks } from "./plan.js";
+import { checkPlan, makePlan, rankPlaces, splitBlocks } from "../placement/shard-plan.js";
 
 /** Engine options plus the shape of the local sharded run (`tessera run --pp N --tp M`). */
 export interface ShardedEngineOptions extends EngineOptions {

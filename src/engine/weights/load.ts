@@ -1,6 +1,6 @@
 import type { ModelSource, TensorInfo, TensorSlice } from "../../models/types.js";
 import { TesseraError } from "../../errors.js";
-import type { TpSlice } from "../graph/slicing.js";
+import type { TpSlice } from "../../placement/split.js";
 import { toLinearWeight, toVector } from "./convert.js";
 import type { LinearWeight } from "./linear.js";
 

@@ -1,7 +1,6 @@
 import type { ModelConfig, ModelSource } from "../models/types.js";
 import { TesseraError } from "../errors.js";
-import type { TpSlice } from "../engine/graph/slicing.js";
-import { tpSplit, type SplitBlocks } from "../engine/tp/split.js";
+import { tpSplit, type SplitBlocks, type TpSlice } from "./split.js";
 
 /**
  * A shard plan: ordered pipeline stages, each running layers [a, b) on a tensor-parallel group of
