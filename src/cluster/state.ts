@@ -23,6 +23,11 @@ export interface NodeProfile {
   worker: boolean;
   /** Measured float32 MatMul throughput on this machine (GFLOP/s), null until measured. */
   matmulGflops: number | null;
+  /**
+   * Measured decode speed: bytes of 4-bit packed weights a batch-1 MatMulNBits chain streams per
+   * second (decode is bound by this; placement's cost model reads it). Null until measured.
+   */
+  decodeBytesPerSec: number | null;
   platform: string;
   arch: string;
 }
@@ -141,6 +146,7 @@ export function isNodeProfile(x: unknown): x is NodeProfile {
     Number.isInteger(x.threads) &&
     typeof x.worker === "boolean" &&
     (x.matmulGflops === null || isNonNeg(x.matmulGflops)) &&
+    (x.decodeBytesPerSec === null || isNonNeg(x.decodeBytesPerSec)) &&
     isStr(x.platform, 32) &&
     isStr(x.arch, 32)
   );

@@ -17,6 +17,7 @@ function state(): ClusterState {
     threads: 8,
     worker: true,
     matmulGflops: gflops,
+    decodeBytesPerSec: gflops === null ? null : gflops * 1e8,
     platform: "linux",
     arch: "x64",
   });
@@ -43,6 +44,7 @@ test("cluster metrics round-trip through a strict Prometheus text parser, escape
     [B, "two", 0],
   ]);
   assert.equal(m.get("tessera_node_matmul_gflops")!.samples.length, 1, "unmeasured nodes have no sample");
+  assert.deepEqual(m.get("tessera_node_decode_bytes_per_second")!.samples.map((s) => s.value), [120.5e8]);
   assert.equal(m.get("tessera_link_rtt_seconds")!.samples[0]!.value, 0.00025);
   assert.deepEqual(m.get("tessera_link_bandwidth_bytes_per_second")!.samples[0]!.labels, { from: A, to: B });
   assert.equal(m.get("tessera_event_index")!.samples[0]!.value, 9);

@@ -69,6 +69,8 @@ test("all nodes see the same state: members, master, profiles and measured links
   assert.equal(n0.profile!.memory.totalBytes, 1024 ** 3, "--memory-limit caps the reported memory");
   assert.ok(n0.profile!.providers.includes("cpu"));
   for (const n of nodes.slice(1)) assert.equal(s.nodes[n.id]!.profile!.matmulGflops, n0.profile!.matmulGflops, "cached probe reused");
+  // the decode probe: a 4-bit GEMV streams its weights at a rate between a slow laptop's and a server's
+  assert.ok(n0.profile!.decodeBytesPerSec! > 5e8 && n0.profile!.decodeBytesPerSec! < 5e11, `decode probe ${n0.profile!.decodeBytesPerSec} B/s`);
   for (const l of Object.values(s.links)) {
     assert.ok(l.rttMs > 0 && l.rttMs < 1000, `rtt ${l.rttMs}`);
     // Loopback on a busy 2-core machine: anything from ~10 MB/s to ~1 GB/s; only sanity here.

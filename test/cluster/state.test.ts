@@ -16,6 +16,7 @@ const profile: NodeProfile = {
   threads: 4,
   worker: true,
   matmulGflops: 50,
+  decodeBytesPerSec: 12e9,
   platform: "linux",
   arch: "x64",
 };

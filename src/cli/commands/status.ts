@@ -31,7 +31,7 @@ export function formatStatus(view: ClusterView): string {
     `cluster '${self.cluster}' (${self.mode === "open" ? "open LAN mode" : "secret"}), seen from ${self.name} (${self.id}); event index ${state.index}, term ${state.term}`,
     "",
   ];
-  const rows = [["NAME", "ID", "ROLE", "MEMORY (avail/total)", "CPU", "DEVICE", "PROVIDERS", "MATMUL", "ADDRESS"]];
+  const rows = [["NAME", "ID", "ROLE", "MEMORY (avail/total)", "CPU", "DEVICE", "PROVIDERS", "MATMUL", "DECODE", "ADDRESS"]];
   for (const n of nodes) {
     const p = n.profile;
     rows.push([
@@ -43,6 +43,7 @@ export function formatStatus(view: ClusterView): string {
       p?.device ?? "-",
       p?.providers.join(",") ?? "-",
       p?.matmulGflops != null ? `${p.matmulGflops} GFLOP/s` : "-",
+      p?.decodeBytesPerSec != null ? `${(p.decodeBytesPerSec / 1e9).toFixed(1)} GB/s` : "-",
       `${n.host}:${n.httpPort}`,
     ]);
   }
