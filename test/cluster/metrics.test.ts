@@ -68,7 +68,7 @@ test("tessera status prints nodes (memory, device, master) and links (RTT, bandw
   const lines = text.split("\n");
   assert.match(lines[0]!, /cluster 'lab' \(secret\), seen from two \(bbbbbbbbbbbbbbbb\); event index 9, term 2/);
   const one = lines.find((l) => l.includes(A))!;
-  assert.match(one, /master\s+8\.0 GiB \/ 16\.0 GiB\s+8× Odd "CPU" \\ name\s+auto\s+cpu,cuda\s+120\.5 GFLOP\/s\s+10\.0\.0\.1:52480/);
+  assert.match(one, /master\s+8\.0 GiB \/ 16\.0 GiB\s+8× Odd "CPU" \\ name\s+auto\s+cpu,cuda\s+120\.5 GFLOP\/s\s+12\.1 GB\/s\s+10\.0\.0\.1:52480/);
   assert.match(lines.find((l) => l.startsWith("two *"))!, /worker/);
   assert.match(text, /two\s+0\.25 ms\s+936\.0 Mbit\/s/);
 });
