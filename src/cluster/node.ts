@@ -189,7 +189,7 @@ export class ClusterNode {
         }
         return;
       case "propose":
-        if (this.isMaster && from.info && mayPropose(peer, m.event) && eventSize(m.event) <= MAX_EVENT_BYTES && !isNoop(this.replica.state, m.event)) {
+        if (this.isMaster && from.info && mayPropose(peer, m.event, this.replica.state) && eventSize(m.event) <= MAX_EVENT_BYTES && !isNoop(this.replica.state, m.event)) {
           this.order(m.event);
         }
         return;
