@@ -19,7 +19,9 @@ import { STRATEGIES } from "../placement/index.js";
  *   status             starting | ready | failed | waiting (kept, waiting for room)
  *   reason             why it failed or waits
  *   failures           failed placements in a row (reset when it becomes ready)
- *   retryAt            master's clock, ms: when the master tries to place it again (null: never)
+ *   retryAt            master's clock, ms: when the master tries to place it again; 0 = failed, not
+ *                      decided yet; null = never (given up, or not failed)
+ *   createdAt, placedAt  master's clock, ms
  *   predicted/measured decode tok/s (and predicted TTFT)
  *
  * ClusterState.kept[id] is the set of deployments, with keptVersion counting its changes; every
@@ -83,6 +85,7 @@ export interface InstanceRecord {
   predicted: Prediction;
   measured?: { decodeTps: number };
   createdAt: number;
+  placedAt: number;
 }
 
 /** A deployment: enough to place it again from nothing. */
@@ -153,7 +156,7 @@ export function applyInstanceEvent(s: InstanceState, e: InstanceEvent): Instance
         next.status = "failed";
         next.reason = `${e.rank === 0 ? "driver" : `rank ${e.rank}`} on node ${r.node}: ${e.error ?? "failed"}`;
         next.failures = i.failures + 1;
-        next.retryAt = null;
+        next.retryAt = 0;
       } else if (ranks.every((x) => x.status === "ready")) {
         next.status = "ready";
         next.failures = 0;
@@ -164,7 +167,8 @@ export function applyInstanceEvent(s: InstanceState, e: InstanceEvent): Instance
     case "instance-status": {
       const i = s.instances[e.id];
       if (!i || i.generation !== e.generation) return s;
-      const failures = i.status === "failed" ? i.failures : i.failures + 1;
+      // a placement that was running (or starting) and stops is one more failure; re-deciding is not
+      const failures = i.status === "starting" || i.status === "ready" ? i.failures + 1 : i.failures;
       return { ...s, instances: { ...s.instances, [e.id]: { ...i, status: e.status, reason: e.reason, retryAt: e.retryAt, failures } } };
     }
     case "instance-deleted": {
@@ -305,7 +309,8 @@ export function isInstanceRecord(x: unknown): x is InstanceRecord {
     (x.retryAt === null || isNonNeg(x.retryAt)) &&
     isPrediction(x.predicted) &&
     (x.measured === undefined || (isObj(x.measured) && isNonNeg(x.measured.decodeTps))) &&
-    isNonNeg(x.createdAt)
+    isNonNeg(x.createdAt) &&
+    isNonNeg(x.placedAt)
   );
 }
 

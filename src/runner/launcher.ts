@@ -211,6 +211,7 @@ function spawnRunner(place: RankPlace): Runner {
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (r.stderrTail = (r.stderrTail + d).slice(-STDERR_TAIL)));
   child.on("message", (m: FromRunner) => {
     if (m.type === "exiting") return void (r.peakRssBytes = m.peakRssBytes);
+    if (m.type === "progress") return;
     r.inbox.push(m);
     r.waiter?.();
   });

@@ -8,6 +8,7 @@ import type { ShardPlan } from "../placement/shard-plan.js";
  * Control (parent ⇄ runner process, Node IPC; the runner exits when it closes):
  *   parent → runner  init                       once, first
  *   runner → parent  ports {world, tp?, live}   listening ports (opened on port 0); live: its liveness thread's
+ *   runner → parent  progress {fraction}        while loading, after each layer
  *   runner → parent  loaded {rssBytes}          its tensors are read and its sessions built
  *   parent → runner  peers {world, tp?, live}   every rank's addresses, sent once all are loaded
  *   runner → parent  joined                     its groups are connected; it serves steps now
@@ -55,12 +56,17 @@ export interface RunnerInit {
   compressActivations: boolean;
   /** Tests only: this world rank blocks its thread for `ms` before every prefill step (n > 1), like a long ORT run. */
   testStepDelay?: { world: number; ms: number };
+  /** The instance's data-plane key (64 hex digits): every group and liveness link proves it. Default: the open key. */
+  key?: string;
+  /** The model header digest the instance was placed with (models/header-digest.ts): checked before loading. */
+  digest?: string;
 }
 
 export type ToRunner = RunnerInit | { type: "peers"; world: PeerAddress[]; tp?: PeerAddress[]; live: PeerAddress[] };
 
 export type FromRunner =
   | { type: "ports"; world: number; tp?: number; live: number }
+  | { type: "progress"; fraction: number }
   | { type: "loaded"; rssBytes: number }
   | { type: "joined" }
   | { type: "failed"; message: string; user: boolean }

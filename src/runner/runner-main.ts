@@ -3,6 +3,7 @@
 // it. It exits when its parent goes away (IPC disconnect), so it never outlives the launcher.
 import { TesseraError, isTesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
+import { modelHeaderDigest } from "../models/header-digest.js";
 import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
 import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks } from "../placement/shard-plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
@@ -71,6 +72,12 @@ async function main(): Promise<void> {
   const me = places[init.world - 1];
   if (!me) throw new Error(`world rank ${init.world} is not in the plan`);
   who = describeRank(me);
+  if (init.digest) {
+    const digest = await modelHeaderDigest(init.modelPath);
+    if (digest !== init.digest) {
+      throw new TesseraError(`the model file here differs from the one the instance was placed with (header digest ${digest.slice(0, 12)}…, expected ${init.digest.slice(0, 12)}…): copy the same file to every node`, init.modelPath);
+    }
+  }
   const worldListener = await GroupListener.open(init.host, 0);
   const tpListener = me.tpSize > 1 ? await GroupListener.open(init.host, 0) : undefined;
   // Heartbeats from a thread of their own: a long synchronous step here is not mistaken for a stall.
@@ -82,6 +89,7 @@ async function main(): Promise<void> {
     owner: who,
     lostAfterMs: init.stallTimeoutMs,
     exitIfBlockedMs: EXIT_IF_BLOCKED_MS,
+    key: init.key,
   });
   // Until the groups are up, a lost peer just ends this runner; then it fails the groups first, so
   // the other ranks hear the reason (ABORT) rather than a reset connection.
@@ -102,6 +110,7 @@ async function main(): Promise<void> {
     // Decode-sized partials are busy-polled (transport/busy-poll.ts): one token makes 2 all-reduces per
     // layer, and an event-loop round trip for each cost more than the halved matmuls saved.
     const busyPoll = process.env.TESSERA_BUSY_POLL !== "0";
+    let reported = 0;
     const allReduce = (x: Float32Array): Promise<void> =>
       tp!.allReduce(x, { poll: busyPoll && x.byteLength <= POLL_MAX_BYTES, compress: init.compressActivations }).catch((e: unknown) => {
         throw inTpGroup(e);
@@ -113,6 +122,11 @@ async function main(): Promise<void> {
       threads: init.threads,
       device: init.device,
       allReduce,
+      onProgress: (fraction) => {
+        if (fraction - reported < 0.05) return;
+        reported = fraction;
+        send({ type: "progress", fraction });
+      },
     });
     send({ type: "loaded", rssBytes: process.memoryUsage().rss });
 
@@ -125,6 +139,7 @@ async function main(): Promise<void> {
         size,
         peers: addrs,
         groupId: id,
+        key: init.key,
         listener,
         stepTimeoutMs: init.stallTimeoutMs,
         liveness: (r) => heartbeats.silentMs(toWorld(r)),

@@ -27,6 +27,7 @@ export interface StageOptions {
   threads: number;
   device: Device;
   allReduce: AllReduce;
+  onProgress?: (fraction: number) => void;
 }
 
 class WholeStage implements StageCompute {
@@ -91,6 +92,7 @@ export async function loadStage(source: ModelSource, o: StageOptions): Promise<S
       contextLength: o.contextLength,
       // Idle stages wait on the network while another computes: spinning pools would steal its cores.
       spinning: false,
+      onProgress: o.onProgress,
     });
     return new WholeStage(shard);
   }
@@ -103,6 +105,7 @@ export async function loadStage(source: ModelSource, o: StageOptions): Promise<S
     device: o.device,
     embedding: first,
     vocabRows,
+    onProgress: o.onProgress,
   });
   return new TensorStage(engine, first, vocabRows, o.allReduce);
 }

@@ -47,6 +47,7 @@ function instance(over: Partial<InstanceRecord> = {}): InstanceRecord {
     retryAt: null,
     predicted: { decodeTps: 100, ttftMs: 20 },
     createdAt: 5,
+    placedAt: 5,
     ...over,
   };
 }

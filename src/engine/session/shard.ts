@@ -26,6 +26,8 @@ export interface ShardOptions {
   session?: Pick<SessionSettings, "sessionConfig" | "cpuMemArena">;
   /** Where converted weights wait while the session is created (default: disk when large). */
   staging?: StagingOptions;
+  /** Told after each layer is read and converted: the share of the load done (the session build is the rest). */
+  onProgress?: (fraction: number) => void;
 }
 
 export function checkEngineConfig(cfg: ModelConfig, subject: string): void {
@@ -84,7 +86,10 @@ export class ShardEngine {
         ropeFreqFactors: await loadRopeFreqs(source),
       });
       staging.attach(builder.g);
-      for (let l = a; l < b; l++) builder.addLayer(l, await loadLayer(source, l));
+      for (let l = a; l < b; l++) {
+        builder.addLayer(l, await loadLayer(source, l));
+        opts.onProgress?.((l - a + 1) / (b - a + 1));
+      }
       let graph;
       if (b === cfg.numLayers) {
         const head = await loadHead(source, embedding);

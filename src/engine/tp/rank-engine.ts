@@ -23,6 +23,8 @@ export interface TpRankOptions {
   embedding: boolean;
   /** Rows of lm_head (vocabulary ids [start, end)) this rank computes logits for (last stage). */
   vocabRows?: [number, number];
+  /** Told after each layer's sessions are built: the share of the load done. */
+  onProgress?: (fraction: number) => void;
 }
 
 interface LayerSessions {
@@ -79,6 +81,7 @@ export class TpRankEngine {
           mlp: SyncSession.create(b.toBytes(), b.blobs, settings),
           layer: l,
         });
+        o.onProgress?.((l - o.layers[0] + 1) / (o.layers[1] - o.layers[0] + 1));
       }
       const embedding = o.embedding ? await loadEmbedding(source) : undefined;
       let vocab = 0;
