@@ -126,8 +126,8 @@ export function keptOf(i: InstanceRecord): KeptInstance {
   return { id: i.id, model: i.model, source: i.source, summary: i.summary, request: i.request, createdAt: i.createdAt };
 }
 
-/** The reducer's part for instance events: returns the changed parts of the state. */
-export function applyInstanceEvent(s: InstanceState, e: InstanceEvent): InstanceState {
+/** The reducer's part for instance events: returns the changed parts of the state. `nameOf` names a node in reasons. */
+export function applyInstanceEvent(s: InstanceState, e: InstanceEvent, nameOf: (node: string) => string = (n) => n): InstanceState {
   switch (e.type) {
     case "instance-placed": {
       const i = e.instance;
@@ -154,7 +154,7 @@ export function applyInstanceEvent(s: InstanceState, e: InstanceEvent): Instance
       if (e.measured) next.measured = e.measured;
       if (e.status === "failed") {
         next.status = "failed";
-        next.reason = `${e.rank === 0 ? "driver" : `rank ${e.rank}`} on node ${r.node}: ${e.error ?? "failed"}`;
+        next.reason = `${e.rank === 0 ? "driver" : `rank ${e.rank}`} on node ${nameOf(r.node)}: ${e.error ?? "failed"}`;
         next.failures = i.failures + 1;
         next.retryAt = 0;
       } else if (ranks.every((x) => x.status === "ready")) {
@@ -248,7 +248,7 @@ export function isPlacementModel(x: unknown): x is PlacementModel {
   );
 }
 
-function isRequest(x: unknown): x is InstanceRequest {
+export function isInstanceRequest(x: unknown): x is InstanceRequest {
   return (
     isObj(x) &&
     (x.strategy === undefined || STRATEGIES.includes(x.strategy as Strategy)) &&
@@ -258,7 +258,7 @@ function isRequest(x: unknown): x is InstanceRequest {
   );
 }
 
-function isModelRef(x: unknown): x is ModelRef {
+export function isModelRef(x: unknown): x is ModelRef {
   return isObj(x) && isStr(x.path, 4096) && isStr(x.digest, 128);
 }
 
@@ -293,7 +293,7 @@ export function isInstanceRecord(x: unknown): x is InstanceRecord {
     isStr(x.model, 4096) &&
     isModelRef(x.source) &&
     isPlacementModel(x.summary) &&
-    isRequest(x.request) &&
+    isInstanceRequest(x.request) &&
     typeof x.keep === "boolean" &&
     isInt(x.generation, 1) &&
     STRATEGIES.includes(x.strategy as Strategy) &&
@@ -315,7 +315,7 @@ export function isInstanceRecord(x: unknown): x is InstanceRecord {
 }
 
 export function isKeptInstance(x: unknown): x is KeptInstance {
-  return isObj(x) && isInstanceId(x.id) && isStr(x.model, 4096) && isModelRef(x.source) && isPlacementModel(x.summary) && isRequest(x.request) && isNonNeg(x.createdAt);
+  return isObj(x) && isInstanceId(x.id) && isStr(x.model, 4096) && isModelRef(x.source) && isPlacementModel(x.summary) && isInstanceRequest(x.request) && isNonNeg(x.createdAt);
 }
 
 export function isInstanceEvent(x: Record<string, unknown>): boolean {

@@ -131,7 +131,7 @@ export function apply(state: ClusterState, entry: LogEntry): ClusterState {
       return { ...base, links: { ...state.links, [linkKey(from, to)]: { ...e.link } } };
     }
     default:
-      return { ...base, ...applyInstanceEvent(state, e) };
+      return { ...base, ...applyInstanceEvent(state, e, (n) => state.nodes[n]?.name ?? n) };
   }
 }
 

@@ -1,5 +1,7 @@
 import { availableParallelism } from "node:os";
 import { clusterRoutes } from "../../api/cluster-routes.js";
+import { instanceRoutes } from "../../api/instance-routes.js";
+import { InstanceManager } from "../../instances/manager.js";
 import { startApiServer } from "../../api/server.js";
 import { loadOrCreateIdentity } from "../../cluster/identity.js";
 import { ClusterNode } from "../../cluster/node.js";
@@ -67,6 +69,7 @@ export const command: Command = {
     const release = acquirePidLock(dir);
     let node: ClusterNode | null = null;
     let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
+    let instances: InstanceManager | null = null;
     try {
       const identity = loadOrCreateIdentity(dir);
       node = new ClusterNode({
@@ -95,9 +98,12 @@ export const command: Command = {
       } catch (e) {
         throw new TesseraError(`cannot listen for peers: ${(e as Error).message} (pick another with --peer-port)`, `${host}:${peerPort}`);
       }
-      api = await startApiServer({ host, port, routes: [clusterRoutes(node)] });
+      instances = new InstanceManager(node, { log });
+      api = await startApiServer({ host, port, routes: [clusterRoutes(node), instanceRoutes(instances)] });
       node.start(api.port);
+      instances.start();
     } catch (e) {
+      await instances?.stop();
       await node?.stop();
       release();
       throw e;
@@ -112,6 +118,7 @@ export const command: Command = {
 
     const running = node;
     const server = api;
+    const runners = instances;
     return await new Promise<number>((resolve) => {
       let stopping = false;
       const shutdown = (signal: string) => {
@@ -121,12 +128,17 @@ export const command: Command = {
         }
         stopping = true;
         log(`${signal}: shutting down`);
-        void Promise.allSettled([running.stop(), server.close()]).then(() => {
-          release();
-          resolve(0);
-          // Sockets of mDNS or slow peers must not keep the process alive after a clean stop.
-          setTimeout(() => process.exit(0), 200).unref();
-        });
+        // runners and drivers first: they must not outlive the node, and the others re-place their instances
+        void runners
+          .stop()
+          .catch(() => {})
+          .then(() => Promise.allSettled([running.stop(), server.close()]))
+          .then(() => {
+            release();
+            resolve(0);
+            // Sockets of mDNS or slow peers must not keep the process alive after a clean stop.
+            setTimeout(() => process.exit(0), 200).unref();
+          });
       };
       process.on("SIGINT", () => shutdown("SIGINT"));
       process.on("SIGTERM", () => shutdown("SIGTERM"));
