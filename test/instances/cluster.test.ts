@@ -1,0 +1,185 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { isProcessAlive } from "../../src/process-alive.js";
+import type { InstanceView } from "../../src/instances/views.js";
+import { removeDir, startNode, stopAll, tempDir, waitFor, getJson, type NodeProcess } from "../cluster/node-process.js";
+import { byId, CTX, del, GREEDY, post, ready, referenceTokens, smallModel, startCluster, twoNodeLimit } from "./helpers.js";
+
+// Three node processes on 127.0.0.1 with a cluster secret; each reports a memory limit under which
+// the small synthetic model fits on no single node but across two. One scenario, in order.
+
+const SECRET = "instances-test-secret";
+const nodes: NodeProcess[] = [];
+const dirs: string[] = [];
+let modelDir = "";
+let model = "";
+let expected: number[] = [];
+let limit = 0;
+
+const args = (i: number, extra: string[] = []): string[] => [
+  "--host", "127.0.0.1", "--port", "0", "--no-discovery", "--secret", SECRET, "--cluster", "inst", "--measure-every", "600",
+  "--threads", "1", "--memory-limit", String(limit), "--name", `n${i}`, ...extra,
+];
+
+before(async () => {
+  modelDir = tempDir("tessera-instances-");
+  model = await smallModel(modelDir);
+  expected = await referenceTokens(model);
+  ({ limit } = await twoNodeLimit(model));
+  for (let i = 0; i < 3; i++) dirs.push(tempDir());
+  nodes.push(...(await startCluster(3, (i, first) => (first ? args(i, ["--peers", `127.0.0.1:${first.peer}`]) : args(i)), dirs)));
+});
+
+after(async () => {
+  await stopAll();
+  for (const d of [...dirs, modelDir]) removeDir(d);
+});
+
+/** Waits until every node sees all three with their profiles (probes, memory limits). */
+async function converged(live: NodeProcess[]) {
+  return waitFor(`${live.length} nodes agreeing`, 30000, async () => {
+    const views = await Promise.all(live.map((n) => n.view()));
+    const s = views[0]!.state;
+    const same = views.every((v) => JSON.stringify(v.state.nodes) === JSON.stringify(s.nodes));
+    return same && Object.keys(s.nodes).length === live.length && Object.values(s.nodes).every((n) => n.profile?.decodeBytesPerSec) ? s : undefined;
+  });
+}
+
+async function master(): Promise<NodeProcess> {
+  const s = (await nodes[0]!.view()).state;
+  return byId(nodes, s.master!);
+}
+
+async function notMaster(): Promise<NodeProcess> {
+  const m = await master();
+  return nodes.find((n) => n !== m)!;
+}
+
+async function generate(i: InstanceView): Promise<{ tokens: number[]; timings: { decodeTps: number } }> {
+  const home = byId(nodes, i.home);
+  const r = await post(home.url(`/instances/${i.id}/generate`), GREEDY);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body;
+}
+
+function runnerPids(i: InstanceView): number[] {
+  return i.ranks.filter((r) => r.role === "runner").map((r) => r.pid!).filter(Boolean);
+}
+
+const report: string[] = [];
+
+test("previews: one node cannot hold the model, two can; every rejected plan says why", async (t) => {
+  await converged(nodes);
+  const r = (await getJson(nodes[1]!.url(`/instances/previews?model=${encodeURIComponent(model)}&ctx=${CTX}`))) as { plans: { strategy: string; feasible: boolean; reason?: string; nodes: string[] }[] };
+  const single = r.plans.filter((p) => p.strategy === "single");
+  assert.equal(single.length, 3);
+  for (const p of single) assert.match(p.reason!, /^needs \d+\.\d MiB on n\d \(layers \[0, 4\), the driver\) but it has \d+\.\d MiB free$/);
+  assert.ok(r.plans.some((p) => p.feasible && p.strategy === "pipeline" && p.nodes.length === 2));
+  assert.ok(r.plans.some((p) => p.feasible && p.strategy === "tensor" && p.nodes.length === 2));
+  assert.match(r.plans.find((p) => p.strategy === "tensor" && p.nodes.length === 3)!.reason!, /cannot share the model's 2 KV heads/);
+  t.diagnostic(`memory limit ${(limit / 2 ** 20).toFixed(1)} MiB per node`);
+});
+
+test("POST /instances on a node that is not the master: a pipeline over two nodes, the tokens of one process; DELETE frees everything", async (t) => {
+  const entry = await notMaster();
+  // two nodes named: the pipeline is then over exactly those (the third could hold a stage too)
+  const names = nodes.map((n, k) => (n === entry ? "" : `n${k}`)).filter(Boolean);
+  const created = await post(entry.url("/instances"), { model, strategy: "pipeline", nodes: names, ctx: CTX });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal(created.body.strategy, "pipeline");
+  assert.match(created.body.id, /^[0-9a-f]{12}$/);
+  const i = await ready(entry, created.body.id);
+  assert.equal(i.plan.stages.length, 2);
+  assert.equal(new Set(i.ranks.filter((r) => r.role === "runner").map((r) => r.node)).size, 2, "two nodes run its ranks");
+  const out = await generate(i);
+  assert.deepEqual(out.tokens, expected);
+  report.push(`pipeline 2: predicted ${i.predicted.decodeTps} tok/s, measured ${out.timings.decodeTps.toFixed(1)} tok/s (at ready: ${i.measured?.decodeTps})`);
+  t.diagnostic(report[report.length - 1]!);
+  const pids = runnerPids(i);
+  assert.equal(pids.length, 2);
+  assert.ok(pids.every(isProcessAlive));
+  const gone = await del(nodes[2]!.url(`/instances/${i.id}`));
+  assert.equal(gone.status, 200);
+  await waitFor("no instance anywhere, no runner left", 20000, async () => {
+    const all = await Promise.all(nodes.map((n) => n.view()));
+    return all.every((v) => Object.keys(v.state.instances).length === 0) && pids.every((p) => !isProcessAlive(p));
+  });
+  const again = await del(nodes[0]!.url(`/instances/${i.id}`));
+  assert.equal(again.status, 404, "a deleted instance is gone");
+});
+
+let tensor: InstanceView;
+
+test("a tensor-parallel instance over two nodes gives the tokens of one process", async (t) => {
+  const entry = await notMaster();
+  const created = await post(entry.url("/instances"), { model, strategy: "tensor", ctx: CTX });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  tensor = await ready(entry, created.body.id);
+  assert.deepEqual(tensor.plan.stages.map((s) => s.nodes.length), [2]);
+  const out = await generate(tensor);
+  assert.deepEqual(out.tokens, expected);
+  report.push(`tensor 2: predicted ${tensor.predicted.decodeTps} tok/s, measured ${out.timings.decodeTps.toFixed(1)} tok/s (at ready: ${tensor.measured?.decodeTps})`);
+  t.diagnostic(report[report.length - 1]!);
+  // a request that does not fit is refused with the reason
+  const big = await post(entry.url("/instances"), { model, strategy: "single", ctx: CTX });
+  assert.equal(big.status, 409);
+  assert.match(big.body.error.message, /^cannot place .*: no plan fits \(best: single on 1 node: needs .* free\)$/);
+});
+
+test("killing one runner process re-places the instance, which generates again", async () => {
+  const victim = tensor.ranks.find((r) => r.rank === 2)!;
+  process.kill(victim.pid!, "SIGKILL");
+  const again = await ready(nodes[0]!, tensor.id, tensor.generation + 1);
+  assert.ok(!isProcessAlive(victim.pid!));
+  assert.ok(again.failures === 0 && again.generation === tensor.generation + 1);
+  assert.deepEqual((await generate(again)).tokens, expected);
+  tensor = again;
+});
+
+test("killing a node that holds part of an instance re-places it on the others", async () => {
+  const m = await master();
+  const holder = byId(nodes, tensor.ranks.find((r) => r.role === "runner" && r.node !== m.id)!.node);
+  const others = nodes.filter((n) => n !== holder);
+  const before = runnerPids(tensor).filter((p) => p !== undefined);
+  await holder.kill();
+  const i = await ready(others[0]!, tensor.id, tensor.generation + 1);
+  assert.ok(i.ranks.every((r) => r.node !== holder.id), "nothing placed on the node that left");
+  const out = await generate(i);
+  assert.deepEqual(out.tokens, expected);
+  // DELETE: nothing left on the living nodes, and the state holds no instance
+  const gone = await del(others[1]!.url(`/instances/${i.id}`));
+  assert.equal(gone.status, 200);
+  const pids = [...before, ...runnerPids(i)];
+  await waitFor("no instance and no runner left", 20000, async () => {
+    const all = await Promise.all(others.map((n) => n.view()));
+    return all.every((v) => Object.keys(v.state.instances).length === 0) && pids.every((p) => !isProcessAlive(p));
+  });
+  // bring the node back for what follows
+  const k = nodes.indexOf(holder);
+  nodes[k] = await startNode(args(k, k === 0 ? ["--peer-port", String(holder.peer)] : ["--peers", `127.0.0.1:${nodes[0]!.peer}`]), { dataDir: holder.dataDir });
+  await converged(nodes);
+});
+
+test("a kept instance comes back after every node restarted", async (t) => {
+  const created = await post(nodes[1]!.url("/instances"), { model, strategy: "pipeline", ctx: CTX, keep: true });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const first = await ready(nodes[1]!, created.body.id);
+  const pids = runnerPids(first);
+  const peer0 = nodes[0]!.peer;
+  await Promise.all(nodes.map((n) => n.stop()));
+  assert.ok(pids.every((p) => !isProcessAlive(p)), "runners end with their nodes");
+  const restarted: NodeProcess[] = [];
+  for (const [k, d] of dirs.entries()) {
+    restarted.push(await startNode(args(k, k === 0 ? ["--peer-port", String(peer0)] : ["--peers", `127.0.0.1:${peer0}`]), { dataDir: d }));
+  }
+  nodes.splice(0, nodes.length, ...restarted);
+  const back = await ready(nodes[2]!, first.id);
+  assert.equal(back.keep, true);
+  const out = await generate(back);
+  assert.deepEqual(out.tokens, expected);
+  t.diagnostic(`kept instance ${back.id} back as ${back.strategy} over ${back.ranks.map((r) => r.name).join(", ")}`);
+  const gone = await del(nodes[0]!.url(`/instances/${back.id}`));
+  assert.equal(gone.status, 200);
+  await waitFor("kept set empty", 20000, async () => (await Promise.all(nodes.map((n) => n.view()))).every((v) => Object.keys(v.state.kept).length === 0 && Object.keys(v.state.instances).length === 0));
+  for (const line of report) t.diagnostic(line);
+});
