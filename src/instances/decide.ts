@@ -90,9 +90,10 @@ export function createInstance(state: ClusterState, id: string, resolved: Resolv
   return { instance: placedRecord(base, best, 1, now), plans };
 }
 
-/** Why nothing fits, in one line: the best rejected plan's reason. */
+/** Why nothing fits, in one line: the reason of the best plan the request allowed (else the best plan). */
 export function noRoom(plans: PlacementPlan[]): string {
-  const best = plans[0];
+  const allowed = plans.filter((p) => p.reason && !/ was requested$| requested$/.test(p.reason));
+  const best = allowed[0] ?? plans[0];
   return best?.reason ? `no plan fits (best: ${best.strategy} on ${best.nodes.length} node${best.nodes.length === 1 ? "" : "s"}: ${best.reason})` : "no worker node to place it on";
 }
 
