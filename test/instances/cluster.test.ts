@@ -1,6 +1,8 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { connect } from "node:net";
 import { isProcessAlive } from "../../src/process-alive.js";
+import { Group, GroupListener } from "../../src/transport/index.js";
 import type { InstanceView } from "../../src/instances/views.js";
 import { removeDir, startNode, stopAll, tempDir, waitFor, getJson, type NodeProcess } from "../cluster/node-process.js";
 import { byId, CTX, del, GREEDY, post, ready, referenceTokens, smallModel, startCluster, twoNodeLimit } from "./helpers.js";
@@ -106,6 +108,75 @@ test("POST /instances on a node that is not the master: a pipeline over two node
   });
   const again = await del(nodes[0]!.url(`/instances/${i.id}`));
   assert.equal(again.status, 404, "a deleted instance is gone");
+});
+
+/** A rank of group `group` that does not hold the instance key, dialling `port` as rank 1 of 2. */
+async function impostor(group: string, port: number): Promise<string> {
+  const listener = await GroupListener.open("127.0.0.1", 0);
+  try {
+    await Group.join({ rank: 1, size: 2, peers: [{ host: "127.0.0.1", port }, { host: "127.0.0.1", port: listener.port }], groupId: group, key: "ab".repeat(32), listener, timeoutMs: 1500 });
+    return "joined";
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Writes `bytes` to `port` and reports what came back before the connection closed. */
+function raw(port: number, bytes: Buffer): Promise<{ closed: boolean; got: number }> {
+  return new Promise((resolve) => {
+    const s = connect({ host: "127.0.0.1", port });
+    let got = 0;
+    const done = (closed: boolean) => resolve({ closed, got });
+    const timer = setTimeout(() => {
+      s.destroy();
+      done(false);
+    }, 3000);
+    s.on("data", (d: Buffer) => (got += d.length));
+    s.on("error", () => {});
+    s.on("close", () => {
+      clearTimeout(timer);
+      done(true);
+    });
+    s.on("connect", () => s.write(bytes));
+  });
+}
+
+test("a rank without the instance key, or a raw socket, at a runner's data-plane ports is refused; the instance is unaffected", async (t) => {
+  const entry = nodes[0]!;
+  const created = await post(entry.url("/instances"), { model, strategy: "pipeline", ctx: CTX });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body.id as string;
+  const group = `${id}.1`;
+  // While the ranks load, their world listeners are open: attack each as soon as it is reported.
+  const attacked = new Set<number>();
+  const outcomes: string[] = [];
+  while (true) {
+    const i = (await entry.view()).state.instances[id];
+    if (!i || i.status !== "starting") break;
+    for (const r of i.ranks) {
+      if (!r.ports || attacked.has(r.ports.world)) continue;
+      attacked.add(r.ports.world);
+      outcomes.push(await impostor(`${group}/world`, r.ports.world));
+    }
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  t.diagnostic(`world ports attacked while loading: ${outcomes.length} (${outcomes.join(" | ")})`);
+  for (const o of outcomes) assert.match(o, /refused this rank: authentication failed: no proof of this instance's key|could not connect/);
+  const i = await ready(entry, id);
+  // Liveness listeners stay open: a wrong proof gets no heartbeat, garbage is dropped.
+  const state = (await entry.view()).state.instances[id]!;
+  for (const r of state.ranks) {
+    const live = r.ports!.live;
+    const forged = await raw(live, Buffer.from(`TSL2 1 ${"00".repeat(32)} ${group}/live\n`));
+    assert.deepEqual(forged, { closed: true, got: 64 + 6 }, "only the challenge line came back");
+    const junk = await raw(live, Buffer.from("GET / HTTP/1.1\r\n\r\n".repeat(40)));
+    assert.equal(junk.closed, true);
+  }
+  const after = await ready(entry, id);
+  assert.equal(after.generation, i.generation, "not re-placed: nothing failed");
+  assert.deepEqual((await generate(after)).tokens, expected);
+  assert.equal((await del(entry.url(`/instances/${id}`))).status, 200);
+  await waitFor("the instance gone", 20000, async () => (await Promise.all(nodes.map((n) => n.view()))).every((v) => Object.keys(v.state.instances).length === 0));
 });
 
 let tensor: InstanceView;
