@@ -14,6 +14,9 @@ export interface Command {
 const COMMANDS: Record<string, string> = {
   start: "run a node: discovery, cluster, HTTP API and dashboard",
   status: "print the cluster a node sees",
+  launch: "place a model on the cluster and start it",
+  ps: "list the cluster's instances",
+  stop: "stop an instance",
   run: "generate text from a model on this machine (or sharded over local processes)",
   bench: "measure prompt-processing and generation speed",
   synth: "write a deterministic synthetic model (GGUF, safetensors, MLX)",

@@ -1,29 +1,17 @@
 import { linkList, nodeViews, type ClusterView } from "../../api/cluster-view.js";
-import { TesseraError } from "../../errors.js";
+import type { InstanceView } from "../../instances/views.js";
+import { baseUrl, getJson } from "../api-client.js";
 import { parseCommandArgs } from "../args.js";
+import { bytes, table } from "../format.js";
+import { formatInstances } from "./ps.js";
 import type { Command } from "../main.js";
-
-function bytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
 
 function rate(bps: number): string {
   return bps >= 1e9 / 8 ? `${((bps * 8) / 1e9).toFixed(2)} Gbit/s` : `${((bps * 8) / 1e6).toFixed(1)} Mbit/s`;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd()).join("\n");
-}
-
-/** Human-readable cluster summary from GET /cluster. */
-export function formatStatus(view: ClusterView): string {
+/** Human-readable cluster summary from GET /cluster (and GET /instances, when given). */
+export function formatStatus(view: ClusterView, instances?: InstanceView[]): string {
   const { self, state } = view;
   const nodes = nodeViews(state, self.id);
   const name = new Map(nodes.map((n) => [n.id, n.name]));
@@ -56,24 +44,20 @@ export function formatStatus(view: ClusterView): string {
   } else {
     out.push("", "no link measurements yet");
   }
+  if (instances) out.push("", instances.length ? formatInstances(instances) : "no instances");
   return out.join("\n");
 }
 
 export const command: Command = {
-  summary: "Print the cluster a node sees: nodes (memory, device, master) and links (RTT, bandwidth).",
+  summary: "Print the cluster a node sees: nodes (memory, device, master), links (RTT, bandwidth) and instances.",
   usage: "tessera status [--json] [--url http://host:52480]   (TESSERA_URL also works)",
   async run(argv) {
     const { values } = parseCommandArgs(argv, { json: { type: "boolean" }, url: { type: "string" } }, { allowPositionals: false });
-    const base = (values.url ?? "http://127.0.0.1:52480").replace(/\/+$/, "");
-    let view: ClusterView;
-    try {
-      const res = await fetch(`${base}/cluster`, { signal: AbortSignal.timeout(5000) });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      view = (await res.json()) as ClusterView;
-    } catch (e) {
-      throw new TesseraError(`no tessera node answers (${(e as Error).message}); is \`tessera start\` running there?`, base);
-    }
-    console.log(values.json ? JSON.stringify(view, null, 2) : formatStatus(view));
+    const base = baseUrl(values.url);
+    const view = (await getJson(base, "/cluster")) as ClusterView;
+    // a node of an older version has no /instances: show the cluster without them
+    const instances = (await getJson(base, "/instances").catch(() => undefined)) as InstanceView[] | undefined;
+    console.log(values.json ? JSON.stringify({ ...view, instances }, null, 2) : formatStatus(view, instances));
     return 0;
   },
 };
