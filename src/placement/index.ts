@@ -14,6 +14,6 @@
 export { place, fitLayers, formatBytes, DEFAULT_PROMPT_TOKENS, MAX_NODES } from "./place.js";
 export { predictDecode, decodeCost, COST, type DecodePredictionInput, type DecodeCost } from "./cost.js";
 export { placementModel, HELD_BYTES_PER_WEIGHT, STREAM_COST_PER_WEIGHT, type PlacementModel, type WeightGroup } from "./model.js";
-export { DEFAULT_CTX, DRIVER_BYTES, RUNNER_BASE_BYTES } from "./memory.js";
+export { DEFAULT_CTX, driverBytes, RUNNER_BASE_BYTES } from "./memory.js";
 export * from "./types.js";
 export { makePlan, rankPlaces, checkPlan, splitBlocks, describePlan, type ShardPlan, type StagePlan, type RankPlace } from "./shard-plan.js";

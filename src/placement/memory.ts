@@ -3,14 +3,18 @@ import { evenSplit } from "./split.js";
 
 /**
  * What a runner process needs in memory, in bytes. Measured by bench/placement/held-bytes.ts
- * (steady RSS of a runner; see bench/results/placement-held-bytes-*.json):
- *   RUNNER_BASE_BYTES   a runner with no weights: Node, onnxruntime, its liveness thread
- *   DRIVER_BYTES        what the driver adds to its home node: engine worker and driver threads, tokenizer
+ * (bench/results/placement-held-bytes-2026-12-04.json):
+ *   RUNNER_BASE_BYTES   a runner with no weights: Node, onnxruntime, its liveness thread (108 MiB
+ *                       steady, 128 MiB peak)
+ *   driverBytes         what the driver adds to its home node: engine worker and driver threads and
+ *                       the tokenizer, which grows with the vocabulary (64 MiB with 4096 tokens,
+ *                       185 MiB with Qwen3's 151,643): DRIVER_BASE_BYTES + DRIVER_BYTES_PER_TOKEN × vocab
  * KV caches are float32: per layer 2 (keys, values) × KV heads × head_dim × ctx × 4 bytes.
  * Activations of a prefill chunk: ACTIVATION_TOKENS rows of the widest intermediate tensors.
  */
-export const RUNNER_BASE_BYTES = 96 * 2 ** 20;
-export const DRIVER_BYTES = 48 * 2 ** 20;
+export const RUNNER_BASE_BYTES = 120 * 2 ** 20;
+export const DRIVER_BASE_BYTES = 60 * 2 ** 20;
+export const DRIVER_BYTES_PER_TOKEN = 860;
 export const ACTIVATION_TOKENS = 512;
 export const DEFAULT_CTX = 4096;
 
@@ -45,6 +49,10 @@ export function rankKvBytes(m: PlacementModel, s: RankShare, ctx: number): numbe
 function activationBytes(m: PlacementModel, s: RankShare): number {
   const widest = 4 * m.hiddenSize + 2 * s.ffn;
   return ACTIVATION_TOKENS * widest * 4 + (s.last ? m.vocabSize * s.vocabShare * 4 : 0);
+}
+
+export function driverBytes(m: PlacementModel): number {
+  return Math.ceil(DRIVER_BASE_BYTES + DRIVER_BYTES_PER_TOKEN * m.vocabSize);
 }
 
 export function rankMemoryBytes(m: PlacementModel, s: RankShare, ctx: number): number {

@@ -45,21 +45,22 @@ export interface PlacementModel {
 
 /**
  * How the engine holds each stored type (engine/weights/convert.ts), in bytes per weight once the
- * session is created — steady RSS over the weights, measured by bench/placement/held-bytes.ts
- * (bench/results/placement-held-bytes-*.json): 4-bit types become MatMulNBits 4-bit (onnxruntime
- * repacks them for its int8 kernel), 8-bit-ish types MatMulNBits 8-bit, float types a float32 MatMul.
- * Types measured directly: Q4_0, Q8_0, F16; the others share their engine form's number, plus their
- * extra per-block data (Q4_1/Q4_K/MLX4: float zero points; Q6_K: 16-wide blocks; Q5_K/MLX8: a bias MatMul).
+ * session is created: 4-bit types become MatMulNBits 4-bit (onnxruntime repacks them for its int8
+ * kernel), 8-bit-ish types MatMulNBits 8-bit, float types a float32 MatMul. Measured by
+ * bench/placement/held-bytes.ts (bench/results/placement-held-bytes-2026-12-04.json; the larger of
+ * the steady and peak per-weight figures, 1b model, weights staged on disk): Q4_0 0.97, Q8_0 1.62,
+ * F16 4.0. The others share their engine form's number plus their extra per-block data (Q4_1,
+ * Q4_K, MLX4: float zero points, +0.125; Q5_K, Q6_K, MLX8: a bias or 16-wide blocks).
  */
 export const HELD_BYTES_PER_WEIGHT: Record<TensorType, number> = {
-  Q4_0: 0.875,
-  Q4_1: 1.0,
-  Q4_K: 1.0,
-  MLX4: 1.0,
-  Q8_0: 1.375,
-  Q5_K: 1.5,
-  Q6_K: 1.5,
-  MLX8: 1.5,
+  Q4_0: 0.97,
+  Q4_1: 1.1,
+  Q4_K: 1.1,
+  MLX4: 1.1,
+  Q8_0: 1.62,
+  Q5_K: 1.75,
+  Q6_K: 1.75,
+  MLX8: 1.75,
   F32: 4.0,
   F16: 4.0,
   BF16: 4.0,

@@ -1,6 +1,6 @@
 import { TesseraError } from "../errors.js";
 import { COST, decodeCost, rankComputeMs, rankPrefillMsPerToken, ttftMs, type Hop, type PlanShape } from "./cost.js";
-import { DEFAULT_CTX, DRIVER_BYTES, rankMemoryBytes, rankStream, rankWeights, vocabShares, type RankShare } from "./memory.js";
+import { DEFAULT_CTX, driverBytes, rankMemoryBytes, rankStream, rankWeights, vocabShares, type RankShare } from "./memory.js";
 import type { PlacementModel } from "./model.js";
 import { proportionalSplit } from "./shard-plan.js";
 import { tpSplit, type TpSlice } from "./split.js";
@@ -136,7 +136,7 @@ function pipeline(model: PlacementModel, subset: PlacementNode[], ctx: number): 
   const caps = order.map((n, i) => {
     const fixed = stageShare(model, 0, i === 0, i === k - 1, 1, 0);
     const one = stageShare(model, 1, i === 0, i === k - 1, 1, 0);
-    const base = rankMemoryBytes(model, fixed, ctx) + (i === 0 ? DRIVER_BYTES : 0);
+    const base = rankMemoryBytes(model, fixed, ctx) + (i === 0 ? driverBytes(model) : 0);
     const perLayer = rankMemoryBytes(model, one, ctx) - rankMemoryBytes(model, fixed, ctx);
     return Math.max(0, Math.floor((n.freeBytes - base) / perLayer));
   });
@@ -226,7 +226,7 @@ function build(model: PlacementModel, c: Candidate, ctx: number, links: LinkTabl
     shape.stages.push({ rankComputeMs: compute, rankPrefillMsPerToken: prefill, layers: layers[1] - layers[0], reduceRttMs: inner.rttMs, reduceBandwidth: inner.bandwidth });
   });
   const home = c.groups[0]![0]!.id;
-  memory[home] = (memory[home] ?? 0) + DRIVER_BYTES;
+  memory[home] = (memory[home] ?? 0) + driverBytes(model);
   shape.hops = hopsOf(c.groups, home, links);
   const cost = decodeCost(shape);
   const plan: PlacementPlan = {

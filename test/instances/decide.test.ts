@@ -42,8 +42,9 @@ function fold(events: ClusterEvent[], from: ClusterState = emptyState()): Cluste
   return s;
 }
 
-/** Three nodes of `memoryMiB` each (the model needs ~570 MiB on one node, ~360 on each of two). */
-function cluster(memoryMiB = 400, ids = [A, B, C]): ClusterState {
+/** Three nodes of `memoryMiB` each (the model needs ~630 MiB on one node, ~410 and ~350 on two). */
+const MEM = 450;
+function cluster(memoryMiB = MEM, ids = [A, B, C]): ClusterState {
   const events: ClusterEvent[] = [{ type: "master-elected", master: ids[0]!, term: 1 }];
   ids.forEach((id, k) => {
     events.push({ type: "node-joined", node: { id, name: `n${k}`, host: "127.0.0.1", httpPort: 1, peerPort: 2, startedAt: k, version: "t" } });
@@ -74,10 +75,10 @@ test("a new instance takes the best plan that fits; none fitting gives every pla
 test("placement counts what placed instances reserve, and frees it when they fail", () => {
   const { state, instance } = created(cluster());
   const free = Object.fromEntries(placementCluster(state).nodes.map((n) => [n.id, n.freeBytes]));
-  for (const [node, bytes] of Object.entries(instance.plan.memoryBytes)) assert.equal(free[node], 400 * MiB - bytes);
-  assert.equal(placementCluster(state, instance.id).nodes.every((n) => n.freeBytes === 400 * MiB), true, "re-placing it, its own reservation is not counted");
+  for (const [node, bytes] of Object.entries(instance.plan.memoryBytes)) assert.equal(free[node], MEM * MiB - bytes);
+  assert.equal(placementCluster(state, instance.id).nodes.every((n) => n.freeBytes === MEM * MiB), true, "re-placing it, its own reservation is not counted");
   const failed = fold([{ type: "rank-status", id: instance.id, generation: 1, rank: 1, status: "failed", progress: 0, error: "x" }], state);
-  assert.ok(placementCluster(failed).nodes.every((n) => n.freeBytes === 400 * MiB));
+  assert.ok(placementCluster(failed).nodes.every((n) => n.freeBytes === MEM * MiB));
 });
 
 test("a node that leaves fails its instances at once; they are re-placed on the others", () => {
@@ -142,12 +143,12 @@ test("a deployment with no instance (every node restarted) is placed again, or s
   assert.equal(e!.type, "instance-placed");
   const i = (e as { instance: InstanceRecord }).instance;
   assert.deepEqual([i.id, i.keep, i.generation, i.status, i.createdAt], ["0123456789ab", true, 1, "starting", 7]);
-  const alone = fold([{ type: "kept-restored", version: 3, kept: Object.values(restored.kept) }], cluster(400, [A]));
+  const alone = fold([{ type: "kept-restored", version: 3, kept: Object.values(restored.kept) }], cluster(MEM, [A]));
   const [w] = reconcile(alone, 100);
   const wi = (w as { instance: InstanceRecord }).instance;
   assert.equal(wi.status, "waiting");
   assert.match(wi.reason!, /cannot be placed now/);
-  assert.deepEqual(placementCluster(fold([w!], alone)).nodes.map((n) => n.freeBytes), [400 * MiB], "a waiting instance reserves nothing");
+  assert.deepEqual(placementCluster(fold([w!], alone)).nodes.map((n) => n.freeBytes), [MEM * MiB], "a waiting instance reserves nothing");
   // an instance marked kept whose deployment is gone from the kept set is deleted
   const { state, instance } = created(cluster(), true);
   const dropped = { ...state, kept: {} };
