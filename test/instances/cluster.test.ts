@@ -218,6 +218,19 @@ test("killing one runner process re-places the instance, which generates again",
   tensor = again;
 });
 
+test("a runner that hangs (SIGSTOP) is detected, ended, and its instance re-placed", async () => {
+  const victim = tensor.ranks.find((r) => r.rank === 1)!;
+  process.kill(victim.pid!, "SIGSTOP");
+  try {
+    const again = await ready(nodes[0]!, tensor.id, tensor.generation + 1);
+    assert.deepEqual((await generate(again)).tokens, expected);
+    await waitFor("the stopped runner ended by its node", 20000, () => !isProcessAlive(victim.pid!));
+    tensor = again;
+  } finally {
+    if (isProcessAlive(victim.pid!)) process.kill(victim.pid!, "SIGKILL");
+  }
+});
+
 test("killing a node that holds part of an instance re-places it on the others", async () => {
   const m = await master();
   const holder = byId(nodes, tensor.ranks.find((r) => r.role === "runner" && r.node !== m.id)!.node);
