@@ -8,7 +8,7 @@ import { DelayProxy } from "../../src/transport/index.js";
 import type { LaunchOptions } from "../../src/runner/launcher.js";
 import type { Device } from "../../src/engine/types.js";
 import { ShardedDriver } from "../../src/runner/driver.js";
-import type { ShardPlan } from "../../src/runner/plan.js";
+import type { ShardPlan } from "../../src/placement/shard-plan.js";
 import { cpuSeconds, pin } from "./children.js";
 import type { ComputeRanks } from "./compute-ranks.js";
 

@@ -29,7 +29,7 @@ import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { openModel } from "../../src/models/open.js";
 import { synthesize } from "../../src/models/synth/synthesize.js";
-import { makePlan } from "../../src/runner/plan.js";
+import { makePlan } from "../../src/placement/shard-plan.js";
 import { provenance } from "../provenance.js";
 import { cpuSeconds, hasTaskset, systemBusySeconds } from "./children.js";
 import { ComputeRanks } from "./compute-ranks.js";

@@ -4,7 +4,7 @@
 import { openModel } from "../../src/models/open.js";
 import { createStepper } from "../../src/engine/session/stepper.js";
 import { PIPELINE_MICRO_BATCH, ShardedDriver } from "../../src/runner/driver.js";
-import { makePlan } from "../../src/runner/plan.js";
+import { makePlan } from "../../src/placement/shard-plan.js";
 import { median, rotate, round2 as r2 } from "../stats.js";
 
 export interface PrefillResult {

@@ -13,7 +13,7 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { openModel } from "../../src/models/open.js";
 import { TpRankEngine } from "../../src/engine/tp/rank-engine.js";
-import { checkPlan, makePlan, splitBlocks } from "../../src/runner/plan.js";
+import { checkPlan, makePlan, splitBlocks } from "../../src/placement/shard-plan.js";
 import { lmHeadRows, vocabSlices } from "../../src/runner/stage.js";
 import { ComputeRanks } from "./compute-ranks.js";
 

@@ -20,7 +20,7 @@ import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { openModel } from "../../src/models/open.js";
 import { synthesize } from "../../src/models/synth/synthesize.js";
-import { makePlan } from "../../src/runner/plan.js";
+import { makePlan } from "../../src/placement/shard-plan.js";
 import type { LaunchOptions } from "../../src/runner/launcher.js";
 import { provenance } from "../provenance.js";
 import { median, rotate, round2 as r2 } from "../stats.js";

@@ -47,7 +47,7 @@ const portOf = async (line: () => Promise<string>): Promise<number> => Number((a
 /** A delay proxy process in front of `targetPort`; returns its port (or the target itself at 0 µs). */
 async function proxyFor(targetPort: number, latencyUs: number): Promise<{ port: number; stop: () => void }> {
   if (latencyUs === 0) return { port: targetPort, stop: () => {} };
-  const p = start("../../src/transport/delay-proxy-cli", ["--listen", "127.0.0.1:0", "--target", `127.0.0.1:${targetPort}`, "--latency-us", String(latencyUs)]);
+  const p = start("./delay-proxy-cli", ["--listen", "127.0.0.1:0", "--target", `127.0.0.1:${targetPort}`, "--latency-us", String(latencyUs)]);
   const port = Number((await p.line()).split(":").pop());
   return { port, stop: () => p.child.kill("SIGTERM") };
 }

@@ -80,6 +80,12 @@ export function clusterMetrics(state: ClusterState, self: { id: string; peers: n
       samples: withProfile.filter((n) => n.profile!.matmulGflops !== null).map((n) => ({ labels: nodeLabels(n.id, n.name), value: n.profile!.matmulGflops! })),
     },
     {
+      name: "tessera_node_decode_bytes_per_second",
+      help: "Measured 4-bit GEMV throughput of a node (packed weight bytes per second): its decode speed.",
+      type: "gauge",
+      samples: withProfile.filter((n) => n.profile!.decodeBytesPerSec != null).map((n) => ({ labels: nodeLabels(n.id, n.name), value: n.profile!.decodeBytesPerSec! })),
+    },
+    {
       name: "tessera_link_rtt_seconds",
       help: "Median round trip of small frames on a directed link.",
       type: "gauge",

@@ -10,6 +10,8 @@ import { isClusterState, isControlEvent, isLogEntry, isNodeId, type ClusterEvent
  *   sync      follower → master: "send me what follows `since` in `term`"
  *   entries   master → follower: a run of log entries answering sync
  *   snapshot  master → follower: whole state + recent log, when entries cannot answer sync
+ *   cmd       any node → master: a command (n: the sender's request number; body: checked by its handler)
+ *   cmd-reply master → that node: the answer to cmd n (status like HTTP's, body)
  *   ping/pong RTT probes; bulk/bulk-end/bulk-ack a bandwidth probe
  *   bye       the sender is closing the link
  */
@@ -28,6 +30,8 @@ export type PeerMessage =
   | { t: "sync"; term: number; master: string | null; since: number }
   | { t: "entries"; term: number; entries: LogEntry[] }
   | { t: "snapshot"; state: ClusterState; log: LogEntry[] }
+  | { t: "cmd"; n: number; body: unknown }
+  | { t: "cmd-reply"; n: number; status: number; body: unknown }
   | { t: "ping"; n: number }
   | { t: "pong"; n: number }
   | { t: "bulk"; n: number; data: Uint8Array }
@@ -71,6 +75,10 @@ export function isPeerMessage(x: unknown): x is PeerMessage {
       return isInt(x.term) && isEntryList(x.entries);
     case "snapshot":
       return isClusterState(x.state) && isEntryList(x.log);
+    case "cmd":
+      return isInt(x.n) && isObj(x.body);
+    case "cmd-reply":
+      return isInt(x.n) && isInt(x.status) && (x.status as number) < 600;
     case "ping":
     case "pong":
       return isInt(x.n);

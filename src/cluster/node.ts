@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import { encode } from "@msgpack/msgpack";
 import { Discovery } from "./discovery.js";
@@ -46,6 +47,17 @@ export interface ClusterNodeOptions {
 }
 
 const GOSSIP_EVERY_TICKS = 5;
+/** A command the master has not answered by then fails (the master may have gone). */
+const COMMAND_TIMEOUT_MS = 30000;
+
+/** The master's answer to a command: an HTTP-like status and a JSON body. */
+export interface CommandReply {
+  status: number;
+  body: unknown;
+}
+
+/** Runs a command on the master: `from` is the node that sent it (this node's id when local). */
+export type CommandHandler = (from: string, body: Record<string, unknown>) => Promise<CommandReply>;
 const PROFILE_EVERY_MS = 10000;
 
 export class ClusterNode {
@@ -57,6 +69,7 @@ export class ClusterNode {
   private readonly statics: StaticPeers;
   /** Logged "alone" for the current stretch without peers. */
   private saidAlone = false;
+  private readonly key: Buffer;
   private readonly ownLinks = new Map<string, LinkMeasurement>();
   private ownProfile: NodeProfile;
   private probe: ProbeResult | null = null;
@@ -70,13 +83,17 @@ export class ClusterNode {
   private measuring: Promise<void> = Promise.resolve();
   private stopped = false;
   private selfHost = "127.0.0.1";
+  private commandHandler: CommandHandler | null = null;
+  private commandSeq = 0;
+  private readonly commandsOut = new Map<number, { peer: string; done: (r: CommandReply) => void }>();
   peerPort: number;
   httpPort: number;
 
   constructor(private readonly opts: ClusterNodeOptions) {
     this.id = opts.identity.id;
     this.open = !opts.secret;
-    this.peers = new PeerSet({ identity: opts.identity, cluster: opts.cluster, key: clusterKey(opts.cluster, opts.secret), silenceMs: opts.silenceMs, log: opts.log });
+    this.key = clusterKey(opts.cluster, opts.secret);
+    this.peers = new PeerSet({ identity: opts.identity, cluster: opts.cluster, key: this.key, silenceMs: opts.silenceMs, log: opts.log });
     this.peers.on("up", (p) => this.onUp(p));
     this.peers.on("info", (p, first) => this.onInfo(p, first));
     this.peers.on("message", (p, m) => this.onMessage(p, m));
@@ -123,6 +140,38 @@ export class ClusterNode {
     return this.isMaster;
   }
 
+  /** The address peers reach this node at (as it advertises itself). */
+  get host(): string {
+    return this.selfHost;
+  }
+
+  /** The bind address of this node's listeners (runners listen on it too). */
+  get bindHost(): string {
+    return this.opts.host;
+  }
+
+  get dataDir(): string {
+    return this.opts.dataDir;
+  }
+
+  /** Threads per runner process (--threads). */
+  get threads(): number {
+    return this.opts.threads;
+  }
+
+  get device(): string {
+    return this.opts.device;
+  }
+
+  /**
+   * The data-plane key of an instance, 64 hex digits: HMAC of the instance id under the cluster
+   * key (itself derived from the cluster secret). Every node of the cluster derives the same one;
+   * runners get only this, never the secret.
+   */
+  dataPlaneKey(instance: string): string {
+    return createHmac("sha256", this.key).update(`tessera data plane\0${instance}`).digest("hex");
+  }
+
   /**
    * Puts an event about this node into the replicated log: ordered directly on the master, sent
    * to the master from a follower (which accepts it only if mayPropose allows it for the sender).
@@ -135,6 +184,41 @@ export class ClusterNode {
     }
     const l = this.master ? this.peers.peers.get(this.master) : undefined;
     return l ? l.link.send({ t: "propose", event }) : false;
+  }
+
+  /** The master runs commands with `handler` (set it on every node: any node may become master). */
+  handleCommands(handler: CommandHandler): void {
+    this.commandHandler = handler;
+  }
+
+  /**
+   * Sends a command to the master and waits for its answer: run here when this node is the master.
+   * Answers 503 when there is no master to ask, or it went away before answering.
+   */
+  command(body: Record<string, unknown>): Promise<CommandReply> {
+    if (this.isMaster) return this.runCommand(this.id, body);
+    const l = this.master ? this.peers.peers.get(this.master) : undefined;
+    if (!l) return Promise.resolve({ status: 503, body: { error: { message: "no master yet: the cluster is electing one" } } });
+    const n = ++this.commandSeq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish({ status: 504, body: { error: { message: `the master did not answer within ${COMMAND_TIMEOUT_MS / 1000} s` } } }), COMMAND_TIMEOUT_MS);
+      const finish = (r: CommandReply): void => {
+        clearTimeout(timer);
+        this.commandsOut.delete(n);
+        resolve(r);
+      };
+      this.commandsOut.set(n, { peer: l.id, done: finish });
+      if (!l.link.send({ t: "cmd", n, body })) finish({ status: 503, body: { error: { message: "lost the link to the master" } } });
+    });
+  }
+
+  private async runCommand(from: string, body: Record<string, unknown>): Promise<CommandReply> {
+    if (!this.commandHandler) return { status: 503, body: { error: { message: "this node takes no commands yet" } } };
+    try {
+      return await this.commandHandler(from, body);
+    } catch (e) {
+      return { status: 500, body: { error: { message: (e as Error).message } } };
+    }
   }
 
   async listen(): Promise<void> {
@@ -193,6 +277,9 @@ export class ClusterNode {
 
   private onDown(peer: Peer, reason: string): void {
     this.ownLinks.delete(peer.id);
+    for (const c of [...this.commandsOut.values()]) {
+      if (c.peer === peer.id) c.done({ status: 503, body: { error: { message: `the master went away (${reason}) before answering; try again` } } });
+    }
     this.opts.log(`peer ${peer.id} (${peer.info?.name ?? "?"}) disconnected: ${reason}`);
     this.membershipChanged();
   }
@@ -212,7 +299,7 @@ export class ClusterNode {
         }
         return;
       case "propose":
-        if (this.isMaster && from.info && mayPropose(peer, m.event) && eventSize(m.event) <= MAX_EVENT_BYTES && !isNoop(this.replica.state, m.event)) {
+        if (this.isMaster && from.info && mayPropose(peer, m.event, this.replica.state) && eventSize(m.event) <= MAX_EVENT_BYTES && !isNoop(this.replica.state, m.event)) {
           this.order(m.event);
         }
         return;
@@ -221,6 +308,15 @@ export class ClusterNode {
         if (this.replica.receive(m.entry) === "gap") this.askSync(from);
         else this.afterSync();
         return;
+      case "cmd":
+        if (!this.isMaster) return void from.link.send({ t: "cmd-reply", n: m.n, status: 503, body: { error: { message: "not the master (it changed); try again" } } });
+        void this.runCommand(peer, m.body as Record<string, unknown>).then((r) => from.link.send({ t: "cmd-reply", n: m.n, status: r.status, body: r.body }));
+        return;
+      case "cmd-reply": {
+        const c = this.commandsOut.get(m.n);
+        if (c && c.peer === peer) c.done({ status: m.status, body: m.body });
+        return;
+      }
       case "sync":
         if (!this.isMaster) return;
         for (const reply of this.replica.answerSync(this.id, m.term, m.master, m.since)) from.link.send(reply);

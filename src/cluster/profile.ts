@@ -16,6 +16,8 @@ import type { NodeProfile } from "./state.js";
  */
 export interface ProbeResult {
   matmulGflops: number;
+  /** MatMulNBits 4-bit GEMV: packed weight bytes streamed per second (probe-main.ts). */
+  decodeBytesPerSec: number;
   providers: string[];
 }
 
@@ -37,6 +39,7 @@ export function baseProfile(opts: ProfileOptions, probe: ProbeResult | null): No
     threads: opts.threads,
     worker: opts.worker,
     matmulGflops: probe ? Math.round(probe.matmulGflops * 10) / 10 : null,
+    decodeBytesPerSec: probe ? Math.round(probe.decodeBytesPerSec / 1e6) * 1e6 : null,
     platform: process.platform,
     arch: process.arch,
   };
@@ -45,16 +48,16 @@ export function baseProfile(opts: ProfileOptions, probe: ProbeResult | null): No
 const PROBE_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 
 function machineKey(threads: number): string {
-  const parts = [hostname(), cpus()[0]?.model ?? "", availableParallelism(), totalmem(), process.platform, process.arch, process.versions.node, threads, "ort-1.30"];
+  const parts = [hostname(), cpus()[0]?.model ?? "", availableParallelism(), totalmem(), process.platform, process.arch, process.versions.node, threads, "ort-1.30", "decode-probe-1"];
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 24);
 }
 
 function isProbeResult(x: unknown): x is ProbeResult {
   const r = x as ProbeResult;
-  return typeof x === "object" && x !== null && typeof r.matmulGflops === "number" && r.matmulGflops > 0 && Array.isArray(r.providers) && r.providers.every((p) => typeof p === "string");
+  return typeof x === "object" && x !== null && typeof r.matmulGflops === "number" && r.matmulGflops > 0 && typeof r.decodeBytesPerSec === "number" && r.decodeBytesPerSec > 0 && Array.isArray(r.providers) && r.providers.every((p) => typeof p === "string");
 }
 
-/** The cached probe for this machine, or a fresh one (≈1 s in a child process). Null if the probe fails. */
+/** The cached probe for this machine, or a fresh one (≈2 s in a child process). Null if the probe fails. */
 export async function probeMachine(dir: string, threads: number, timeoutMs = 30000): Promise<ProbeResult | null> {
   const file = join(dir, "machine-profile.json");
   const key = machineKey(threads);

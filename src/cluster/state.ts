@@ -9,7 +9,16 @@
  *   master  node id of the master that ordered the log, or null
  *   nodes   node id → NodeRecord (with its latest profile, if reported)
  *   links   "<from>><to>" → LinkMeasurement (directed: from measured its link to `to`)
+ *   instances, kept, keptVersion   see instance-state.ts
  */
+import {
+  applyInstanceEvent,
+  isInstanceEvent,
+  isInstanceState,
+  mayProposeInstance,
+  type InstanceEvent,
+  type InstanceState,
+} from "./instance-state.js";
 
 export interface NodeProfile {
   memory: { totalBytes: number; availableBytes: number };
@@ -23,6 +32,11 @@ export interface NodeProfile {
   worker: boolean;
   /** Measured float32 MatMul throughput on this machine (GFLOP/s), null until measured. */
   matmulGflops: number | null;
+  /**
+   * Measured decode speed: bytes of 4-bit packed weights a batch-1 MatMulNBits chain streams per
+   * second (decode is bound by this; placement's cost model reads it). Null until measured.
+   */
+  decodeBytesPerSec: number | null;
   platform: string;
   arch: string;
 }
@@ -56,7 +70,8 @@ export type ClusterEvent =
   | { type: "node-joined"; node: NodeRecord }
   | { type: "node-left"; id: string; reason: string }
   | { type: "node-profile"; id: string; profile: NodeProfile }
-  | { type: "link-measured"; link: LinkMeasurement };
+  | { type: "link-measured"; link: LinkMeasurement }
+  | InstanceEvent;
 
 /** One ordered log entry, assigned by the master. `at` is the master's wall clock (ms). */
 export interface LogEntry {
@@ -66,7 +81,7 @@ export interface LogEntry {
   event: ClusterEvent;
 }
 
-export interface ClusterState {
+export interface ClusterState extends InstanceState {
   index: number;
   term: number;
   master: string | null;
@@ -77,7 +92,7 @@ export interface ClusterState {
 export const MAX_EVENT_BYTES = 16 * 1024;
 
 export function emptyState(): ClusterState {
-  return { index: 0, term: 0, master: null, nodes: {}, links: {} };
+  return { index: 0, term: 0, master: null, nodes: {}, links: {}, instances: {}, kept: {}, keptVersion: 0 };
 }
 
 export function linkKey(from: string, to: string): string {
@@ -115,6 +130,8 @@ export function apply(state: ClusterState, entry: LogEntry): ClusterState {
       if (!(from in state.nodes) || !(to in state.nodes)) return base;
       return { ...base, links: { ...state.links, [linkKey(from, to)]: { ...e.link } } };
     }
+    default:
+      return { ...base, ...applyInstanceEvent(state, e, (n) => state.nodes[n]?.name ?? n) };
   }
 }
 
@@ -141,6 +158,7 @@ export function isNodeProfile(x: unknown): x is NodeProfile {
     Number.isInteger(x.threads) &&
     typeof x.worker === "boolean" &&
     (x.matmulGflops === null || isNonNeg(x.matmulGflops)) &&
+    (x.decodeBytesPerSec === null || isNonNeg(x.decodeBytesPerSec)) &&
     isStr(x.platform, 32) &&
     isStr(x.arch, 32)
   );
@@ -179,7 +197,7 @@ export function isControlEvent(x: unknown): x is ClusterEvent {
     case "link-measured":
       return isLinkMeasurement(x.link);
     default:
-      return false;
+      return isInstanceEvent(x);
   }
 }
 
@@ -192,21 +210,26 @@ export function isClusterState(x: unknown): x is ClusterState {
   if (!(x.master === null || isNodeId(x.master)) || !isObj(x.nodes) || !isObj(x.links)) return false;
   for (const [k, n] of Object.entries(x.nodes)) if (!isNodeRecord(n) || n.id !== k) return false;
   for (const [k, l] of Object.entries(x.links)) if (!isLinkMeasurement(l) || linkKey(l.from, l.to) !== k) return false;
-  return true;
+  return isInstanceState(x);
 }
 
 /**
- * Which events a peer may propose to the master: only facts about itself. Membership and
- * mastership are decided by the master alone.
+ * Which events a peer may propose to the master: only facts about itself (its profile, its links,
+ * the ranks it runs) and a kept set newer than the state's. Membership, mastership and instances
+ * are decided by the master alone.
  */
-export function mayPropose(sender: string, event: ClusterEvent): boolean {
+export function mayPropose(sender: string, event: ClusterEvent, state: ClusterState): boolean {
   switch (event.type) {
     case "node-profile":
       return event.id === sender;
     case "link-measured":
       return event.link.from === sender;
-    default:
+    case "master-elected":
+    case "node-joined":
+    case "node-left":
       return false;
+    default:
+      return mayProposeInstance(sender, event, state);
   }
 }
 

@@ -2,6 +2,8 @@ import type { MessagePort } from "node:worker_threads";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import type { LaunchOptions } from "./launcher.js";
 import type { LoadProgress } from "../engine/types.js";
+import type { PeerAddress } from "../transport/index.js";
+import type { RemoteOptions } from "./remote.js";
 
 /**
  * Engine thread ⇄ driver thread. Requests go over a MessagePort; the engine thread then blocks in
@@ -35,8 +37,22 @@ export type DriverThreadEvent =
   | { type: "ready"; vocabSize: number; rssBytes: number[]; pids: number[] }
   | { type: "error"; error: WireError };
 
+/** Either runners to start here (launch) or runners the cluster's nodes started (remote, with its control port). */
 export interface DriverThreadData {
-  launch: LaunchOptions;
+  launch?: LaunchOptions;
+  remote?: RemoteOptions;
+  control?: MessagePort;
   port: MessagePort;
   flag: SharedArrayBuffer;
 }
+
+/**
+ * The control port of a driver whose runners a cluster started (RemoteRunners), between the driver
+ * thread and the node that hosts it:
+ *   driver → node  ports {world, live}     its listening ports, to relay through the control plane
+ *   node → driver  peers {world, live}     every rank's addresses (world rank order), once all are loaded
+ *   node → driver  abort {reason}          give up joining (the instance was torn down)
+ *   driver → node  failed {message}        the group failed after it was joined (a rank was lost)
+ */
+export type ToDriverControl = { type: "peers"; world: PeerAddress[]; live: PeerAddress[] } | { type: "abort"; reason: string };
+export type FromDriverControl = { type: "ports"; world: number; live: number } | { type: "failed"; message: string };

@@ -2,13 +2,15 @@ import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } f
 import { startModuleWorker } from "../spawn.js";
 import { checkContextRoom } from "../engine/session/kv-cache.js";
 import { TesseraError } from "../errors.js";
-import type { SamplingStepper } from "../engine/types.js";
+import type { LoadProgress, SamplingStepper } from "../engine/types.js";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import type { BridgeReply, BridgeRequest, DriverThreadData, DriverThreadEvent, WireError } from "./bridge-protocol.js";
 import type { LaunchOptions } from "./launcher.js";
+import type { RemoteOptions } from "./remote.js";
 
 function startThread(data: DriverThreadData): Worker {
-  return startModuleWorker("./driver-thread", import.meta.url, { workerData: data, transferList: [data.port] });
+  const transferList = data.control ? [data.port, data.control] : [data.port];
+  return startModuleWorker("./driver-thread", import.meta.url, { workerData: data, transferList });
 }
 
 function toError(w: WireError): Error {
@@ -36,10 +38,24 @@ export class ShardedStepper implements SamplingStepper {
     readonly runnerPids: number[],
   ) {}
 
-  static async start({ onProgress, ...launch }: LaunchOptions): Promise<ShardedStepper> {
+  /** Starts the runner processes of `launch` on this machine. */
+  static start({ onProgress, ...launch }: LaunchOptions): Promise<ShardedStepper> {
+    return ShardedStepper.open({ launch }, launch.contextLength, onProgress);
+  }
+
+  /** Joins runners that the cluster's nodes started; `control` is the driver's line to its node (bridge-protocol.ts). */
+  static startRemote(remote: RemoteOptions, control: MessagePort): Promise<ShardedStepper> {
+    return ShardedStepper.open({ remote, control }, remote.contextLength);
+  }
+
+  private static async open(
+    what: Pick<DriverThreadData, "launch" | "remote" | "control">,
+    contextLength: number,
+    onProgress?: (p: LoadProgress) => void,
+  ): Promise<ShardedStepper> {
     const { port1, port2 } = new MessageChannel();
     const flag = new Int32Array(new SharedArrayBuffer(4));
-    const thread = startThread({ launch, port: port2, flag: flag.buffer as SharedArrayBuffer });
+    const thread = startThread({ ...what, port: port2, flag: flag.buffer as SharedArrayBuffer });
     const event = await new Promise<Exclude<DriverThreadEvent, { type: "progress" }>>((resolve, reject) => {
       thread.on("message", (m: DriverThreadEvent) => (m.type === "progress" ? onProgress?.(m.progress) : resolve(m)));
       thread.once("error", (e) => reject(new Error(`driver thread failed: ${e.message}`)));
@@ -51,7 +67,7 @@ export class ShardedStepper implements SamplingStepper {
     }
     thread.removeAllListeners();
     thread.on("error", () => {});
-    return new ShardedStepper(thread, port1, flag, event.vocabSize, launch.contextLength, event.rssBytes, event.pids);
+    return new ShardedStepper(thread, port1, flag, event.vocabSize, contextLength, event.rssBytes, event.pids);
   }
 
   get position(): number {

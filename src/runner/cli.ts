@@ -4,7 +4,8 @@ import { checkMemoryFits, estimateShardMemory } from "../engine/memory.js";
 import { resolveContextLength } from "../models/context.js";
 import { openModel } from "../models/open.js";
 import { memoryInfo } from "../system-memory.js";
-import { checkPlan, estimatePlanMemory, makePlan, splitBlocks } from "./plan.js";
+import { checkPlan, makePlan, splitBlocks } from "../placement/shard-plan.js";
+import { estimatePlanMemory } from "./plan-memory.js";
 import { shardedBackendUrl, type ShardedEngineOptions } from "./sharded-backend.js";
 
 export interface Sharding {

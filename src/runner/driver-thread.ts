@@ -1,8 +1,10 @@
-// The driver's own thread: it starts the runner processes and talks to them over the network, so
-// the engine thread (which must block in Stepper.forward) can wait on it with Atomics (bridge.ts).
+// The driver's own thread: it starts the runner processes (or, for a cluster instance, joins the
+// runners the nodes started) and talks to them over the network, so the engine thread (which must
+// block in Stepper.forward) can wait on it with Atomics (bridge.ts).
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { isTesseraError } from "../errors.js";
 import { ShardedDriver } from "./driver.js";
+import { RemoteRunners } from "./remote.js";
 import type { BridgeReply, BridgeRequest, DriverThreadData, DriverThreadEvent } from "./bridge-protocol.js";
 
 const data = workerData as DriverThreadData;
@@ -19,7 +21,12 @@ function answer(m: BridgeReply, transfer: ArrayBuffer[] = []): void {
 
 let driver: ShardedDriver;
 try {
-  driver = await ShardedDriver.start({ ...data.launch, onProgress: (progress) => tell({ type: "progress", progress }) });
+  if (data.remote) {
+    const r = data.remote;
+    driver = await ShardedDriver.attach(await RemoteRunners.join(r, data.control!), r.contextLength, r.microBatch);
+  } else {
+    driver = await ShardedDriver.start({ ...data.launch!, onProgress: (progress) => tell({ type: "progress", progress }) });
+  }
   tell({ type: "ready", vocabSize: driver.vocabSize, rssBytes: driver.runners.rssBytes, pids: driver.runners.pids });
 } catch (e) {
   tell({ type: "error", error: wire(e) });

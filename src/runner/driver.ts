@@ -1,13 +1,36 @@
 import { TesseraError } from "../errors.js";
+import type { ReadCounts } from "../models/source/counting.js";
 import { checkContextRoom } from "../engine/session/kv-cache.js";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import { HEADER_INTS, Op, StepFlag, Tag } from "./protocol.js";
 import { decodeSample, encodeSampling, sampleWireLength } from "./sample-wire.js";
 import { LocalRunners, type LaunchOptions } from "./launcher.js";
+import type { Group } from "../transport/index.js";
+import type { RankPlace } from "../placement/shard-plan.js";
 import { vocabSlices } from "./stage.js";
 
 /** Default prefill micro-batch for pipelines (LaunchOptions.microBatch); bench/parallel measures the choice. */
 export const PIPELINE_MICRO_BATCH = 64;
+
+/**
+ * The runners a driver drives, however they were started: LocalRunners (child processes of this
+ * process) or RemoteRunners (started by the nodes of a cluster).
+ */
+export interface RunnerSet {
+  readonly places: RankPlace[];
+  readonly world: Group;
+  readonly vocabSize: number;
+  /** RSS of each runner after loading (0 where unknown). */
+  readonly rssBytes: number[];
+  /** Process ids of runners on this machine (empty for remote ones). */
+  readonly pids: number[];
+  close(ms?: number): Promise<void>;
+  kill(): void;
+  /** The end of a local runner's stderr (empty for remote ones). */
+  stderrOf(world: number): string;
+  /** Bytes each local runner read from the model file, in world order (absent for remote runners). */
+  readonly readCounts?: ReadCounts[];
+}
 
 /**
  * The driver of a sharded model (world rank 0): tokens go to stage 0, logits come back from tensor
@@ -29,7 +52,7 @@ export class ShardedDriver {
   private readonly stages: number;
 
   private constructor(
-    readonly runners: LocalRunners,
+    readonly runners: RunnerSet,
     readonly contextLength: number,
     private readonly microBatch: number,
   ) {
@@ -43,8 +66,12 @@ export class ShardedDriver {
 
   /** Starts the runners, waits until all are connected, and warms them up with one step. */
   static async start(o: LaunchOptions): Promise<ShardedDriver> {
-    const runners = await LocalRunners.start(o);
-    const d = new ShardedDriver(runners, o.contextLength, o.microBatch ?? PIPELINE_MICRO_BATCH);
+    return ShardedDriver.attach(await LocalRunners.start(o), o.contextLength, o.microBatch);
+  }
+
+  /** Drives runners whose world group is already joined; warms them up with one step. */
+  static async attach(runners: RunnerSet, contextLength: number, microBatch = PIPELINE_MICRO_BATCH): Promise<ShardedDriver> {
+    const d = new ShardedDriver(runners, contextLength, microBatch);
     try {
       await d.forward(Int32Array.of(0));
       d.truncate(0);

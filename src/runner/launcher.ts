@@ -6,7 +6,7 @@ import type { ReadCounts } from "../models/source/counting.js";
 import type { Device, LoadProgress } from "../engine/types.js";
 import { nodeModuleCommand } from "../spawn.js";
 import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
-import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks, type RankPlace, type ShardPlan } from "./plan.js";
+import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks, type RankPlace, type ShardPlan } from "../placement/shard-plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
 import { lmHeadRows } from "./stage.js";
 
@@ -228,17 +228,26 @@ async function routed(
   return Promise.all(peers.map((a, i) => (i < self ? route({ group, from, to: worldOf(i) }, a) : a)));
 }
 
-function spawnRunner(place: RankPlace): Runner {
+/**
+ * A runner process (runner-main.ts) with its IPC channel and stderr piped; it exits when this
+ * process goes away. Used by the launcher here and by a cluster node's supervisor.
+ */
+export function spawnRunnerProcess(): ChildProcess {
   const { command, args } = nodeModuleCommand("./runner-main", import.meta.url);
   // glibc otherwise keeps the freed load-time weight copies: 4 MiB measured 1.62 → 1.30 GB steady RSS
   // on the 1b model at unchanged speed (131072 returned a little more but decoded 2.7× slower).
   const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? "4194304" };
-  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe", "ipc"], env });
+  return spawn(command, args, { stdio: ["ignore", "ignore", "pipe", "ipc"], env });
+}
+
+function spawnRunner(place: RankPlace): Runner {
+  const child = spawnRunnerProcess();
   const gone = new Promise<void>((res) => child.once("close", () => res()));
   const r: Runner = { place, child, peakRssBytes: 0, gone, stderrTail: "", exited: false, inbox: [], waiter: undefined };
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (r.stderrTail = (r.stderrTail + d).slice(-STDERR_TAIL)));
   child.on("message", (m: FromRunner) => {
     if (m.type === "exiting") return void (r.peakRssBytes = m.peakRssBytes);
+    if (m.type === "progress") return;
     r.inbox.push(m);
     r.waiter?.();
   });

@@ -1,7 +1,7 @@
 import type { ReadCounts } from "../models/source/counting.js";
 import type { Device } from "../engine/types.js";
 import type { PeerAddress } from "../transport/index.js";
-import type { ShardPlan } from "./plan.js";
+import type { ShardPlan } from "../placement/shard-plan.js";
 
 /**
  * The runner's two channels.
@@ -57,6 +57,10 @@ export interface RunnerInit {
   compressActivations: boolean;
   /** Tests only: this world rank blocks its thread for `ms` before every prefill step (n > 1), like a long ORT run. */
   testStepDelay?: { world: number; ms: number };
+  /** The instance's data-plane key (64 hex digits): every group and liveness link proves it. Default: the open key. */
+  key?: string;
+  /** The model header digest the instance was placed with (models/header-digest.ts): checked before loading. */
+  digest?: string;
 }
 
 export type ToRunner = RunnerInit | { type: "peers"; world: PeerAddress[]; tp?: PeerAddress[]; live: PeerAddress[] };

@@ -4,8 +4,9 @@
 import { TesseraError, isTesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
 import { countReads } from "../models/source/counting.js";
+import { modelHeaderDigest } from "../models/header-digest.js";
 import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
-import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks } from "./plan.js";
+import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks } from "../placement/shard-plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
 import { serveSteps } from "./serve.js";
 import { lmHeadRows, loadStage, vocabSlices, type StageCompute } from "./stage.js";
@@ -72,6 +73,12 @@ async function main(): Promise<void> {
   const me = places[init.world - 1];
   if (!me) throw new Error(`world rank ${init.world} is not in the plan`);
   who = describeRank(me);
+  if (init.digest) {
+    const digest = await modelHeaderDigest(init.modelPath);
+    if (digest !== init.digest) {
+      throw new TesseraError(`the model file here differs from the one the instance was placed with (header digest ${digest.slice(0, 12)}…, expected ${init.digest.slice(0, 12)}…): copy the same file to every node`, init.modelPath);
+    }
+  }
   const worldListener = await GroupListener.open(init.host, 0);
   const tpListener = me.tpSize > 1 ? await GroupListener.open(init.host, 0) : undefined;
   // Heartbeats from a thread of their own: a long synchronous step here is not mistaken for a stall.
@@ -83,6 +90,7 @@ async function main(): Promise<void> {
     owner: who,
     lostAfterMs: init.stallTimeoutMs,
     exitIfBlockedMs: EXIT_IF_BLOCKED_MS,
+    key: init.key,
   });
   // Until the groups are up, a lost peer just ends this runner; then it fails the groups first, so
   // the other ranks hear the reason (ABORT) rather than a reset connection.
@@ -127,6 +135,7 @@ async function main(): Promise<void> {
         size,
         peers: addrs,
         groupId: id,
+        key: init.key,
         listener,
         stepTimeoutMs: init.stallTimeoutMs,
         liveness: (r) => heartbeats.silentMs(toWorld(r)),

@@ -1,7 +1,7 @@
 import type { Group } from "../transport/index.js";
 import { Sampler } from "../engine/sampling/index.js";
 import { HEADER_INTS, Op, StepFlag, Tag } from "./protocol.js";
-import type { RankPlace } from "./plan.js";
+import type { RankPlace } from "../placement/shard-plan.js";
 import type { StageCompute } from "./stage.js";
 import { decodeSampling, encodeSample, sampleWireLength, SAMPLING_FIELDS } from "./sample-wire.js";
 

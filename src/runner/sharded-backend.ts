@@ -8,7 +8,8 @@ import { physicalCores } from "../engine/session/threads.js";
 import type { EngineOptions } from "../engine/types.js";
 import type { LoadedEngine } from "../engine/worker/protocol.js";
 import { ShardedStepper } from "./bridge.js";
-import { checkPlan, estimatePlanMemory, makePlan, rankPlaces, splitBlocks } from "./plan.js";
+import { checkPlan, makePlan, rankPlaces, splitBlocks } from "../placement/shard-plan.js";
+import { estimatePlanMemory } from "./plan-memory.js";
 
 /** Engine options plus the shape of the local sharded run (`tessera run --stages N --tp M`). */
 export interface ShardedEngineOptions extends EngineOptions {

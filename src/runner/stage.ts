@@ -1,9 +1,8 @@
 import type { ModelSource } from "../models/types.js";
-import type { TpSlice } from "../engine/graph/slicing.js";
 import { ShardEngine } from "../engine/session/shard.js";
 import { TpRankEngine, type AllReduce } from "../engine/tp/rank-engine.js";
 import type { Device, LoadProgress } from "../engine/types.js";
-import { evenSplit } from "../engine/tp/split.js";
+import { evenSplit, type TpSlice } from "../placement/split.js";
 import { lmHeadInfo } from "../engine/weights/load.js";
 
 /**

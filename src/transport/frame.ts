@@ -5,21 +5,22 @@ import { TesseraError } from "../errors.js";
  *
  *   offset  size  field
  *   0       4     payload length in bytes (not counting this 16-byte header)
- *   4       1     kind      (FrameKind: HELLO, WELCOME, REFUSE, DATA, HEARTBEAT, BYE, ABORT)
+ *   4       1     kind      (FrameKind: CHALLENGE, HELLO, WELCOME, REFUSE, DATA, HEARTBEAT, BYE, ABORT)
  *   5       1     flags     (DATA: DataOp in the low 7 bits, bit 7 = payload is 8-bit compressed)
  *   6       2     tag       (DATA: the caller's tag for send/recv, the step for ring all-reduce)
  *   8       4     seq       (DATA: per-link, per-direction sequence number, starts at 0; others: 0)
  *   12      4     aux       (DATA: element count of the tensor the payload carries)
  *   16      len   payload
  *
- * Control payloads:
- *   HELLO   (dialer → listener)  u32 magic "TSR1", u32 rank, u32 size, then the group id as UTF-8
- *   WELCOME (listener → dialer)  u32 magic, u32 rank, u32 size
+ * Control payloads (the handshake of handshake.ts; proofs in auth.ts):
+ *   CHALLENGE (listener → dialer, first)  u32 magic "TSR2", 32-byte nonce
+ *   HELLO   (dialer → listener)  u32 magic, u32 rank, u32 size, 32-byte nonce, 32-byte proof, then the group id as UTF-8
+ *   WELCOME (listener → dialer)  u32 magic, u32 rank, u32 size, 32-byte proof
  *   REFUSE, BYE, ABORT           a UTF-8 reason
  *   HEARTBEAT                    empty
  */
 export const HEADER_BYTES = 16;
-export const PROTOCOL_MAGIC = 0x31525354; // "TSR1" read as a little-endian u32
+export const PROTOCOL_MAGIC = 0x32525354; // "TSR2" read as a little-endian u32
 
 export const FrameKind = {
   HELLO: 1,
@@ -29,6 +30,7 @@ export const FrameKind = {
   HEARTBEAT: 5,
   BYE: 6,
   ABORT: 7,
+  CHALLENGE: 8,
 } as const;
 
 /** What a DATA frame belongs to, so a rank that calls collectives in another order is caught at once. */
@@ -126,7 +128,8 @@ export class FrameDecoder {
   private body = new Uint8Array(0);
 
   constructor(
-    private readonly maxPayloadBytes: number,
+    /** Frames with a longer payload fail the stream (raised once a link's handshake is done). */
+    public maxPayloadBytes: number,
     private readonly onFrame: FrameHandler,
     /** Names the sender in errors, e.g. "rank 2 (10.0.0.3:40123)". */
     private readonly source: () => string,

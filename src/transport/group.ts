@@ -16,6 +16,7 @@ import { formLinks, type PeerAddress } from "./handshake.js";
 import { WRITE_HIGH_WATER, type Link } from "./link.js";
 import { GroupListener } from "./listener.js";
 import { ReducePoller } from "./reduce-poller.js";
+import { dataKey } from "./auth.js";
 
 export type { PeerAddress };
 
@@ -26,6 +27,11 @@ export interface JoinOptions {
   peers: readonly PeerAddress[];
   /** Ranks of different groups never pair up, even on reused ports. */
   groupId: string;
+  /**
+   * The instance key (32 bytes, or 64 hex digits) every rank of the group holds: each link proves
+   * it in its handshake (auth.ts). Default: the open key.
+   */
+  key?: string | Uint8Array;
   /** Give up joining after this long (default 30 s). */
   timeoutMs?: number;
   /** An already open listening socket for this rank (else one is opened on peers[rank]); closed once joined. */
@@ -145,6 +151,7 @@ export class Group {
       size: o.size,
       peers: o.peers,
       groupId: o.groupId,
+      key: dataKey(o.key),
       timeoutMs: o.timeoutMs ?? 30_000,
       maxPayloadBytes: group.opts.maxPayloadBytes,
       links: group.links,

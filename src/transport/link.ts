@@ -50,6 +50,8 @@ export class Link {
   lost: TesseraError | undefined;
   /** BYE received: the peer closed the group on purpose. */
   said: string | undefined;
+  /** Until the handshake proved the peer (handshake.ts), a DATA frame fails the link unread. */
+  proven = false;
 
   onControl: (kind: number, payload: Uint8Array) => void = () => {};
   onLost: (err: TesseraError) => void = () => {};
@@ -194,6 +196,7 @@ export class Link {
       if (h.kind !== FrameKind.HEARTBEAT) this.onControl(h.kind, payload);
       return;
     }
+    if (!this.proven) throw new TesseraError("sent data before the handshake", this.label);
     if (h.seq !== this.rxSeq) {
       throw new TesseraError(`sent frame #${h.seq} where #${this.rxSeq} was due (corrupt stream)`, this.label);
     }
@@ -229,6 +232,12 @@ export class Link {
   /** Drops every waiting sink (the group rejects their operations itself). */
   clearSinks(): void {
     this.sinks.length = this.sinkHead = 0;
+  }
+
+  /** The handshake is done: full-size frames from now on. */
+  setMaxPayload(bytes: number): void {
+    this.proven = true;
+    this.decoder.maxPayloadBytes = bytes;
   }
 
   heartbeat(): void {

@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import net from "node:net";
 import { parentPort, workerData } from "node:worker_threads";
+import { livenessProof, nonce, sameProof } from "./auth.js";
 import {
   BEAT,
   BYE,
@@ -16,6 +17,7 @@ import {
 } from "./liveness-protocol.js";
 
 const data = workerData as LivenessThreadData;
+const key = Buffer.from(data.key, "hex");
 const lastHeard = new Int32Array(data.lastHeard);
 const tell = (m: FromLivenessThread): void => parentPort!.postMessage(m);
 const beat = Buffer.of(BEAT);
@@ -82,33 +84,45 @@ function lose(peer: Peer, what: string): void {
 }
 
 /** Accepted before "watch" arrived. */
-const early: { id: number; socket: net.Socket }[] = [];
+const early: { id: number; socket: net.Socket; rest: Buffer }[] = [];
 
-function accepted(id: number, socket: net.Socket): void {
+function accepted(id: number, socket: net.Socket, rest: Buffer): void {
   const peer = peers.get(id);
   if (!peer) return void socket.destroy();
   attach(peer, socket);
+  if (rest.length) socket.emit("data", rest);
 }
 
-const server = net.createServer({ noDelay: true }, (socket) => {
-  // HELLO: "TSL1 <id> <group id>\n" from a peer with a higher id.
-  let head = "";
+/** Reads one line (up to "\n", at most 512 bytes) off a socket, then hands back what followed it. */
+function readLine(socket: net.Socket, done: (line: string, rest: Buffer) => void): void {
+  let head = Buffer.alloc(0);
   const onData = (chunk: Buffer): void => {
-    head += chunk.toString("latin1");
-    const nl = head.indexOf("\n");
+    head = Buffer.concat([head, chunk]);
+    const nl = head.indexOf(0x0a);
     if (nl < 0) {
       if (head.length > 512) socket.destroy();
       return;
     }
     socket.off("data", onData);
-    const [magic, idText, ...group] = head.slice(0, nl).split(" ");
-    const id = Number(idText);
-    if (magic !== HELLO_PREFIX || group.join(" ") !== data.groupId || !Number.isInteger(id) || id <= data.self) return void socket.destroy();
-    // A peer may get the addresses (and dial) before this thread does: hold it until watch.
-    if (!watching) early.push({ id, socket });
-    else accepted(id, socket);
+    done(head.subarray(0, nl).toString("latin1"), head.subarray(nl + 1));
   };
   socket.on("data", onData);
+}
+
+const server = net.createServer({ noDelay: true }, (socket) => {
+  // CHALLENGE "TSL2 <nonce>\n" out; HELLO "TSL2 <id> <proof> <group id>\n" in, from a peer with a higher id.
+  const challenge = nonce().toString("hex");
+  socket.write(`${HELLO_PREFIX} ${challenge}\n`);
+  readLine(socket, (line, rest) => {
+    const [magic, idText, proof, ...group] = line.split(" ");
+    const id = Number(idText);
+    const groupId = group.join(" ");
+    if (magic !== HELLO_PREFIX || groupId !== data.groupId || !Number.isInteger(id) || id <= data.self) return void socket.destroy();
+    if (!proof || !sameProof(Buffer.from(proof, "latin1"), Buffer.from(livenessProof(key, groupId, id, challenge), "latin1"))) return void socket.destroy();
+    // A peer may get the addresses (and dial) before this thread does: hold it until watch.
+    if (!watching) early.push({ id, socket, rest });
+    else accepted(id, socket, rest);
+  });
   socket.on("error", () => {});
 });
 server.on("error", (e) => tell({ type: "error", message: e.message }));
@@ -121,8 +135,13 @@ function dial(peer: Peer, host: string, port: number): void {
   const socket = net.connect({ host, port, noDelay: true });
   socket.once("error", () => setTimeout(() => dial(peer, host, port), DIAL_RETRY_MS).unref());
   socket.once("connect", () => {
-    socket.write(`${HELLO_PREFIX} ${data.self} ${data.groupId}\n`);
-    attach(peer, socket);
+    readLine(socket, (line, rest) => {
+      const [magic, challenge] = line.split(" ");
+      if (magic !== HELLO_PREFIX || !challenge) return void socket.destroy();
+      socket.write(`${HELLO_PREFIX} ${data.self} ${livenessProof(key, data.groupId, data.self, challenge)} ${data.groupId}\n`);
+      attach(peer, socket);
+      if (rest.length) socket.emit("data", rest);
+    });
   });
 }
 
@@ -148,7 +167,7 @@ parentPort!.on("message", (m: ToLivenessThread) => {
       Atomics.store(lastHeard, p.id, now);
       if (p.id < data.self) dial(peer, p.host, p.port);
     }
-    for (const e of early.splice(0)) accepted(e.id, e.socket);
+    for (const e of early.splice(0)) accepted(e.id, e.socket, e.rest);
     setInterval(tick, data.periodMs);
   } else if (m.type === "taken") {
     clearTimeout(exitTimer);

@@ -3,6 +3,7 @@ import { TesseraError } from "../errors.js";
 import { startModuleWorker } from "../spawn.js";
 import { clockMs, type FromLivenessThread, type LivenessThreadData, type ToLivenessThread } from "./liveness-protocol.js";
 import type { PeerAddress } from "./handshake.js";
+import { dataKey } from "./auth.js";
 
 export interface LivenessOptions {
   /** Interface to listen on. */
@@ -12,6 +13,8 @@ export interface LivenessOptions {
   count: number;
   /** Endpoints of different groups never pair up. */
   groupId: string;
+  /** The instance key (see JoinOptions.key); default: the open key. */
+  key?: string | Uint8Array;
   /** Names this process in messages (default "pid N"). */
   owner?: string;
   /** Heartbeat period (default 250 ms). */
@@ -59,6 +62,7 @@ export class Liveness {
     const base = Math.floor(performance.timeOrigin + performance.now());
     const data: LivenessThreadData = {
       host: o.host,
+      key: dataKey(o.key).toString("hex"),
       self: o.self,
       groupId: o.groupId,
       owner: o.owner ?? `pid ${process.pid}`,

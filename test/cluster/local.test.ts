@@ -73,7 +73,7 @@ test("--memory-limit caps the memory a node reports", () => {
   const capped = memoryInfo(1024 ** 3);
   assert.equal(capped.totalBytes, Math.min(free.totalBytes, 1024 ** 3));
   assert.ok(capped.availableBytes <= 1024 ** 3);
-  const p = baseProfile({ memoryLimit: 1024, threads: 3, device: "cpu", worker: false }, { matmulGflops: 12.345, providers: ["cpu", "webgpu"] });
+  const p = baseProfile({ memoryLimit: 1024, threads: 3, device: "cpu", worker: false }, { matmulGflops: 12.345, decodeBytesPerSec: 12_345_678_901, providers: ["cpu", "webgpu"] });
   assert.equal(p.memory.totalBytes, 1024);
-  assert.deepEqual([p.threads, p.device, p.worker, p.matmulGflops, p.providers], [3, "cpu", false, 12.3, ["cpu", "webgpu"]]);
+  assert.deepEqual([p.threads, p.device, p.worker, p.matmulGflops, p.decodeBytesPerSec, p.providers], [3, "cpu", false, 12.3, 12_346_000_000, ["cpu", "webgpu"]]);
 });

@@ -17,6 +17,7 @@ function state(): ClusterState {
     threads: 8,
     worker: true,
     matmulGflops: gflops,
+    decodeBytesPerSec: gflops === null ? null : gflops * 1e8,
     platform: "linux",
     arch: "x64",
   });
@@ -43,6 +44,7 @@ test("cluster metrics round-trip through a strict Prometheus text parser, escape
     [B, "two", 0],
   ]);
   assert.equal(m.get("tessera_node_matmul_gflops")!.samples.length, 1, "unmeasured nodes have no sample");
+  assert.deepEqual(m.get("tessera_node_decode_bytes_per_second")!.samples.map((s) => s.value), [120.5e8]);
   assert.equal(m.get("tessera_link_rtt_seconds")!.samples[0]!.value, 0.00025);
   assert.deepEqual(m.get("tessera_link_bandwidth_bytes_per_second")!.samples[0]!.labels, { from: A, to: B });
   assert.equal(m.get("tessera_event_index")!.samples[0]!.value, 9);
@@ -66,7 +68,7 @@ test("tessera status prints nodes (memory, device, master) and links (RTT, bandw
   const lines = text.split("\n");
   assert.match(lines[0]!, /cluster 'lab' \(secret\), seen from two \(bbbbbbbbbbbbbbbb\); event index 9, term 2/);
   const one = lines.find((l) => l.includes(A))!;
-  assert.match(one, /master\s+8\.0 GiB \/ 16\.0 GiB\s+8× Odd "CPU" \\ name\s+auto\s+cpu,cuda\s+120\.5 GFLOP\/s\s+10\.0\.0\.1:52480/);
+  assert.match(one, /master\s+8\.0 GiB \/ 16\.0 GiB\s+8× Odd "CPU" \\ name\s+auto\s+cpu,cuda\s+120\.5 GFLOP\/s\s+12\.1 GB\/s\s+10\.0\.0\.1:52480/);
   assert.match(lines.find((l) => l.startsWith("two *"))!, /worker/);
   assert.match(text, /two\s+0\.25 ms\s+936\.0 Mbit\/s/);
 });

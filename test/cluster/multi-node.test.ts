@@ -6,7 +6,7 @@ import { connect, type Socket } from "node:net";
 import { promisify } from "node:util";
 import { join } from "node:path";
 import { encode } from "@msgpack/msgpack";
-import { clusterKey } from "../../src/cluster/handshake.js";
+import { clusterKey, PROTOCOL_VERSION } from "../../src/cluster/handshake.js";
 import { cliCommand } from "../../src/spawn.js";
 import { ephemeralIdentity } from "../../src/cluster/identity.js";
 import type { PeerMessage } from "../../src/cluster/messages.js";
@@ -70,6 +70,8 @@ test("all nodes see the same state: members, master, profiles and measured links
   assert.equal(n0.profile!.memory.totalBytes, 1024 ** 3, "--memory-limit caps the reported memory");
   assert.ok(n0.profile!.providers.includes("cpu"));
   for (const n of nodes.slice(1)) assert.equal(s.nodes[n.id]!.profile!.matmulGflops, n0.profile!.matmulGflops, "cached probe reused");
+  // the decode probe: a 4-bit GEMV streams its weights at a rate between a slow laptop's and a server's
+  assert.ok(n0.profile!.decodeBytesPerSec! > 5e8 && n0.profile!.decodeBytesPerSec! < 5e11, `decode probe ${n0.profile!.decodeBytesPerSec} B/s`);
   for (const l of Object.values(s.links)) {
     assert.ok(l.rttMs > 0 && l.rttMs < 1000, `rtt ${l.rttMs}`);
     // Loopback on a busy 2-core machine: anything from ~10 MB/s to ~1 GB/s; only sanity here.
@@ -250,7 +252,7 @@ test("garbage, truncated, oversized and unexpected frames from a raw socket do n
     ["oversized length", Buffer.from([0xff, 0xff, 0xff, 0xf0, 1, 2, 3]), /exceeds the limit/],
     ["not msgpack", frame(Buffer.from([0xd9, 0x40, 0x41])), /malformed msgpack/],
     ["wrong first message", frame(encode({ t: "ev", entry: {} })), /expected hello/],
-    ["forged hello", frame(encode({ t: "hello", v: 1, id: "0123456789abcdef", pub: new Uint8Array(32), nonce: new Uint8Array(32) })), /does not match its public key/],
+    ["forged hello", frame(encode({ t: "hello", v: PROTOCOL_VERSION, id: "0123456789abcdef", pub: new Uint8Array(32), nonce: new Uint8Array(32) })), /does not match its public key/],
   ];
   for (const [what, bytes, logged] of cases) {
     const s = await rawSocket(target.peer);

@@ -16,6 +16,7 @@ const profile: NodeProfile = {
   threads: 4,
   worker: true,
   matmulGflops: 50,
+  decodeBytesPerSec: 12e9,
   platform: "linux",
   arch: "x64",
 };
@@ -79,13 +80,13 @@ test("only well-formed control events pass the guard; token and bulk events are 
 });
 
 test("peers may propose facts about themselves only", () => {
-  assert.ok(mayPropose(B, { type: "node-profile", id: B, profile }));
-  assert.ok(!mayPropose(B, { type: "node-profile", id: C, profile }));
-  assert.ok(mayPropose(B, { type: "link-measured", link: { from: B, to: C, rttMs: 1, bandwidthBytesPerSec: 1, measuredAt: 1 } }));
-  assert.ok(!mayPropose(B, { type: "link-measured", link: { from: C, to: B, rttMs: 1, bandwidthBytesPerSec: 1, measuredAt: 1 } }));
-  assert.ok(!mayPropose(B, { type: "node-left", id: C, reason: "x" }));
-  assert.ok(!mayPropose(B, { type: "node-joined", node: record(B) }));
-  assert.ok(!mayPropose(B, { type: "master-elected", master: B, term: 9 }));
+  assert.ok(mayPropose(B, { type: "node-profile", id: B, profile }, emptyState()));
+  assert.ok(!mayPropose(B, { type: "node-profile", id: C, profile }, emptyState()));
+  assert.ok(mayPropose(B, { type: "link-measured", link: { from: B, to: C, rttMs: 1, bandwidthBytesPerSec: 1, measuredAt: 1 } }, emptyState()));
+  assert.ok(!mayPropose(B, { type: "link-measured", link: { from: C, to: B, rttMs: 1, bandwidthBytesPerSec: 1, measuredAt: 1 } }, emptyState()));
+  assert.ok(!mayPropose(B, { type: "node-left", id: C, reason: "x" }, emptyState()));
+  assert.ok(!mayPropose(B, { type: "node-joined", node: record(B) }, emptyState()));
+  assert.ok(!mayPropose(B, { type: "master-elected", master: B, term: 9 }, emptyState()));
 });
 
 test("a repeated report is a no-op", () => {

@@ -4,7 +4,8 @@ import { TesseraError } from "../../src/errors.js";
 import { DEFAULT_CONTEXT, maxContext, resolveContextLength } from "../../src/models/context.js";
 import type { ModelConfig, TensorInfo } from "../../src/models/types.js";
 import { checkMemoryFits, estimateShardMemory } from "../../src/engine/memory.js";
-import { estimatePlanMemory, makePlan } from "../../src/runner/plan.js";
+import { makePlan } from "../../src/placement/shard-plan.js";
+import { estimatePlanMemory } from "../../src/runner/plan-memory.js";
 
 const cfg: ModelConfig = {
   architecture: "llama",

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import type { ModelConfig } from "../../src/models/types.js";
 import { openModel } from "../../src/models/open.js";
 import { ShardedDriver } from "../../src/runner/driver.js";
-import { makePlan, type ShardPlan } from "../../src/runner/plan.js";
+import type { ReadCounts } from "../../src/models/source/counting.js";
+import { makePlan, type ShardPlan } from "../../src/placement/shard-plan.js";
 import { CONTEXT, ModelFiles, configOf, trace, type ModelSpec } from "./models.js";
 import { relErr } from "../engine/core/compare.js";
 import { waitGone } from "./processes.js";
@@ -32,7 +33,7 @@ async function expertBytes(path: string, [a, b]: [number, number]): Promise<numb
   }
 }
 
-async function checkSharded(spec: ModelSpec, makeIt: (cfg: ModelConfig) => ShardPlan): Promise<ShardedDriver["runners"]["readCounts"]> {
+async function checkSharded(spec: ModelSpec, makeIt: (cfg: ModelConfig) => ShardPlan): Promise<ReadCounts[]> {
   const path = await models.path(spec);
   const plan = makeIt(await configOf(path));
   const ref = await models.reference(spec);
@@ -47,7 +48,7 @@ async function checkSharded(spec: ModelSpec, makeIt: (cfg: ModelConfig) => Shard
     const worst = Math.max(...got.logits.map((l, i) => relErr(l, ref.logits[i]!)));
     assert.ok(worst < tol, `decode logits differ by ${worst}`);
     assert.ok(new Set(ref.tokens).size > 3);
-    return driver.runners.readCounts;
+    return driver.runners.readCounts!;
   } finally {
     await driver.close();
     assert.deepEqual(await waitGone(pids, 5000), [], "runner processes left behind");

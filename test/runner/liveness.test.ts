@@ -2,7 +2,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { isTesseraError } from "../../src/errors.js";
 import { ShardedDriver } from "../../src/runner/driver.js";
-import { makePlan } from "../../src/runner/plan.js";
+import { makePlan } from "../../src/placement/shard-plan.js";
 import { CONTEXT, ModelFiles, configOf, PROMPT } from "./models.js";
 import { relErr } from "../engine/core/compare.js";
 import { alive, waitGone } from "./processes.js";

@@ -5,7 +5,7 @@ import { createStepper } from "../../src/engine/session/stepper.js";
 import { Generator, type GenerationRequest, type GenerationResult } from "../../src/engine/generate.js";
 import { samplesItself, type Stepper } from "../../src/engine/types.js";
 import { ShardedStepper } from "../../src/runner/bridge.js";
-import { makePlan } from "../../src/runner/plan.js";
+import { makePlan } from "../../src/placement/shard-plan.js";
 import { CONTEXT, ModelFiles, PROMPT, configOf, type ModelSpec } from "./models.js";
 import { waitGone } from "./processes.js";
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { isTesseraError } from "../../src/errors.js";
 import type { ModelConfig } from "../../src/models/types.js";
 import { ShardedDriver } from "../../src/runner/driver.js";
-import { makePlan, type ShardPlan } from "../../src/runner/plan.js";
+import { makePlan, type ShardPlan } from "../../src/placement/shard-plan.js";
 import { CONTEXT, ModelFiles, configOf, PROMPT, trace, type ModelSpec } from "./models.js";
 import { relErr } from "../engine/core/compare.js";
 import { waitGone } from "./processes.js";

@@ -168,7 +168,7 @@ test("a group joins and all-reduces through the proxy; a close on one side reach
 
 test("delay proxy CLI relays with the given latency and rejects bad arguments", async () => {
   const echo = await echoServer();
-  const { command, args } = nodeModuleCommand("../../src/transport/delay-proxy-cli", import.meta.url);
+  const { command, args } = nodeModuleCommand("../../bench/transport/delay-proxy-cli", import.meta.url);
   const child = spawn(command, [...args, "--listen", "127.0.0.1:0", "--target", `127.0.0.1:${echo.port}`, "--latency-us", "1500", "--bandwidth-mbps", "100"]);
   try {
     const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout }).once("line", resolve));

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { once } from "node:events";
 import { Liveness } from "../../src/transport/index.js";
+import { OPEN_KEY, livenessProof } from "../../src/transport/auth.js";
 import type { TesseraError } from "../../src/errors.js";
 
 const label = (id: number): string => `rank ${id}`;
@@ -14,11 +15,14 @@ function lossesOf(live: Liveness): { e: TesseraError; id: number; at: number }[]
   return out;
 }
 
-/** A peer speaking the liveness protocol by hand: HELLO as `id`, then beats only when told. */
-async function fakePeer(port: number, id: number, groupId: string): Promise<net.Socket> {
+/** A peer speaking the liveness protocol by hand: the challenge in, HELLO as `id` out, then beats only when told. */
+async function fakePeer(port: number, id: number, groupId: string, key: Buffer = OPEN_KEY): Promise<net.Socket> {
   const s = net.connect({ host: "127.0.0.1", port });
   await once(s, "connect");
-  s.write(`TSL1 ${id} ${groupId}\n`);
+  const [line] = (await once(s, "data")) as [Buffer];
+  const challenge = /^TSL2 ([0-9a-f]{64})\n$/.exec(line.toString())?.[1];
+  assert.ok(challenge, `challenge line: ${JSON.stringify(line.toString())}`);
+  s.write(`TSL2 ${id} ${livenessProof(key, groupId, id, challenge)} ${groupId}\n`);
   return s;
 }
 
@@ -130,6 +134,26 @@ test("a HELLO from another group is refused", async () => {
     stranger.on("data", (d: Buffer) => (got += d.length));
     await once(stranger, "close");
     assert.equal(got, 0, "a stranger was sent heartbeats");
+  } finally {
+    live.close();
+  }
+});
+
+test("a HELLO without the instance key is refused; with it, heartbeats flow", async () => {
+  const key = Buffer.alloc(32, 7);
+  const live = await Liveness.start({ host: "127.0.0.1", self: 0, count: 2, groupId: "live-k", periodMs: 50, lostAfterMs: 5000, key });
+  live.watch([undefined, { host: "127.0.0.1", port: 1 }], label);
+  try {
+    const wrong = await fakePeer(live.port, 1, "live-k", Buffer.alloc(32, 8));
+    let got = 0;
+    wrong.on("data", (d: Buffer) => (got += d.length));
+    await once(wrong, "close");
+    assert.equal(got, 0, "a peer with the wrong key was sent heartbeats");
+    assert.ok(live.silentMs(1) >= 0);
+    const right = await fakePeer(live.port, 1, "live-k", key);
+    const [beat] = (await once(right, "data")) as [Buffer];
+    assert.equal(beat[0], 0x01, "heartbeats to the peer that proved the key");
+    right.destroy();
   } finally {
     live.close();
   }

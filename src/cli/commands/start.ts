@@ -3,6 +3,7 @@ import type { ClusterNode } from "../../cluster/node.js";
 import type { ApiServer } from "../../api/server.js";
 import { DEFAULT_HTTP_PORT, DEVICES, clusterNameProblem, defaultNodeName, parsePeers } from "../../cluster/options.js";
 import { readSecretFile } from "../../cluster/secret.js";
+import type { InstanceManager } from "../../instances/manager.js";
 import { TesseraError } from "../../errors.js";
 import { dataDir } from "../../paths.js";
 import { version } from "../../version.js";
@@ -64,8 +65,10 @@ export const command: Command = {
     const measureEvery = values["measure-every"];
 
     // The node's modules (fastify, the cluster) load only once the options are known to be good.
-    const [{ clusterRoutes }, { startApiServer }, { loadOrCreateIdentity }, { ClusterNode }, { acquirePidLock }] = await Promise.all([
+    const [{ clusterRoutes }, { instanceRoutes }, { InstanceManager }, { startApiServer }, { loadOrCreateIdentity }, { ClusterNode }, { acquirePidLock }] = await Promise.all([
       import("../../api/cluster-routes.js"),
+      import("../../api/instance-routes.js"),
+      import("../../instances/manager.js"),
       import("../../api/server.js"),
       import("../../cluster/identity.js"),
       import("../../cluster/node.js"),
@@ -74,6 +77,7 @@ export const command: Command = {
     const release = acquirePidLock(dir);
     let node: ClusterNode | null = null;
     let api: ApiServer | null = null;
+    let instances: InstanceManager | null = null;
     try {
       const identity = loadOrCreateIdentity(dir);
       node = new ClusterNode({
@@ -107,9 +111,12 @@ export const command: Command = {
         const hint = code === "EADDRINUSE" ? " (the port is in use: another node? pick another with --peer-port)" : "";
         throw new TesseraError(`cannot listen for peers: ${(e as Error).message}${hint}`, `${host}:${peerPort}`);
       }
-      api = await startApiServer({ host, port, routes: [clusterRoutes(node)] });
+      instances = new InstanceManager(node, { log });
+      api = await startApiServer({ host, port, routes: [clusterRoutes(node), instanceRoutes(instances)] });
       node.start(api.port);
+      instances.start();
     } catch (e) {
+      await instances?.stop();
       await node?.stop();
       release();
       throw e;
@@ -125,6 +132,7 @@ export const command: Command = {
 
     const running = node;
     const server = api;
+    const runners = instances;
     return await new Promise<number>((resolve) => {
       let stopping = false;
       const shutdown = (signal: string) => {
@@ -134,12 +142,17 @@ export const command: Command = {
         }
         stopping = true;
         log(`${signal}: shutting down`);
-        void Promise.allSettled([running.stop(), server.close()]).then(() => {
-          release();
-          resolve(0);
-          // Sockets of mDNS or slow peers must not keep the process alive after a clean stop.
-          setTimeout(() => process.exit(0), 200).unref();
-        });
+        // runners and drivers first: they must not outlive the node, and the others re-place their instances
+        void runners
+          .stop()
+          .catch(() => {})
+          .then(() => Promise.allSettled([running.stop(), server.close()]))
+          .then(() => {
+            release();
+            resolve(0);
+            // Sockets of mDNS or slow peers must not keep the process alive after a clean stop.
+            setTimeout(() => process.exit(0), 200).unref();
+          });
       };
       process.on("SIGINT", () => shutdown("SIGINT"));
       process.on("SIGTERM", () => shutdown("SIGTERM"));

@@ -3,6 +3,8 @@ import { DEFAULT_HTTP_PORT } from "../../cluster/options.js";
 import { TesseraError } from "../../errors.js";
 import { formatBytes as bytes } from "../../units.js";
 import { FlagError, flag, parseFlags, usageText } from "../flags.js";
+import type { InstanceView } from "../../instances/views.js";
+import { formatInstances } from "./ps.js";
 import type { Command } from "../main.js";
 
 function rate(bps: number): string {
@@ -24,8 +26,8 @@ export function displayNames(nodes: Pick<NodeView, "id" | "name">[]): Map<string
   return new Map(nodes.map((n) => [n.id, count.get(n.name)! > 1 ? `${n.name}~${n.id.slice(0, 4)}` : n.name]));
 }
 
-/** Human-readable cluster summary from GET /cluster. */
-export function formatStatus(view: ClusterView): string {
+/** Human-readable cluster summary from GET /cluster (and GET /instances, when given). */
+export function formatStatus(view: ClusterView, instances?: InstanceView[]): string {
   const { self, state } = view;
   const nodes = nodeViews(state, self.id);
   const name = displayNames(nodes);
@@ -33,7 +35,7 @@ export function formatStatus(view: ClusterView): string {
     `cluster '${self.cluster}' (${self.mode === "open" ? "open LAN mode" : "secret"}), seen from ${self.name} (${self.id}); event index ${state.index}, term ${state.term}`,
     "",
   ];
-  const rows = [["NAME", "ID", "ROLE", "MEMORY (avail/total)", "CPU", "DEVICE", "PROVIDERS", "MATMUL", "ADDRESS"]];
+  const rows = [["NAME", "ID", "ROLE", "MEMORY (avail/total)", "CPU", "DEVICE", "PROVIDERS", "MATMUL", "DECODE", "ADDRESS"]];
   for (const n of nodes) {
     const p = n.profile;
     rows.push([
@@ -45,6 +47,7 @@ export function formatStatus(view: ClusterView): string {
       p?.device ?? "-",
       p?.providers.join(",") ?? "-",
       p?.matmulGflops != null ? `${p.matmulGflops} GFLOP/s` : "-",
+      p?.decodeBytesPerSec != null ? `${(p.decodeBytesPerSec / 1e9).toFixed(1)} GB/s` : "-",
       `${n.host}:${n.httpPort}`,
     ]);
   }
@@ -69,6 +72,7 @@ export function formatStatus(view: ClusterView): string {
   if (self.alone) {
     out.push("", statics.length ? "this node is alone: none of its --peers is reachable and discovery is off" : "this node is alone: discovery is off and no --peers were given");
   }
+  if (instances) out.push("", instances.length ? formatInstances(instances) : "no instances");
   return out.join("\n");
 }
 
@@ -122,7 +126,11 @@ export const command: Command = {
       throw new TesseraError(`no tessera node answers (${why}); is \`tessera start\` running there?`, base);
     }
 
-    console.log(values.json ? JSON.stringify(view, null, 2) : formatStatus(view));
+    // a node of an older version has no /instances: show the cluster without them
+    const instances = await fetch(`${base}/instances`, { signal: AbortSignal.timeout(5000) })
+      .then((r) => (r.ok ? (r.json() as Promise<InstanceView[]>) : undefined))
+      .catch(() => undefined);
+    console.log(values.json ? JSON.stringify({ ...view, instances }, null, 2) : formatStatus(view, instances));
     return 0;
   },
 };

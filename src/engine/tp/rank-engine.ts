@@ -1,6 +1,6 @@
 import { resolveDevice } from "../onnx/devices.js";
 import type { ModelConfig, ModelSource } from "../../models/types.js";
-import type { TpSlice } from "../graph/slicing.js";
+import type { TpSlice } from "../../placement/split.js";
 import { buildTpAttentionGraph, buildTpMlpGraph } from "../graph/decoder.js";
 import { SyncSession, ort } from "../onnx/session.js";
 import { checkEngineConfig, loadCounter } from "../session/shard.js";

@@ -2,7 +2,7 @@ import type { ModelSource, TensorInfo, TensorSlice } from "../../models/types.js
 import { TesseraError } from "../../errors.js";
 import { archOf } from "../../models/arch/registry.js";
 import type { LayerRole, WeightRef } from "../../models/arch/types.js";
-import type { TpSlice } from "../graph/slicing.js";
+import type { TpSlice } from "../../placement/split.js";
 import { toLinearWeight, toVector } from "./convert.js";
 import type { LinearWeight } from "./linear.js";
 

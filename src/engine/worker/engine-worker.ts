@@ -1,4 +1,4 @@
-import type { Worker } from "node:worker_threads";
+import { MessagePort, type Worker } from "node:worker_threads";
 import { startModuleWorker } from "../../spawn.js";
 import { TesseraError } from "../../errors.js";
 import type { ChatMessage } from "../../models/types.js";
@@ -68,7 +68,9 @@ export class EngineWorker {
       prefillChunk,
       backend: backend ? String(backend) : moduleUrl("model-backend"),
     };
-    const worker = startModuleWorker("./worker-main", import.meta.url, { workerData: init });
+    // A backend may need a line back to this thread (a cluster driver's control port): ports travel, not copies.
+    const transferList = Object.values(engine as Record<string, unknown>).filter((v): v is MessagePort => v instanceof MessagePort);
+    const worker = startModuleWorker("./worker-main", import.meta.url, { workerData: init, transferList });
     return new Promise((resolve, reject) => {
       const onMessage = (m: FromWorker) => {
         if (m.type === "progress") {

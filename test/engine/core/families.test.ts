@@ -8,9 +8,9 @@ import { tinyConfig } from "./fixtures.js";
 import { archSource } from "./arch-source.js";
 import { relErr } from "./compare.js";
 import { buildTpMlpGraph } from "../../../src/engine/graph/decoder.js";
-import type { TpSlice } from "../../../src/engine/graph/slicing.js";
+import type { TpSlice } from "../../../src/placement/split.js";
 import { SyncSession, ort } from "../../../src/engine/onnx/session.js";
-import { tpSplit } from "../../../src/engine/tp/split.js";
+import { tpSplit } from "../../../src/placement/split.js";
 
 /**
  * The ONNX graphs of the model families' features against the plain JS reference decoder

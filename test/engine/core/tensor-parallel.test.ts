@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { ModelSource, TensorType } from "../../../src/models/types.js";
 import { buildTpAttentionGraph, buildTpMlpGraph } from "../../../src/engine/graph/decoder.js";
-import { tpSlice } from "../../../src/engine/graph/slicing.js";
+import { tpSplit } from "../../../src/placement/split.js";
 import { SyncSession, ort } from "../../../src/engine/onnx/session.js";
 import { KvCache } from "../../../src/engine/session/kv-cache.js";
 import { loadLayer } from "../../../src/engine/weights/load.js";
@@ -15,7 +15,7 @@ const maxSeq = 16;
 /** One rank's two graphs for layer `l`, with its own KV cache. */
 async function rankGraphs(src: ModelSource, l: number, rank: number, size: number) {
   const cfg = src.config;
-  const slice = tpSlice(cfg, rank, size);
+  const slice = tpSplit(cfg, size, { attnOutput: 32, ffnDown: 32 })[rank]!;
   const w = await loadLayer(src, l, slice);
   const opts = { maxSeq, ropeInterleaved: src.ropeInterleaved };
   const a = buildTpAttentionGraph(cfg, opts, l, w, { heads: slice.heads, kvHeads: slice.kvHeads });
@@ -74,13 +74,11 @@ for (const [arch, type, tol] of [["qwen2", "F32", 1e-5], ["qwen3", "F32", 1e-5],
   });
 }
 
-test("tensor-parallel slices: head ranges tile the model and bad splits are clear errors", () => {
+test("tensor-parallel slices: head ranges tile the model", () => {
   const cfg = tinyConfig("llama", { numHeads: 8, numKvHeads: 4, intermediateSize: 256 });
-  const s = [0, 1, 2, 3].map((r) => tpSlice(cfg, r, 4));
+  const s = tpSplit(cfg, 4, { attnOutput: 32, ffnDown: 32 });
   assert.deepEqual(s.map((x) => x.qRows), [[0, 32], [32, 64], [64, 96], [96, 128]]);
   assert.deepEqual(s.map((x) => x.kvRows), [[0, 16], [16, 32], [32, 48], [48, 64]]);
   assert.deepEqual(s.map((x) => x.downCols), [[0, 64], [64, 128], [128, 192], [192, 256]]);
-  for (const [rank, size] of [[0, 3], [2, 2], [0, 8]]) {
-    assert.throws(() => tpSlice(cfg, rank, size), (e) => isTesseraError(e));
-  }
+  assert.throws(() => tpSplit(cfg, 8, { attnOutput: 32, ffnDown: 32 }), (e) => isTesseraError(e) && /quantization blocks/.test((e as Error).message));
 });

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import type { ModelConfig } from "../../src/models/types.js";
 import { isTesseraError } from "../../src/errors.js";
 import { presetConfig } from "../../src/models/synth/presets.js";
-import { checkPlan, makePlan, proportionalSplit, rankPlaces } from "../../src/runner/plan.js";
-import { evenSplit, tpSplit } from "../../src/engine/tp/split.js";
+import { checkPlan, makePlan, proportionalSplit, rankPlaces } from "../../src/placement/shard-plan.js";
+import { evenSplit, tpSplit } from "../../src/placement/split.js";
 
 const Q = { attnOutput: 32, ffnDown: 32 };
 const F = { attnOutput: 1, ffnDown: 1 };

@@ -1,8 +1,6 @@
-import type { ModelConfig, ModelSource, TensorInfo } from "../models/types.js";
-import { estimateShardMemory, sumEstimates, type MemoryEstimate } from "../engine/memory.js";
+import type { ModelConfig, ModelSource } from "../models/types.js";
 import { TesseraError } from "../errors.js";
-import type { TpSlice } from "../engine/graph/slicing.js";
-import { tpSplit, type SplitBlocks } from "../engine/tp/split.js";
+import { tpSplit, type SplitBlocks, type TpSlice } from "./split.js";
 
 /**
  * A shard plan: ordered pipeline stages, each running layers [a, b) on a tensor-parallel group of
@@ -113,11 +111,6 @@ export function checkPlan(cfg: ModelConfig, plan: ShardPlan, blocks: SplitBlocks
     }
     return slices;
   });
-}
-
-/** What every rank of a plan holds, added up (all ranks on one machine, as `tessera run --stages/--tp`). */
-export function estimatePlanMemory(cfg: ModelConfig, tensors: readonly TensorInfo[], plan: ShardPlan, contextLength: number): MemoryEstimate {
-  return sumEstimates(rankPlaces(plan).map((p) => estimateShardMemory(cfg, tensors, { layers: p.layers, tp: p.tpSize, contextLength })));
 }
 
 function placeOf(p: RankPlace): string {

@@ -1,5 +1,5 @@
-import type { ModelConfig } from "../../models/types.js";
-import { TesseraError } from "../../errors.js";
+import type { ModelConfig } from "../models/types.js";
+import { TesseraError } from "../errors.js";
 
 /**
  * How a tensor-parallel group divides a mixture-of-experts layer. Two ways exist: expert parallel
@@ -14,7 +14,7 @@ import { TesseraError } from "../../errors.js";
  * Every rank's rows: [start, end) of the expert width F, dealt out in whole blocks of `block` (the
  * quantization block along ffn_down_exps' input), the first ranks one block larger when uneven.
  */
-export function expertSlices(cfg: ModelConfig, size: number, block: number): { expertRows: [number, number]; expertCols: [number, number] }[] {
+export function expertSlices(cfg: Pick<ModelConfig, "moe">, size: number, block: number): { expertRows: [number, number]; expertCols: [number, number] }[] {
   const F = cfg.moe!.expertFfnSize;
   if (F % block !== 0) throw new TesseraError(`expert width ${F} is not a whole number of quantization blocks (${block})`);
   const blocks = F / block;

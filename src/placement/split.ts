@@ -1,12 +1,36 @@
-import type { ModelConfig } from "../../models/types.js";
-import { TesseraError } from "../../errors.js";
-import type { TpSlice } from "../graph/slicing.js";
+import type { ModelConfig } from "../models/types.js";
+import { TesseraError } from "../errors.js";
 import { expertSlices } from "./expert-split.js";
 
 /**
+ * Tensor-parallel slicing of one decoder layer (Megatron style): a rank holds some query heads and
+ * the KV heads they read, so its attention is self-contained; o_proj takes its input columns for
+ * those heads and yields a partial sum. The MLP splits the intermediate dimension: gate/up rows and
+ * down input columns. Partials of all ranks sum to the full layer's output (the all-reduce).
+ */
+export interface TpSlice {
+  rank: number;
+  size: number;
+  heads: number;
+  kvHeads: number;
+  /** Rows of attn_q (and the q bias) this rank reads: [start, end). */
+  qRows: [number, number];
+  /** Rows of attn_k and attn_v (and their biases). */
+  kvRows: [number, number];
+  /** Input columns of attn_output. */
+  oCols: [number, number];
+  /** Rows of ffn_gate and ffn_up. */
+  ffnRows: [number, number];
+  /** Input columns of ffn_down. */
+  downCols: [number, number];
+  /** Mixture of experts: rows of every expert's gate and up, and input columns of its down (each expert sliced alike). */
+  expertRows?: [number, number];
+  expertCols?: [number, number];
+}
+
+/**
  * How one tensor-parallel group of `size` ranks divides a decoder layer, as evenly as the model
- * allows (graph/slicing.ts's tpSlice is the strict, evenly divisible case; this one also takes
- * uneven splits and groups larger than the KV head count):
+ * allows, including uneven splits and groups larger than the KV head count:
  *
  * - size ≤ KV heads: KV heads are dealt out as evenly as possible (counts differ by at most one)
  *   and every rank takes the query heads that read its KV heads, so attention stays local.
@@ -46,7 +70,10 @@ interface HeadRange {
   kv1: number;
 }
 
-function headRanges(cfg: ModelConfig, size: number): HeadRange[] {
+/** The parts of a model config that a tensor-parallel split reads. */
+export type SplitShape = Pick<ModelConfig, "numHeads" | "numKvHeads" | "headDim" | "intermediateSize" | "moe">;
+
+function headRanges(cfg: SplitShape, size: number): HeadRange[] {
   const H = cfg.numHeads;
   const KV = cfg.numKvHeads;
   const group = H / KV;
@@ -73,7 +100,7 @@ function headRanges(cfg: ModelConfig, size: number): HeadRange[] {
 }
 
 /** Every rank's slice of a layer for a group of `size`; throws a TesseraError when the model cannot be split so. */
-export function tpSplit(cfg: ModelConfig, size: number, blocks: SplitBlocks): TpSlice[] {
+export function tpSplit(cfg: SplitShape, size: number, blocks: SplitBlocks): TpSlice[] {
   if (!Number.isInteger(size) || size < 1) throw new TesseraError(`tensor-parallel group size must be an integer ≥ 1, got ${size}`);
   const D = cfg.headDim;
   const heads = headRanges(cfg, size);

@@ -1,6 +1,6 @@
-import { parseCommandArgs, numberOption } from "../cli/args.js";
-import { TesseraError, isTesseraError } from "../errors.js";
-import { DelayProxy, type LinkShape } from "./delay-proxy.js";
+import { parseCommandArgs, numberOption } from "../../src/cli/args.js";
+import { TesseraError, isTesseraError } from "../../src/errors.js";
+import { DelayProxy, type LinkShape } from "../../src/transport/delay-proxy.js";
 
 const USAGE = `usage: delay-proxy-cli --listen [HOST:]PORT --target HOST:PORT [--latency-us N] [--bandwidth-mbps N]
                        [--back-latency-us N] [--back-bandwidth-mbps N]
