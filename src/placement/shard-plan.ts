@@ -79,7 +79,9 @@ export function rankPlaces(plan: ShardPlan): RankPlace[] {
 /** Quantization blocks of the tensors a tensor-parallel split cuts across columns (layer 0 stands for all). */
 export function splitBlocks(source: ModelSource): SplitBlocks {
   const block = (name: string): number => source.info(name)?.groupSize ?? 1;
-  return { attnOutput: block("blk.0.attn_output.weight"), ffnDown: block("blk.0.ffn_down.weight"), expertDown: block("blk.0.ffn_down_exps.weight") };
+  const blocks: SplitBlocks = { attnOutput: block("blk.0.attn_output.weight"), ffnDown: block("blk.0.ffn_down.weight") };
+  if (source.info("blk.0.ffn_down_exps.weight")) blocks.expertDown = block("blk.0.ffn_down_exps.weight");
+  return blocks;
 }
 
 /**

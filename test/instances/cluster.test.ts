@@ -291,7 +291,7 @@ test("tessera launch waits until ready; ps and status show the instance; stop en
   assert.match(missing.stderr, /^tessera launch: .*nope\.gguf: no such file or folder \(the model must be present on the nodes\)\n$/);
   const tooBig = await cli("launch", model, "--strategy", "single", "--url", url);
   assert.equal(tooBig.code, 1);
-  assert.match(tooBig.stderr, /^tessera launch: cannot place .*: no plan fits \(best: single on 1 node: needs .* free\)\n {2}single on n\d: needs/);
+  assert.match(tooBig.stderr, /^tessera launch: cannot place .*: no plan fits \(best: single on 1 node: needs .* free\)\s+single on n\d: needs/);
   const unknown = await cli("stop", "000000000000", "--url", url);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /^tessera stop: 000000000000: no instance 000000000000\n$/);
