@@ -15,7 +15,8 @@ import { nodeIdFromPublicKey, verifySignature } from "./identity.js";
  * Open LAN mode (no secret) uses an empty secret: open nodes accept each other, and a node with a
  * secret refuses them.
  */
-export const PROTOCOL_VERSION = 1;
+/** 2: the replicated state carries models and downloads (model-events.ts); a v1 node would drop those events as invalid. */
+export const PROTOCOL_VERSION = 2;
 
 export type Role = "initiator" | "responder";
 

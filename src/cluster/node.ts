@@ -8,7 +8,14 @@ import type { PeerMessage } from "./messages.js";
 import { PeerSet, type Peer } from "./peer-set.js";
 import { baseProfile, probeMachine, type ProbeResult } from "./profile.js";
 import { Replica } from "./replica.js";
-import { isNoop, linkKey, mayPropose, MAX_EVENT_BYTES, type ClusterEvent, type LinkMeasurement, type NodeProfile, type NodeRecord } from "./state.js";
+import { isNoop, linkKey, mayPropose, MAX_EVENT_BYTES, type ClusterEvent, type ClusterState, type LinkMeasurement, type NodeProfile, type NodeRecord } from "./state.js";
+
+/**
+ * Soft state another module keeps in the log for this node: given the replicated state, returns the
+ * events that would make it show that module's facts (none when it already does). Called on every
+ * heartbeat and after report(); each event must be one mayPropose allows for this node.
+ */
+export type Reporter = (state: ClusterState, self: string) => ClusterEvent[];
 
 /**
  * The control plane of one node: over its peer links (peer-set.ts) it elects the master from the
@@ -63,6 +70,7 @@ export class ClusterNode {
   private master: string | null = null;
   private syncAskedAt = 0;
   private measuring: Promise<void> = Promise.resolve();
+  private readonly reporters = new Set<Reporter>();
   private stopped = false;
   private selfHost = "127.0.0.1";
   peerPort: number;
@@ -115,6 +123,17 @@ export class ClusterNode {
     }
     const l = this.master ? this.peers.peers.get(this.master) : undefined;
     return l ? l.link.send({ t: "propose", event }) : false;
+  }
+
+  /** Registers a reporter (see Reporter); returns its removal. */
+  addReporter(r: Reporter): () => void {
+    this.reporters.add(r);
+    return () => this.reporters.delete(r);
+  }
+
+  /** Puts changed soft state into the log now rather than at the next heartbeat. */
+  report(): void {
+    if (!this.stopped) this.reportOwn();
   }
 
   async listen(): Promise<void> {
@@ -316,6 +335,7 @@ export class ClusterNode {
       if (!s.nodes[peer]) continue;
       if (JSON.stringify(s.links[linkKey(this.id, peer)]) !== JSON.stringify(m)) pending.push({ type: "link-measured", link: m });
     }
+    for (const r of this.reporters) pending.push(...r(s, this.id));
     for (const e of pending) this.submit(e);
   }
 

@@ -9,7 +9,9 @@
  *   master  node id of the master that ordered the log, or null
  *   nodes   node id → NodeRecord (with its latest profile, if reported)
  *   links   "<from>><to>" → LinkMeasurement (directed: from measured its link to `to`)
+ *   models, downloads   which node holds which model, and downloads (see model-events.ts)
  */
+import { applyModelEvent, dropNode, isModelEvent, isModelEventType, isModelNoop, isModelsBlock, modelEventSender, type ModelEvent, type ModelsBlock } from "./model-events.js";
 
 export interface NodeProfile {
   memory: { totalBytes: number; availableBytes: number };
@@ -56,7 +58,8 @@ export type ClusterEvent =
   | { type: "node-joined"; node: NodeRecord }
   | { type: "node-left"; id: string; reason: string }
   | { type: "node-profile"; id: string; profile: NodeProfile }
-  | { type: "link-measured"; link: LinkMeasurement };
+  | { type: "link-measured"; link: LinkMeasurement }
+  | ModelEvent;
 
 /** One ordered log entry, assigned by the master. `at` is the master's wall clock (ms). */
 export interface LogEntry {
@@ -66,7 +69,7 @@ export interface LogEntry {
   event: ClusterEvent;
 }
 
-export interface ClusterState {
+export interface ClusterState extends ModelsBlock {
   index: number;
   term: number;
   master: string | null;
@@ -77,7 +80,7 @@ export interface ClusterState {
 export const MAX_EVENT_BYTES = 16 * 1024;
 
 export function emptyState(): ClusterState {
-  return { index: 0, term: 0, master: null, nodes: {}, links: {} };
+  return { index: 0, term: 0, master: null, nodes: {}, links: {}, models: {}, downloads: {} };
 }
 
 export function linkKey(from: string, to: string): string {
@@ -103,7 +106,7 @@ export function apply(state: ClusterState, entry: LogEntry): ClusterState {
       delete nodes[e.id];
       const links: Record<string, LinkMeasurement> = {};
       for (const [k, l] of Object.entries(state.links)) if (l.from !== e.id && l.to !== e.id) links[k] = l;
-      return { ...base, nodes, links };
+      return { ...base, nodes, links, ...dropNode(state, e.id) };
     }
     case "node-profile": {
       const node = state.nodes[e.id];
@@ -115,6 +118,8 @@ export function apply(state: ClusterState, entry: LogEntry): ClusterState {
       if (!(from in state.nodes) || !(to in state.nodes)) return base;
       return { ...base, links: { ...state.links, [linkKey(from, to)]: { ...e.link } } };
     }
+    default:
+      return { ...base, ...applyModelEvent(state, e, (id) => id in state.nodes) };
   }
 }
 
@@ -179,7 +184,7 @@ export function isControlEvent(x: unknown): x is ClusterEvent {
     case "link-measured":
       return isLinkMeasurement(x.link);
     default:
-      return false;
+      return isModelEvent(x);
   }
 }
 
@@ -192,7 +197,7 @@ export function isClusterState(x: unknown): x is ClusterState {
   if (!(x.master === null || isNodeId(x.master)) || !isObj(x.nodes) || !isObj(x.links)) return false;
   for (const [k, n] of Object.entries(x.nodes)) if (!isNodeRecord(n) || n.id !== k) return false;
   for (const [k, l] of Object.entries(x.links)) if (!isLinkMeasurement(l) || linkKey(l.from, l.to) !== k) return false;
-  return true;
+  return isModelsBlock(x);
 }
 
 /**
@@ -206,7 +211,7 @@ export function mayPropose(sender: string, event: ClusterEvent): boolean {
     case "link-measured":
       return event.link.from === sender;
     default:
-      return false;
+      return isModelEventType(event.type) && modelEventSender(event as ModelEvent) === sender;
   }
 }
 
@@ -218,6 +223,6 @@ export function isNoop(state: ClusterState, event: ClusterEvent): boolean {
     case "link-measured":
       return JSON.stringify(state.links[linkKey(event.link.from, event.link.to)]) === JSON.stringify(event.link);
     default:
-      return false;
+      return isModelEventType(event.type) && isModelNoop(state, event as ModelEvent);
   }
 }

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { encode } from "@msgpack/msgpack";
 import { encodeBulkFrame, encodeFrame, FrameDecoder } from "../../src/cluster/frames.js";
-import { checkAuth, checkHello, clusterKey, makeAuth, makeHello } from "../../src/cluster/handshake.js";
+import { checkAuth, checkHello, clusterKey, makeAuth, makeHello, PROTOCOL_VERSION } from "../../src/cluster/handshake.js";
 import { ephemeralIdentity } from "../../src/cluster/identity.js";
 import { isPeerMessage } from "../../src/cluster/messages.js";
 import { TokenBucket } from "../../src/cluster/rate-limit.js";
@@ -73,7 +73,7 @@ test("handshake: a proof does not replay on another connection, and ids cannot b
   const forged = { ...makeAuth(key, "c", "initiator", stranger, ha, hb) };
   const proofOk = makeAuth(key, "c", "initiator", { ...stranger, id: ha.id }, ha, hb);
   assert.match(checkAuth({ ...proofOk, sig: forged.sig }, key, "c", "initiator", hb, ha)!, /bad signature/);
-  assert.match(checkHello({ t: "hello", v: 2, id: ha.id, pub: ha.pub, nonce: ha.nonce }, b.id)!, /protocol version/);
+  assert.match(checkHello({ t: "hello", v: PROTOCOL_VERSION + 1, id: ha.id, pub: ha.pub, nonce: ha.nonce }, b.id)!, /protocol version/);
   assert.match(checkHello(ha, ha.id)!, /itself/);
   assert.match(checkAuth(encode({}), key, "c", "initiator", hb, ha)!, /expected auth|not an object/);
 });
