@@ -18,6 +18,7 @@ const COMMANDS: Record<string, string> = {
   bench: "measure prompt-processing and generation speed",
   synth: "write a deterministic synthetic model (GGUF, safetensors, MLX)",
   inspect: "describe a model file or folder",
+  models: "list the cluster's models, register a model file, remove one",
 };
 
 function help(): string {

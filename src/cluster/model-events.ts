@@ -155,6 +155,8 @@ const isNodeId = (x: unknown): x is string => typeof x === "string" && /^[0-9a-f
 export const isDigest = (x: unknown): x is string => typeof x === "string" && /^[0-9a-f]{64}$/.test(x);
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const FILE = /^[A-Za-z0-9._-][A-Za-z0-9._ +-]{0,199}$/;
+/** A model file name a peer may ask for: one path component, no "..". */
+export const isPeerFileName = (x: unknown): x is string => typeof x === "string" && FILE.test(x) && !x.includes("..");
 const DOWNLOAD_STATES = new Set<unknown>(["queued", "downloading", "verifying", "done", "failed", "cancelled"]);
 export const MAX_DESCRIPTION = 1000;
 const MAX_FILES = 64;
@@ -184,7 +186,7 @@ export function isModelHolding(x: unknown): x is ModelHolding {
     typeof x.complete === "boolean" &&
     Array.isArray(x.files) &&
     x.files.length <= MAX_FILES &&
-    x.files.every((f) => isObj(f) && typeof f.name === "string" && FILE.test(f.name) && !f.name.includes("..") && isCount(f.bytes))
+    x.files.every((f) => isObj(f) && isPeerFileName(f.name) && isCount(f.bytes))
   );
 }
 

@@ -1,5 +1,8 @@
 import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
 import { clusterRoutes } from "../../api/cluster-routes.js";
+import { modelRoutes } from "../../api/model-routes.js";
+import { ModelLibrary } from "../../library/library.js";
 import { startApiServer } from "../../api/server.js";
 import { loadOrCreateIdentity } from "../../cluster/identity.js";
 import { ClusterNode } from "../../cluster/node.js";
@@ -26,6 +29,8 @@ const OPTIONS = {
   device: { type: "string" },
   "memory-limit": { type: "string" },
   "measure-every": { type: "string" },
+  "models-dir": { type: "string", multiple: true },
+  "no-demo": { type: "boolean" },
 } as const;
 
 function log(message: string): void {
@@ -48,7 +53,9 @@ export const command: Command = {
   --threads N         threads per runner (default: all cores)
   --device D          auto, cpu, webgpu or cuda (default auto)
   --memory-limit SIZE report at most this much memory (e.g. 8G)
-  --measure-every S   seconds between link measurements per peer (default 30)`,
+  --measure-every S   seconds between link measurements per peer (default 30)
+  --models-dir DIR    also list the models in DIR (repeatable; TESSERA_MODELS_DIR takes DIR,DIR...)
+  --no-demo           do not write the demo model tessera-demo on first start`,
 
   async run(argv) {
     const { values } = parseCommandArgs(argv, OPTIONS, { allowPositionals: false });
@@ -64,8 +71,10 @@ export const command: Command = {
     const measureEvery = numberOption("measure-every", values["measure-every"], 30);
     if (measureEvery < 1) throw new TesseraError(`--measure-every must be at least 1 second, got ${measureEvery}`);
 
+    const modelsDirs = modelsDirList(values["models-dir"]);
     const release = acquirePidLock(dir);
     let node: ClusterNode | null = null;
+    let library: ModelLibrary | null = null;
     let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
     try {
       const identity = loadOrCreateIdentity(dir);
@@ -95,9 +104,12 @@ export const command: Command = {
       } catch (e) {
         throw new TesseraError(`cannot listen for peers: ${(e as Error).message} (pick another with --peer-port)`, `${host}:${peerPort}`);
       }
-      api = await startApiServer({ host, port, routes: [clusterRoutes(node)] });
+      library = new ModelLibrary({ dataDir: dir, modelsDirs, demo: !values["no-demo"], log });
+      api = await startApiServer({ host, port, routes: [clusterRoutes(node), modelRoutes(node, library)] });
       node.start(api.port);
+      await library.start(node);
     } catch (e) {
+      library?.stop();
       await node?.stop();
       release();
       throw e;
@@ -112,6 +124,7 @@ export const command: Command = {
 
     const running = node;
     const server = api;
+    const models = library;
     return await new Promise<number>((resolve) => {
       let stopping = false;
       const shutdown = (signal: string) => {
@@ -121,6 +134,7 @@ export const command: Command = {
         }
         stopping = true;
         log(`${signal}: shutting down`);
+        models.stop();
         void Promise.allSettled([running.stop(), server.close()]).then(() => {
           release();
           resolve(0);
@@ -133,3 +147,10 @@ export const command: Command = {
     });
   },
 };
+
+/** --models-dir given several times, or TESSERA_MODELS_DIR as a comma-separated list. */
+function modelsDirList(v: string | boolean | string[] | undefined): string[] {
+  if (v === undefined || typeof v === "boolean") return [];
+  const list = Array.isArray(v) ? v : v.split(",");
+  return list.map((d) => d.trim()).filter(Boolean).map((d) => resolve(d));
+}

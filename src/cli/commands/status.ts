@@ -1,26 +1,8 @@
 import { linkList, nodeViews, type ClusterView } from "../../api/cluster-view.js";
 import { TesseraError } from "../../errors.js";
+import { bytes, rate, table } from "../format.js";
 import { parseCommandArgs } from "../args.js";
 import type { Command } from "../main.js";
-
-function bytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
-
-function rate(bps: number): string {
-  return bps >= 1e9 / 8 ? `${((bps * 8) / 1e9).toFixed(2)} Gbit/s` : `${((bps * 8) / 1e6).toFixed(1)} Mbit/s`;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd()).join("\n");
-}
 
 /** Human-readable cluster summary from GET /cluster. */
 export function formatStatus(view: ClusterView): string {

@@ -1,0 +1,111 @@
+import type { ClusterNode } from "../cluster/node.js";
+import { isModelHolding, isPeerFileName, MAX_DESCRIPTION, modelEventsFor, type DownloadStatus, type ModelHolding } from "../cluster/model-events.js";
+import { ModelStore, type LocalModel } from "../models/registry/store.js";
+import { ensureDemoModel } from "./demo.js";
+
+/**
+ * A node's model library: its ModelStore (what is on its disks), rescanned every few seconds, and
+ * published into the replicated state (model-events.ts) through the cluster node's reporter hook,
+ * so every node lists every model with the nodes that hold it. Writes the demo model on first start.
+ */
+export interface LibraryOptions {
+  dataDir: string;
+  /** Extra folders to scan (--models-dir). */
+  modelsDirs: string[];
+  /** Write tessera-demo on start when missing (default true). */
+  demo: boolean;
+  /** Seconds between rescans of the folders. */
+  rescanMs?: number;
+  log(message: string): void;
+}
+
+const RESCAN_MS = 5000;
+
+export class ModelLibrary {
+  readonly store: ModelStore;
+  private node: ClusterNode | null = null;
+  private offReporter: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private scanning: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+  /** Downloads this node runs, by id (filled by the download manager). */
+  readonly downloads = new Map<string, DownloadStatus>();
+  /** Resolves once the demo model is written (or found, or failed). */
+  demoReady: Promise<void> = Promise.resolve();
+
+  constructor(private readonly opts: LibraryOptions) {
+    this.store = new ModelStore(opts.dataDir, opts.modelsDirs);
+  }
+
+  /** Scans once, starts rescanning, publishes into `node`'s cluster state, writes the demo if asked. */
+  async start(node: ClusterNode | null): Promise<void> {
+    this.node = node;
+    await this.rescan();
+    this.logProblems();
+    if (node) this.offReporter = node.addReporter((state, self) => modelEventsFor(state, self, this.holdings(), [...this.downloads.values()]));
+    this.timer = setInterval(() => void this.rescan(), this.opts.rescanMs ?? RESCAN_MS);
+    this.timer.unref();
+    if (this.opts.demo) {
+      this.demoReady = ensureDemoModel(this.store.managedDir).then(
+        async ({ path, written }) => {
+          if (written) this.opts.log(`wrote the demo model to ${path}`);
+          await this.rescan();
+        },
+        (e: Error) => this.opts.log(`could not write the demo model: ${e.message}`),
+      );
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.offReporter?.();
+  }
+
+  /** Rescans now (after an add, a delete or a finished download); scans never overlap. */
+  rescan(): Promise<LocalModel[]> {
+    const next = this.scanning.then(
+      () => this.store.scan(),
+      () => this.store.scan(),
+    );
+    this.scanning = next.catch(() => {});
+    return next.then((models) => {
+      if (!this.stopped) this.node?.report();
+      return models;
+    });
+  }
+
+  /** Registers a model file or folder on this node (ModelStore.add) and publishes it. */
+  async add(path: string, name?: string): Promise<LocalModel> {
+    const m = await this.store.add(path, name);
+    await this.rescan();
+    return m;
+  }
+
+  /** Removes this node's copy (ModelStore.remove) and publishes that. */
+  async remove(ref: string): Promise<LocalModel> {
+    const m = await this.store.remove(ref);
+    await this.rescan();
+    return m;
+  }
+
+  /** This node's holdings as the cluster state carries them. */
+  holdings(): ModelHolding[] {
+    // A holding the master would refuse (odd file names, say) would be proposed again every beat.
+    return this.store.models.map(toHolding).filter(isModelHolding);
+  }
+
+  private logProblems(): void {
+    for (const p of this.store.problems) this.opts.log(`not a usable model, skipped: ${p.error}`);
+  }
+}
+
+export function toHolding(m: LocalModel): ModelHolding {
+  const meta = { ...m.meta };
+  if (meta.description && meta.description.length > MAX_DESCRIPTION) meta.description = meta.description.slice(0, MAX_DESCRIPTION - 1) + "…";
+  if (meta.unsupported && meta.unsupported.length > 512) meta.unsupported = meta.unsupported.slice(0, 511) + "…";
+  if (meta.architecture.length > 64) meta.architecture = meta.architecture.slice(0, 64);
+  // Files with names peers cannot ask for are left out: the model is listed, not served.
+  const files = m.files.filter((f) => isPeerFileName(f.name)).slice(0, 64);
+  return { digest: m.digest, name: m.id, meta, complete: m.complete, files };
+}
