@@ -3,6 +3,8 @@ import type { ClusterNode } from "../cluster/node.js";
 import { isTesseraError } from "../errors.js";
 import { clusterDownloads, clusterModels, resolveModel } from "../library/cluster-models.js";
 import type { ModelLibrary } from "../library/library.js";
+import { CATALOG } from "../models/catalog/catalog.js";
+import { variantNames } from "../models/catalog/reference.js";
 import type { LocalModel } from "../models/registry/store.js";
 import type { RouteModule } from "./server.js";
 
@@ -10,6 +12,7 @@ import type { RouteModule } from "./server.js";
  * Model endpoints:
  *   GET    /models         { models: ClusterModel[], downloads: ClusterDownload[] } (library/cluster-models.ts):
  *                          every model any node holds, one entry per digest, with its holders
+ *   GET    /models/catalog the built-in catalog (models/catalog/catalog.ts) with each entry's variant names
  *   GET    /models/:ref    one of them by id, name or digest (prefix), plus `local` when this node holds it
  *   POST   /models         { path, name? }: registers a model file or folder on this node → 201 LocalModelView
  *   DELETE /models/:ref    removes this node's copy (files of a downloaded one; the registration of an added one)
@@ -37,6 +40,8 @@ function fail(reply: FastifyReply, e: unknown) {
 export function modelRoutes(node: ClusterNode, library: ModelLibrary): RouteModule {
   return (app: FastifyInstance) => {
     app.get("/models", async () => ({ models: clusterModels(node.replica.state), downloads: clusterDownloads(node.replica.state) }));
+
+    app.get("/models/catalog", async () => CATALOG.map((e) => ({ ...e, variants: variantNames(e) })));
 
     app.get("/models/:ref", async (req, reply) => {
       const ref = (req.params as { ref: string }).ref;

@@ -2,6 +2,8 @@ import type { LocalModelView } from "../../api/model-routes.js";
 import { localView } from "../../api/model-routes.js";
 import { TesseraError } from "../../errors.js";
 import type { ClusterDownload, ClusterModel } from "../../library/cluster-models.js";
+import { CATALOG } from "../../models/catalog/catalog.js";
+import { variantNames } from "../../models/catalog/reference.js";
 import { ModelStore } from "../../models/registry/store.js";
 import { dataDir } from "../../paths.js";
 import { parseCommandArgs } from "../args.js";
@@ -57,6 +59,16 @@ export function formatModels(list: ModelList): string {
   return out.join("\n");
 }
 
+export function formatCatalog(): string {
+  const rows = [["NAME", "ARCH", "PARAMS", "LAYERS", "HEADS/KV", "CONTEXT", "VARIANTS"]];
+  for (const e of CATALOG) {
+    const params = count(e.parameters) + (e.activeParameters ? ` (${count(e.activeParameters)} active)` : "");
+    const variants = variantNames(e).map((v) => v.slice(e.name.length + 1));
+    rows.push([e.name, e.architecture, params, String(e.layers), `${e.heads}/${e.kvHeads}`, String(e.contextLength), variants.join(" ")]);
+  }
+  return `${table(rows)}\n\npull one with \`tessera pull NAME\` (default: GGUF Q4_K_M where there is one), e.g. qwen3:8b, qwen3:8b-q8_0, qwen3:8b-mlx-8bit`;
+}
+
 function formatLocal(models: LocalModelView[]): string {
   const rows = [["ID", "FORMAT", "ARCH", "PARAMS", "QUANT", "SIZE", "ORIGIN", "PATH"]];
   for (const m of models) rows.push([m.id, m.meta.format, m.meta.architecture, count(m.meta.parameters), m.meta.quantization, bytes(m.meta.bytes), m.origin, m.path]);
@@ -68,6 +80,7 @@ export const command: Command = {
   usage: `tessera models [--json]                 list every model in the cluster and running downloads
 tessera models add PATH [--name NAME]   register a GGUF file or a safetensors/MLX folder on this node
 tessera models rm ID                    remove this node's copy (deletes a downloaded model's files)
+tessera models catalog [--json]         the well-known models \`tessera pull\` knows by name
   --url URL        the node to ask (default http://127.0.0.1:52480; TESSERA_URL)
   --data-dir DIR   with no node running, work on this machine's data dir directly`,
 
@@ -91,6 +104,10 @@ tessera models rm ID                    remove this node's copy (deletes a downl
           console.log(local.length ? formatLocal(local) : "none");
         }
       }
+      return 0;
+    }
+    if (sub === "catalog") {
+      console.log(values.json ? JSON.stringify(CATALOG, null, 2) : formatCatalog());
       return 0;
     }
     if (sub === "add") {
