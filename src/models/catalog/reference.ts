@@ -12,7 +12,7 @@ import { BITS_PER_WEIGHT, CATALOG, type CatalogEntry, type GgufQuant, type MlxBi
  *   http(s)://any/host/file.gguf                         a plain URL (no sha256 to check against)
  */
 export type PullRef =
-  | { kind: "hf"; repo: string; revision: string; tag?: string; catalog?: CatalogEntry; format?: "gguf" | "mlx" }
+  | { kind: "hf"; repo: string; revision: string; tag?: string; catalog?: CatalogEntry; format?: "gguf" | "mlx"; name?: string }
   | { kind: "url"; url: string };
 
 export interface VariantChoice {
@@ -99,12 +99,13 @@ export function pickVariant(entry: CatalogEntry, want: VariantChoice): PullRef {
     const quant = (want.quant?.toUpperCase() ?? (files.Q4_K_M ? "Q4_K_M" : Object.keys(files)[0])) as GgufQuant | undefined;
     const file = quant ? files[quant] : undefined;
     if (!entry.gguf || !file) throw new TesseraError(`${entry.name} has no GGUF ${want.quant ?? ""} variant here; variants: ${variantNames(entry).join(", ")}`);
-    return { kind: "hf", repo: entry.gguf.repo, revision: "main", tag: file, catalog: entry, format: "gguf" };
+    const isDefault = quant === (files.Q4_K_M ? "Q4_K_M" : Object.keys(files)[0]);
+    return { kind: "hf", repo: entry.gguf.repo, revision: "main", tag: file, catalog: entry, format: "gguf", name: isDefault ? entry.name : `${entry.name}-${quant!.toLowerCase()}` };
   }
   const bits = (want.quant?.toLowerCase() ?? (entry.mlx?.["4bit"] ? "4bit" : Object.keys(entry.mlx ?? {})[0])) as MlxBits | undefined;
   const repo = bits ? entry.mlx?.[bits] : undefined;
   if (!repo) throw new TesseraError(`${entry.name} has no MLX ${want.quant ?? ""} variant here; variants: ${variantNames(entry).join(", ")}`);
-  return { kind: "hf", repo, revision: "main", catalog: entry, format: "mlx" };
+  return { kind: "hf", repo, revision: "main", catalog: entry, format: "mlx", name: `${entry.name}-mlx-${bits}` };
 }
 
 /** "qwen3:8b" (default), "qwen3:8b-q8_0", "qwen3:8b-mlx", "qwen3:8b-mlx-8bit" ... */

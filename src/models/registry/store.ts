@@ -10,7 +10,8 @@ import { readPullManifest, type PullManifest } from "./manifest.js";
  *   --models-dir DIR (each)     scanned: listed, never deleted
  *   <data-dir>/models.json      added by path: { "version": 1, "added": [{ "path", "name"? }] }
  * Every GGUF file and every model folder (what openModel opens) in those folders is a model; names
- * starting with "." and unfinished downloads (a folder whose pull manifest is not complete) are not.
+ * starting with "." and unfinished downloads (a folder whose pull manifest is "downloading" or
+ * "stopped", see manifest.ts) are not.
  * A folder whose manifest says "shard" holds only some byte ranges of its GGUF file: listed with
  * complete = false.
  * id = the name given when added, else the file or folder name without .gguf; a second model that
@@ -89,7 +90,7 @@ export class ModelStore {
     for (const c of candidates) {
       if (seenPaths.has(c.path)) continue;
       seenPaths.add(c.path);
-      if (c.manifest && c.manifest.state === "downloading") continue;
+      if (c.manifest && (c.manifest.state === "downloading" || c.manifest.state === "stopped")) continue;
       try {
         const d = await this.describeCached(c.path);
         found.push({ ...d, id: c.name ?? c.manifest?.name ?? defaultModelName(c.path), origin: c.origin, complete: c.manifest?.state !== "shard" });

@@ -83,7 +83,7 @@ test("a store scans its folders, registers by path, dedupes digests and removes 
   await writeFile(join(extra, "garbage.gguf"), "GGUF but not really");
   // an unfinished download is not a model yet
   await mkdir(join(data, "models", "pulling"));
-  await writePullManifest(join(data, "models", "pulling"), { version: 1, name: "pulling", state: "downloading", source: { kind: "url", url: "http://x/y.gguf" }, files: [{ name: "y.gguf", size: 10 }] });
+  await writePullManifest(join(data, "models", "pulling"), { version: 1, name: "pulling", state: "downloading", model: "x", source: { kind: "url", url: "http://x/y.gguf" }, files: [{ name: "y.gguf", size: 10 }] });
   const store = new ModelStore(data, [extra]);
   const found = await store.scan();
   assert.deepEqual(found.map((m) => [m.id, m.origin]).sort(), [["other", "scanned"], ["tessera-demo", "managed"]]);
