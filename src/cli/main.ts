@@ -19,6 +19,7 @@ const COMMANDS: Record<string, string> = {
   synth: "write a deterministic synthetic model (GGUF, safetensors, MLX)",
   inspect: "describe a model file or folder",
   models: "list the cluster's models, register a model file, remove one",
+  pull: "download a model (catalog name, Hugging Face repo, URL), from LAN peers first",
 };
 
 function help(): string {

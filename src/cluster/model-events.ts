@@ -29,8 +29,10 @@ export interface ModelHolding {
   meta: HeldModelMeta;
   /** False for a shard-only copy: some byte ranges of the file. */
   complete: boolean;
-  /** The model's files (GGUF: one), what a peer asks the holder for. */
-  files: { name: string; bytes: number }[];
+  /** The model's files (GGUF: one), what a peer asks the holder for; sha256 where the hub gave one. */
+  files: { name: string; bytes: number; sha256?: string }[];
+  /** The hub repo and commit it was pulled from, so a node can fetch its bytes there too. */
+  origin?: { repo: string; revision: string };
 }
 
 export type DownloadState = "queued" | "downloading" | "verifying" | "done" | "failed" | "cancelled";
@@ -154,6 +156,8 @@ const isNonNeg = (x: unknown): x is number => typeof x === "number" && Number.is
 const isNodeId = (x: unknown): x is string => typeof x === "string" && /^[0-9a-f]{16}$/.test(x);
 export const isDigest = (x: unknown): x is string => typeof x === "string" && /^[0-9a-f]{64}$/.test(x);
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const REPO = /^[A-Za-z0-9][A-Za-z0-9._-]{0,95}\/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
+const REVISION = /^[A-Za-z0-9._-]{1,64}$/;
 const FILE = /^[A-Za-z0-9._-][A-Za-z0-9._ +-]{0,199}$/;
 /** A model file name a peer may ask for: one path component, no "..". */
 export const isPeerFileName = (x: unknown): x is string => typeof x === "string" && FILE.test(x) && !x.includes("..");
@@ -186,7 +190,8 @@ export function isModelHolding(x: unknown): x is ModelHolding {
     typeof x.complete === "boolean" &&
     Array.isArray(x.files) &&
     x.files.length <= MAX_FILES &&
-    x.files.every((f) => isObj(f) && isPeerFileName(f.name) && isCount(f.bytes))
+    x.files.every((f) => isObj(f) && isPeerFileName(f.name) && isCount(f.bytes) && (f.sha256 === undefined || isDigest(f.sha256))) &&
+    (x.origin === undefined || (isObj(x.origin) && typeof x.origin.repo === "string" && REPO.test(x.origin.repo) && typeof x.origin.revision === "string" && REVISION.test(x.origin.revision)))
   );
 }
 

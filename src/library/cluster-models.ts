@@ -23,7 +23,9 @@ export interface ClusterModel extends HeldModelMeta {
   /** Every name its holders give it, id first. */
   names: string[];
   holders: ModelHolder[];
-  files: { name: string; bytes: number }[];
+  files: ModelHolding["files"];
+  /** The hub repo and commit it came from, when a holder knows. */
+  origin?: ModelHolding["origin"];
 }
 
 export interface ClusterDownload extends DownloadStatus {
@@ -51,7 +53,7 @@ export function clusterModels(state: ClusterState): ClusterModel[] {
     let id = names[0]!;
     if (taken.has(id)) id = `${id}-${digest.slice(0, 8)}`;
     taken.add(id);
-    out.push({ ...first.meta, id, digest, names, holders, files: first.files });
+    out.push({ ...first.meta, id, digest, names, holders, files: first.files, ...(first.origin ? { origin: first.origin } : {}) });
   }
   return out.sort((a, b) => a.id.localeCompare(b.id));
 }

@@ -3,6 +3,8 @@ import { resolve } from "node:path";
 import { clusterRoutes } from "../../api/cluster-routes.js";
 import { modelRoutes } from "../../api/model-routes.js";
 import { ModelLibrary } from "../../library/library.js";
+import { clusterKey } from "../../cluster/handshake.js";
+import { hubOptionsFromEnv } from "../../models/download/hub.js";
 import { startApiServer } from "../../api/server.js";
 import { loadOrCreateIdentity } from "../../cluster/identity.js";
 import { ClusterNode } from "../../cluster/node.js";
@@ -31,6 +33,7 @@ const OPTIONS = {
   "measure-every": { type: "string" },
   "models-dir": { type: "string", multiple: true },
   "no-demo": { type: "boolean" },
+  offline: { type: "boolean" },
 } as const;
 
 function log(message: string): void {
@@ -55,7 +58,9 @@ export const command: Command = {
   --memory-limit SIZE report at most this much memory (e.g. 8G)
   --measure-every S   seconds between link measurements per peer (default 30)
   --models-dir DIR    also list the models in DIR (repeatable; TESSERA_MODELS_DIR takes DIR,DIR...)
-  --no-demo           do not write the demo model tessera-demo on first start`,
+  --no-demo           do not write the demo model tessera-demo on first start
+  --offline           never contact the Hugging Face hub (pulls come from peers only; also HF_HUB_OFFLINE=1)
+  model downloads read HF_ENDPOINT (default https://huggingface.co) and HF_TOKEN (gated and private repos)`,
 
   async run(argv) {
     const { values } = parseCommandArgs(argv, OPTIONS, { allowPositionals: false });
@@ -104,12 +109,15 @@ export const command: Command = {
       } catch (e) {
         throw new TesseraError(`cannot listen for peers: ${(e as Error).message} (pick another with --peer-port)`, `${host}:${peerPort}`);
       }
-      library = new ModelLibrary({ dataDir: dir, modelsDirs, demo: !values["no-demo"], log });
-      api = await startApiServer({ host, port, routes: [clusterRoutes(node), modelRoutes(node, library)] });
+      library = new ModelLibrary(
+        { dataDir: dir, modelsDirs, demo: !values["no-demo"], hub: hubOptionsFromEnv(process.env, values.offline === true), key: clusterKey(cluster, secret), log },
+        node,
+      );
+      api = await startApiServer({ host, port, routes: [clusterRoutes(node), modelRoutes(node, library), library.peerRoutes()] });
       node.start(api.port);
-      await library.start(node);
+      await library.start();
     } catch (e) {
-      library?.stop();
+      await library?.stop();
       await node?.stop();
       release();
       throw e;
@@ -134,8 +142,7 @@ export const command: Command = {
         }
         stopping = true;
         log(`${signal}: shutting down`);
-        models.stop();
-        void Promise.allSettled([running.stop(), server.close()]).then(() => {
+        void Promise.allSettled([models.stop(), running.stop(), server.close()]).then(() => {
           release();
           resolve(0);
           // Sockets of mDNS or slow peers must not keep the process alive after a clean stop.

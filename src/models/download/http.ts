@@ -69,8 +69,11 @@ export function abortError(signal: AbortSignal): Error {
 }
 
 export class AbortedError extends Error {
-  override readonly name = "AbortedError";
+  override readonly name: string = "AbortedError";
 }
+
+/** Stopped by a node shutting down: the pull stays "downloading" and resumes on the next start. */
+export class Interrupted extends AbortedError {}
 
 /** Reads a small body (JSON, an error text) with a size cap. */
 export async function readBody(res: IncomingMessage, max = 16 * 1024 * 1024): Promise<string> {

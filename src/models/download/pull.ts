@@ -7,6 +7,7 @@ import { readPullManifest, writePullManifest, type PullFile, type PullManifest, 
 import { checkModelName } from "../registry/store.js";
 import { HubClient, type HubFile } from "./hub.js";
 import { Progress, type ProgressSnapshot } from "./progress.js";
+import { Interrupted } from "./http.js";
 import { downloadFile, type ByteSource, type TransferOptions } from "./transfer.js";
 
 /**
@@ -91,7 +92,12 @@ export async function runPull(plan: PullPlan, hub: HubClient, o: PullOptions = {
     o.onProgress?.({ bytesDone: total, bytesTotal: total, bytesPerSec: 0, etaSec: 0 }, "disk");
     return previous;
   }
-  if (previous && previous.state !== "complete" && !sameFiles(previous.files, plan.files)) {
+  if (previous?.state === "shard") {
+    // a shard's file has the full size but holes: nothing in it counts as downloaded
+    o.onNote?.("replacing the shard held here with the whole model");
+    await rm(plan.dir, { recursive: true, force: true });
+    await mkdir(plan.dir, { recursive: true });
+  } else if (previous && previous.state !== "complete" && !sameFiles(previous.files, plan.files)) {
     // an unfinished pull of other files (a newer commit, another quantization): start clean
     o.onNote?.("the unfinished download there is of other files; starting over");
     await rm(plan.dir, { recursive: true, force: true });
@@ -129,7 +135,7 @@ export async function runPull(plan: PullPlan, hub: HubClient, o: PullOptions = {
     };
     await Promise.all(Array.from({ length: Math.min(o.parallel ?? 4, plan.files.length) }, worker));
   } catch (e) {
-    await writePullManifest(plan.dir, { ...manifest, state: "stopped" }).catch(() => {});
+    if (!(e instanceof Interrupted)) await writePullManifest(plan.dir, { ...manifest, state: "stopped" }).catch(() => {});
     throw e;
   } finally {
     clearInterval(timer);

@@ -24,8 +24,8 @@ export interface ByteSource {
   /** Shown in progress: "hub", "url", "peer <node id>". */
   label: string;
   url: string;
-  /** Headers for the source's own origin only (never for a redirect target). */
-  auth?: Record<string, string>;
+  /** Headers for the source's own origin only (never for a redirect target); a function is asked anew for every request (signatures with a time). */
+  auth?: Record<string, string> | (() => Record<string, string>);
   /** Turns an HTTP error status into the error a user should see. */
   explain?: (status: number, headers: Record<string, string | string[] | undefined>) => Error | undefined;
 }
@@ -148,7 +148,7 @@ async function fetchWhole(fh: FileHandle, job: FileJob, state: WholeState, event
 async function fetchFrom(fh: FileHandle, source: ByteSource, state: WholeState, events: TransferEvents, signal?: AbortSignal): Promise<void> {
   if (state.size >= 0 && state.have === state.size) return; // whole already (resumed): nothing to ask for
   const from = state.have;
-  const { res } = await httpGet(source.url, { auth: source.auth, headers: from > 0 ? { range: `bytes=${from}-` } : {}, signal });
+  const { res } = await httpGet(source.url, { auth: authOf(source), headers: from > 0 ? { range: `bytes=${from}-` } : {}, signal });
   const status = res.statusCode ?? 0;
   if (status === 416) {
     res.resume();
@@ -211,6 +211,10 @@ async function writeAll(fh: FileHandle, buf: Uint8Array, position: number): Prom
     const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
     done += bytesWritten;
   }
+}
+
+function authOf(s: ByteSource): Record<string, string> | undefined {
+  return typeof s.auth === "function" ? s.auth() : s.auth;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -290,7 +294,7 @@ async function fetchRange(fh: FileHandle, job: RangeJob, [a, b]: ByteRange, even
 }
 
 async function fetchRangeFrom(fh: FileHandle, source: ByteSource, a: number, b: number, events: TransferEvents, signal?: AbortSignal): Promise<number> {
-  const { res } = await httpGet(source.url, { auth: source.auth, headers: { range: `bytes=${a}-${b - 1}` }, signal });
+  const { res } = await httpGet(source.url, { auth: authOf(source), headers: { range: `bytes=${a}-${b - 1}` }, signal });
   const status = res.statusCode ?? 0;
   if (status !== 206) {
     const body = await readBody(res, 64 * 1024).catch(() => "");

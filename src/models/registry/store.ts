@@ -25,6 +25,8 @@ export interface LocalModel extends DescribedModel {
   origin: ModelOrigin;
   /** False when only some byte ranges are on disk (a shard fetched for one instance). */
   complete: boolean;
+  /** Its pull manifest, when it was pulled (where from, the files' hashes, a shard's ranges). */
+  pull?: PullManifest;
 }
 
 export interface ScanProblem {
@@ -93,7 +95,7 @@ export class ModelStore {
       if (c.manifest && (c.manifest.state === "downloading" || c.manifest.state === "stopped")) continue;
       try {
         const d = await this.describeCached(c.path);
-        found.push({ ...d, id: c.name ?? c.manifest?.name ?? defaultModelName(c.path), origin: c.origin, complete: c.manifest?.state !== "shard" });
+        found.push({ ...d, id: c.name ?? c.manifest?.name ?? defaultModelName(c.path), origin: c.origin, complete: c.manifest?.state !== "shard", ...(c.manifest ? { pull: c.manifest } : {}) });
       } catch (e) {
         problems.push({ path: c.path, error: (e as Error).message });
       }
