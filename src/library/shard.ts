@@ -85,7 +85,9 @@ export async function fetchShard(ctx: ShardContext, req: ShardRequest): Promise<
     files: [{ name: file.name, size: file.bytes, ...(file.sha256 ? { sha256: file.sha256 } : {}) }],
     digest: model.digest,
   };
-  const save = async (h: ByteRange[]) => writePullManifest(dir, { ...manifest, ranges: { [file.name]: h } });
+  // parallel range fetches report in any order: writes go one after another, the last one wins
+  let saving = Promise.resolve();
+  const save = (h: ByteRange[]) => (saving = saving.then(() => writePullManifest(dir, { ...manifest, ranges: { [file.name]: h } })));
   const sources: ByteSource[] = [
     ...peerSources(state, ctx.self, { name: file.name, size: file.bytes, digest: model.digest }, ctx.key),
     ...(model.origin ? ownSources({ source: manifest.source }, manifest.files[0]!, ctx.hub) : []),

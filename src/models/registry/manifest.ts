@@ -67,9 +67,11 @@ export async function readPullManifest(dir: string): Promise<PullManifest | unde
   }
 }
 
+let writes = 0;
+
 export async function writePullManifest(dir: string, m: PullManifest): Promise<void> {
   const path = join(dir, PULL_MANIFEST);
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${process.pid}.${++writes}.tmp`;
   await writeFile(tmp, JSON.stringify(m, null, 2) + "\n");
   await rename(tmp, path);
 }
