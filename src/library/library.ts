@@ -2,6 +2,7 @@ import type { ClusterNode } from "../cluster/node.js";
 import { isModelHolding, isPeerFileName, MAX_DESCRIPTION, modelEventsFor, type DownloadStatus, type ModelHolding } from "../cluster/model-events.js";
 import { HubClient, type HubOptions } from "../models/download/hub.js";
 import { ModelStore, type LocalModel } from "../models/registry/store.js";
+import { resolveModel } from "./cluster-models.js";
 import { ensureDemoModel } from "./demo.js";
 import { DownloadManager } from "./downloads.js";
 import { peerFileRoutes, type PeerServeStats } from "./peer-files.js";
@@ -65,6 +66,17 @@ export class ModelLibrary {
       },
       this.hub,
     );
+  }
+
+  /**
+   * The path a runner opens for a model this node holds whole, by its id here, any holder's name,
+   * or digest (prefix); undefined when this node has no complete copy (then fetchShard or a pull).
+   */
+  localPath(ref: string): string | undefined {
+    const own = this.store.find(ref);
+    if (own?.complete) return own.path;
+    const m = resolveModel(this.node.replica.state, ref);
+    return m ? this.store.models.find((x) => x.digest === m.digest && x.complete)?.path : undefined;
   }
 
   /** GET /peer/models/... (the bytes of the models this node holds, for its peers). */

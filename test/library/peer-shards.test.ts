@@ -158,3 +158,17 @@ test("with the hub stopped, B and C fetch their pipeline stages' ranges from A: 
   // a shard is not a source for other peers, and a node holding nothing says so
   assert.equal((await post(b, "/models/shard", { model: "nothing-here", layers: [0, 1] })).status, 404);
 });
+
+test("with the hub stopped, a pull by the model's cluster name copies it whole from A, replacing B's shard", async () => {
+  const r = await post(b, "/models/pull", { model: "small-Q8_0" });
+  assert.equal(r.status, 202, JSON.stringify(r.json));
+  const m = await waitFor("B holding the whole model", 60000, async () => {
+    const x = (await models(a)).find((y) => y.digest === model.digest);
+    return x?.holders.find((h) => h.node === b.id)?.complete ? x : undefined;
+  });
+  assert.ok(m.holders.find((h) => h.node === b.id)!.complete);
+  const local = (await getJson(b.url("/models/small-Q8_0"))) as { local: { path: string; complete: boolean } };
+  assert.ok((await readFile(join(local.local.path, "small-Q8_0.gguf"))).equals(bytes), "B's file is now byte for byte A's");
+  const status = (await getJson(b.url("/downloads/small-Q8_0"))) as { state: string };
+  assert.equal(status.state, "done");
+});
