@@ -6,7 +6,7 @@ import { connect, type Socket } from "node:net";
 import { promisify } from "node:util";
 import { join } from "node:path";
 import { encode } from "@msgpack/msgpack";
-import { clusterKey } from "../../src/cluster/handshake.js";
+import { clusterKey, PROTOCOL_VERSION } from "../../src/cluster/handshake.js";
 import { cliCommand } from "../../src/spawn.js";
 import { ephemeralIdentity } from "../../src/cluster/identity.js";
 import type { PeerMessage } from "../../src/cluster/messages.js";
@@ -236,7 +236,7 @@ test("garbage, truncated, oversized and unexpected frames from a raw socket do n
     ["oversized length", Buffer.from([0xff, 0xff, 0xff, 0xf0, 1, 2, 3]), /exceeds the limit/],
     ["not msgpack", frame(Buffer.from([0xd9, 0x40, 0x41])), /malformed msgpack/],
     ["wrong first message", frame(encode({ t: "ev", entry: {} })), /expected hello/],
-    ["forged hello", frame(encode({ t: "hello", v: 1, id: "0123456789abcdef", pub: new Uint8Array(32), nonce: new Uint8Array(32) })), /does not match its public key/],
+    ["forged hello", frame(encode({ t: "hello", v: PROTOCOL_VERSION, id: "0123456789abcdef", pub: new Uint8Array(32), nonce: new Uint8Array(32) })), /does not match its public key/],
   ];
   for (const [what, bytes, logged] of cases) {
     const s = await rawSocket(target.peer);
