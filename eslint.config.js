@@ -17,7 +17,7 @@ export default tseslint.config(
         "error",
         {
           patterns: [
-            { regex: "^\\.\\./(?!models/types\\.js$|errors\\.js$)", message: "placement is pure: it imports only the model contracts (models/types.ts) and errors" },
+            { regex: "^\\.\\./(?!models/types\\.js$|errors\\.js$|units\\.js$)", message: "placement is pure: it imports only the model contracts (models/types.ts), errors and units" },
             { regex: "^(node:|[a-z@])", message: "placement is pure: no I/O, no packages" },
           ],
         },

@@ -24,6 +24,8 @@ const COMMANDS: Record<string, string> = {
   bench: "measure prompt-processing and generation speed",
   synth: "write a synthetic model (random weights, real formats) for tests and benchmarks",
   inspect: "describe a model file or folder",
+  models: "list the cluster's models, register a model file, remove one",
+  pull: "download a model (catalog name, Hugging Face repo, URL), from LAN peers first",
 };
 
 function help(): string {

@@ -15,7 +15,7 @@ import { nodeIdFromPublicKey, verifySignature } from "./identity.js";
  * Open LAN mode (no secret) uses an empty secret: open nodes accept each other, and a node with a
  * secret refuses them.
  */
-/** 2: instances in the replicated state (older nodes would refuse their events). */
+/** 2: instances (instance-state.ts), models and downloads (model-events.ts) in the replicated state; a v1 node would drop those events as invalid. */
 export const PROTOCOL_VERSION = 2;
 
 export type Role = "initiator" | "responder";

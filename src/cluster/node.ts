@@ -10,7 +10,14 @@ import { PeerSet, type Peer } from "./peer-set.js";
 import { baseProfile, probeMachine, type ProbeResult } from "./profile.js";
 import { Replica } from "./replica.js";
 import { peerPortFromHttp, StaticPeers, type StaticPeerStatus } from "./static-peers.js";
-import { isNoop, linkKey, mayPropose, MAX_EVENT_BYTES, type ClusterEvent, type LinkMeasurement, type NodeProfile, type NodeRecord } from "./state.js";
+import { isNoop, linkKey, mayPropose, MAX_EVENT_BYTES, type ClusterEvent, type ClusterState, type LinkMeasurement, type NodeProfile, type NodeRecord } from "./state.js";
+
+/**
+ * Soft state another module keeps in the log for this node: given the replicated state, returns the
+ * events that would make it show that module's facts (none when it already does). Called on every
+ * heartbeat and after report(); each event must be one mayPropose allows for this node.
+ */
+export type Reporter = (state: ClusterState, self: string) => ClusterEvent[];
 
 /**
  * The control plane of one node: over its peer links (peer-set.ts) it elects the master from the
@@ -81,6 +88,7 @@ export class ClusterNode {
   private master: string | null = null;
   private syncAskedAt = 0;
   private measuring: Promise<void> = Promise.resolve();
+  private readonly reporters = new Set<Reporter>();
   private stopped = false;
   private selfHost = "127.0.0.1";
   private commandHandler: CommandHandler | null = null;
@@ -219,6 +227,17 @@ export class ClusterNode {
     } catch (e) {
       return { status: 500, body: { error: { message: (e as Error).message } } };
     }
+  }
+
+  /** Registers a reporter (see Reporter); returns its removal. */
+  addReporter(r: Reporter): () => void {
+    this.reporters.add(r);
+    return () => this.reporters.delete(r);
+  }
+
+  /** Puts changed soft state into the log now rather than at the next heartbeat. */
+  report(): void {
+    if (!this.stopped) this.reportOwn();
   }
 
   async listen(): Promise<void> {
@@ -435,6 +454,7 @@ export class ClusterNode {
       if (!s.nodes[peer]) continue;
       if (JSON.stringify(s.links[linkKey(this.id, peer)]) !== JSON.stringify(m)) pending.push({ type: "link-measured", link: m });
     }
+    for (const r of this.reporters) pending.push(...r(s, this.id));
     for (const e of pending) this.submit(e);
   }
 

@@ -10,6 +10,7 @@
  *   nodes   node id → NodeRecord (with its latest profile, if reported)
  *   links   "<from>><to>" → LinkMeasurement (directed: from measured its link to `to`)
  *   instances, kept, keptVersion   see instance-state.ts
+ *   models, downloads   which node holds which model, and downloads (see model-events.ts)
  */
 import {
   applyInstanceEvent,
@@ -19,6 +20,7 @@ import {
   type InstanceEvent,
   type InstanceState,
 } from "./instance-state.js";
+import { applyModelEvent, dropNode, isModelEvent, isModelEventType, isModelNoop, isModelsBlock, modelEventSender, type ModelEvent, type ModelsBlock } from "./model-events.js";
 
 export interface NodeProfile {
   memory: { totalBytes: number; availableBytes: number };
@@ -71,7 +73,8 @@ export type ClusterEvent =
   | { type: "node-left"; id: string; reason: string }
   | { type: "node-profile"; id: string; profile: NodeProfile }
   | { type: "link-measured"; link: LinkMeasurement }
-  | InstanceEvent;
+  | InstanceEvent
+  | ModelEvent;
 
 /** One ordered log entry, assigned by the master. `at` is the master's wall clock (ms). */
 export interface LogEntry {
@@ -81,7 +84,7 @@ export interface LogEntry {
   event: ClusterEvent;
 }
 
-export interface ClusterState extends InstanceState {
+export interface ClusterState extends InstanceState, ModelsBlock {
   index: number;
   term: number;
   master: string | null;
@@ -92,7 +95,7 @@ export interface ClusterState extends InstanceState {
 export const MAX_EVENT_BYTES = 16 * 1024;
 
 export function emptyState(): ClusterState {
-  return { index: 0, term: 0, master: null, nodes: {}, links: {}, instances: {}, kept: {}, keptVersion: 0 };
+  return { index: 0, term: 0, master: null, nodes: {}, links: {}, instances: {}, kept: {}, keptVersion: 0, models: {}, downloads: {} };
 }
 
 export function linkKey(from: string, to: string): string {
@@ -118,7 +121,7 @@ export function apply(state: ClusterState, entry: LogEntry): ClusterState {
       delete nodes[e.id];
       const links: Record<string, LinkMeasurement> = {};
       for (const [k, l] of Object.entries(state.links)) if (l.from !== e.id && l.to !== e.id) links[k] = l;
-      return { ...base, nodes, links };
+      return { ...base, nodes, links, ...dropNode(state, e.id) };
     }
     case "node-profile": {
       const node = state.nodes[e.id];
@@ -131,7 +134,8 @@ export function apply(state: ClusterState, entry: LogEntry): ClusterState {
       return { ...base, links: { ...state.links, [linkKey(from, to)]: { ...e.link } } };
     }
     default:
-      return { ...base, ...applyInstanceEvent(state, e, (n) => state.nodes[n]?.name ?? n) };
+      if (isModelEventType(e.type)) return { ...base, ...applyModelEvent(state, e as ModelEvent, (id) => id in state.nodes) };
+      return { ...base, ...applyInstanceEvent(state, e as InstanceEvent, (n) => state.nodes[n]?.name ?? n) };
   }
 }
 
@@ -197,7 +201,7 @@ export function isControlEvent(x: unknown): x is ClusterEvent {
     case "link-measured":
       return isLinkMeasurement(x.link);
     default:
-      return isInstanceEvent(x);
+      return isModelEventType(x.type as string) ? isModelEvent(x) : isInstanceEvent(x);
   }
 }
 
@@ -210,7 +214,7 @@ export function isClusterState(x: unknown): x is ClusterState {
   if (!(x.master === null || isNodeId(x.master)) || !isObj(x.nodes) || !isObj(x.links)) return false;
   for (const [k, n] of Object.entries(x.nodes)) if (!isNodeRecord(n) || n.id !== k) return false;
   for (const [k, l] of Object.entries(x.links)) if (!isLinkMeasurement(l) || linkKey(l.from, l.to) !== k) return false;
-  return isInstanceState(x);
+  return isInstanceState(x) && isModelsBlock(x);
 }
 
 /**
@@ -229,7 +233,8 @@ export function mayPropose(sender: string, event: ClusterEvent, state: ClusterSt
     case "node-left":
       return false;
     default:
-      return mayProposeInstance(sender, event, state);
+      if (isModelEventType(event.type)) return modelEventSender(event as ModelEvent) === sender;
+      return mayProposeInstance(sender, event as InstanceEvent, state);
   }
 }
 
@@ -241,6 +246,6 @@ export function isNoop(state: ClusterState, event: ClusterEvent): boolean {
     case "link-measured":
       return JSON.stringify(state.links[linkKey(event.link.from, event.link.to)]) === JSON.stringify(event.link);
     default:
-      return false;
+      return isModelEventType(event.type) && isModelNoop(state, event as ModelEvent);
   }
 }

@@ -1,6 +1,7 @@
 import type { InstanceRecord, InstanceRequest, KeptInstance, RankRecord } from "../cluster/instance-state.js";
 import type { ClusterEvent, ClusterState } from "../cluster/state.js";
-import { formatBytes, place, type PlacementPlan } from "../placement/index.js";
+import { place, type PlacementPlan } from "../placement/index.js";
+import { formatBytes } from "../units.js";
 import type { ResolvedModel } from "./model-source.js";
 import { placementCluster } from "./placement-input.js";
 

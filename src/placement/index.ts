@@ -11,7 +11,7 @@
  * speed (bench/scaling). The shard plan (stages × tensor groups) and the tensor-parallel split
  * the runners execute live here too.
  */
-export { place, fitLayers, formatBytes, DEFAULT_PROMPT_TOKENS, MAX_NODES } from "./place.js";
+export { place, fitLayers, DEFAULT_PROMPT_TOKENS, MAX_NODES } from "./place.js";
 export { predictDecode, decodeCost, COST, type DecodePredictionInput, type DecodeCost } from "./cost.js";
 export { placementModel, HELD_BYTES_PER_WEIGHT, STREAM_COST_PER_WEIGHT, type PlacementModel, type WeightGroup } from "./model.js";
 export { DEFAULT_CTX, driverBytes, RUNNER_BASE_BYTES } from "./memory.js";

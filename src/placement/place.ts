@@ -1,3 +1,4 @@
+import { formatBytes } from "../units.js";
 import { TesseraError } from "../errors.js";
 import { COST, decodeCost, rankComputeMs, rankPrefillMsPerToken, ttftMs, type Hop, type PlanShape } from "./cost.js";
 import { DEFAULT_CTX, driverBytes, rankMemoryBytes, rankStream, rankWeights, vocabShares, type RankShare } from "./memory.js";
@@ -302,14 +303,4 @@ function rank(plans: PlacementPlan[]): PlacementPlan[] {
 function round(x: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
-}
-
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }

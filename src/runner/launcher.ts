@@ -13,6 +13,11 @@ import { lmHeadRows } from "./stage.js";
 export interface LaunchOptions {
   plan: ShardPlan;
   modelPath: string;
+  /**
+   * Where a rank finds the model, when not at modelPath: on a cluster each node has its own copy,
+   * or only its shard's byte ranges (library/shard.ts). modelPath is still read for the plan check.
+   */
+  modelPathFor?: (place: RankPlace) => string;
   /** Intra-op threads per runner process (default 1). */
   threads?: number;
   device?: Device;
@@ -137,7 +142,7 @@ export class LocalRunners {
         instance,
         world: r.place.world,
         plan: o.plan,
-        modelPath: o.modelPath,
+        modelPath: o.modelPathFor?.(r.place) ?? o.modelPath,
         threads: o.threads ?? 1,
         device: o.device ?? "cpu",
         contextLength: o.contextLength,

@@ -37,12 +37,14 @@ export interface StartOptions {
   wrap?: string[];
   host?: string;
   env?: NodeJS.ProcessEnv;
+  /** Let the node write the demo model (a few seconds of CPU); off unless a test is about models. */
+  demo?: boolean;
 }
 
 export async function startNode(args: string[], opts: StartOptions = {}): Promise<NodeProcess> {
   const dataDir = opts.dataDir ?? tempDir();
   const { command, args: base } = cliCommand();
-  const full = [...base, "start", "--data-dir", dataDir, ...args];
+  const full = [...base, "start", "--data-dir", dataDir, ...(opts.demo ? [] : ["--no-demo"]), ...args];
   const [cmd, ...rest] = opts.wrap?.length ? [...opts.wrap, command, ...full] : [command, ...full];
   const proc = spawn(cmd!, rest, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
   let out = "";

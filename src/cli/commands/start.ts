@@ -1,9 +1,11 @@
 import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
 import type { ClusterNode } from "../../cluster/node.js";
 import type { ApiServer } from "../../api/server.js";
 import { DEFAULT_HTTP_PORT, DEVICES, clusterNameProblem, defaultNodeName, parsePeers } from "../../cluster/options.js";
 import { readSecretFile } from "../../cluster/secret.js";
 import type { InstanceManager } from "../../instances/manager.js";
+import type { ModelLibrary } from "../../library/library.js";
 import { TesseraError } from "../../errors.js";
 import { dataDir } from "../../paths.js";
 import { version } from "../../version.js";
@@ -36,6 +38,9 @@ const FLAGS = {
   device: flag.choice(DEVICES, { default: "auto", help: "execution provider" }),
   "memory-limit": flag.size({ help: "report at most this much memory, e.g. 8G" }),
   "measure-every": flag.number({ min: 1, default: 30, metavar: "SECONDS", help: "time between link measurements per peer" }),
+  "models-dir": flag.string({ metavar: "DIR,...", help: "also list the models in these folders" }),
+  "no-demo": flag.bool({ help: "do not write the demo model tessera-demo on first start" }),
+  offline: flag.bool({ help: "never contact the Hugging Face hub: pulls come from peers only (also HF_HUB_OFFLINE=1)" }),
 };
 
 function log(message: string): void {
@@ -45,8 +50,8 @@ function log(message: string): void {
 export const command: Command = {
   summary:
     "Runs a node: it finds the other nodes (mDNS and --peers), joins the cluster, measures the links and serves " +
-    "the HTTP API (cluster endpoints and /metrics).",
-  usage: usageText("tessera start [options]", FLAGS, ["Each option also reads the environment variable TESSERA_<NAME>, e.g. TESSERA_PORT=8080."]),
+    "the HTTP API (cluster, instances, models and /metrics).",
+  usage: usageText("tessera start [options]", FLAGS, ["Each option also reads the environment variable TESSERA_<NAME>, e.g. TESSERA_PORT=8080.", "Model downloads read HF_ENDPOINT (default https://huggingface.co) and HF_TOKEN (gated and private repos)."]),
 
   async run(argv) {
     const { values } = parseFlags(argv, FLAGS, { env: process.env, positionals: { max: 0, usage: "tessera start [options]" } });
@@ -65,19 +70,25 @@ export const command: Command = {
     const measureEvery = values["measure-every"];
 
     // The node's modules (fastify, the cluster) load only once the options are known to be good.
-    const [{ clusterRoutes }, { instanceRoutes }, { InstanceManager }, { startApiServer }, { loadOrCreateIdentity }, { ClusterNode }, { acquirePidLock }] = await Promise.all([
+    const [{ clusterRoutes }, { instanceRoutes }, { InstanceManager }, { modelRoutes }, { ModelLibrary }, { clusterKey }, { hubOptionsFromEnv }, { startApiServer }, { loadOrCreateIdentity }, { ClusterNode }, { acquirePidLock }] = await Promise.all([
       import("../../api/cluster-routes.js"),
       import("../../api/instance-routes.js"),
       import("../../instances/manager.js"),
+      import("../../api/model-routes.js"),
+      import("../../library/library.js"),
+      import("../../cluster/handshake.js"),
+      import("../../models/download/hub.js"),
       import("../../api/server.js"),
       import("../../cluster/identity.js"),
       import("../../cluster/node.js"),
       import("../../cluster/pidlock.js"),
     ]);
+    const modelsDirs = (values["models-dir"] ?? "").split(",").map((d) => d.trim()).filter(Boolean).map((d) => resolve(d));
     const release = acquirePidLock(dir);
     let node: ClusterNode | null = null;
     let api: ApiServer | null = null;
     let instances: InstanceManager | null = null;
+    let library: ModelLibrary | null = null;
     try {
       const identity = loadOrCreateIdentity(dir);
       node = new ClusterNode({
@@ -111,11 +122,17 @@ export const command: Command = {
         const hint = code === "EADDRINUSE" ? " (the port is in use: another node? pick another with --peer-port)" : "";
         throw new TesseraError(`cannot listen for peers: ${(e as Error).message}${hint}`, `${host}:${peerPort}`);
       }
+      library = new ModelLibrary(
+        { dataDir: dir, modelsDirs, demo: !values["no-demo"], hub: hubOptionsFromEnv(process.env, values.offline), key: clusterKey(cluster, secret), log },
+        node,
+      );
       instances = new InstanceManager(node, { log });
-      api = await startApiServer({ host, port, routes: [clusterRoutes(node), instanceRoutes(instances)] });
+      api = await startApiServer({ host, port, routes: [clusterRoutes(node), instanceRoutes(instances), modelRoutes(node, library), library.peerRoutes()] });
       node.start(api.port);
       instances.start();
+      await library.start();
     } catch (e) {
+      await library?.stop();
       await instances?.stop();
       await node?.stop();
       release();
@@ -133,6 +150,7 @@ export const command: Command = {
     const running = node;
     const server = api;
     const runners = instances;
+    const models = library;
     return await new Promise<number>((resolve) => {
       let stopping = false;
       const shutdown = (signal: string) => {
@@ -146,7 +164,7 @@ export const command: Command = {
         void runners
           .stop()
           .catch(() => {})
-          .then(() => Promise.allSettled([running.stop(), server.close()]))
+          .then(() => Promise.allSettled([models.stop(), running.stop(), server.close()]))
           .then(() => {
             release();
             resolve(0);
@@ -159,3 +177,4 @@ export const command: Command = {
     });
   },
 };
+

@@ -1,20 +1,11 @@
 import { linkList, nodeViews, type ClusterView, type NodeView } from "../../api/cluster-view.js";
 import { DEFAULT_HTTP_PORT } from "../../cluster/options.js";
 import { TesseraError } from "../../errors.js";
-import { formatBytes as bytes } from "../../units.js";
+import { bytes, rate, table } from "../format.js";
 import { FlagError, flag, parseFlags, usageText } from "../flags.js";
 import type { InstanceView } from "../../instances/views.js";
 import { formatInstances } from "./ps.js";
 import type { Command } from "../main.js";
-
-function rate(bps: number): string {
-  return bps >= 1e9 / 8 ? `${((bps * 8) / 1e9).toFixed(2)} Gbit/s` : `${((bps * 8) / 1e6).toFixed(1)} Mbit/s`;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd()).join("\n");
-}
 
 /**
  * Names to show for nodes: their own, and where two share one (two nodes on one host both default to

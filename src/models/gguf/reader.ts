@@ -105,7 +105,28 @@ export class GgufFile implements GgufHeader {
   }
 }
 
-export async function parseHeader(file: RandomAccessFile): Promise<GgufHeader> {
+/** A tensor info as stored, before its type is checked: what a listing or a digest needs of files we cannot run. */
+export interface GgufRawTensorInfo {
+  name: string;
+  ggmlType: number;
+  /** As stored: innermost dimension first. */
+  dims: number[];
+  /** Absolute byte offset of the data in the file. */
+  offset: number;
+}
+
+export interface GgufRawHeader {
+  version: number;
+  typedMetadata: Map<string, GgufValue>;
+  metadata: Map<string, unknown>;
+  alignment: number;
+  /** Absolute offset of the data section: bytes [0, dataOffset) are the header and the tensor table. */
+  dataOffset: number;
+  tensors: GgufRawTensorInfo[];
+}
+
+/** The header, metadata and tensor table, whatever the tensor types (see parseHeader for the checked form). */
+export async function readRawHeader(file: RandomAccessFile): Promise<GgufRawHeader> {
   const path = file.path;
   const c = new HeaderCursor(file);
   if (file.size < 4) throw new TesseraError(`file is truncated: ${file.size} bytes is too short for a GGUF header`, path);
@@ -163,10 +184,17 @@ export async function parseHeader(file: RandomAccessFile): Promise<GgufHeader> {
     raw.push({ name, ggmlType, dims, rel });
   }
   const dataOffset = Math.ceil(c.pos / alignment) * alignment;
+  const tensors = raw.map(({ name, ggmlType, dims, rel }) => ({ name, ggmlType, dims, offset: dataOffset + rel }));
+  return { version, typedMetadata, metadata, alignment, dataOffset, tensors };
+}
 
+export async function parseHeader(file: RandomAccessFile): Promise<GgufHeader> {
+  const path = file.path;
+  const { version, typedMetadata, metadata, alignment, dataOffset, tensors: raw } = await readRawHeader(file);
   const tensors: GgufTensorInfo[] = [];
   const seen = new Set<string>();
-  for (const { name, ggmlType, dims, rel } of raw) {
+  for (const { name, ggmlType, dims, offset } of raw) {
+    const rel = offset - dataOffset;
     const where = `tensor '${name}'`;
     if (seen.has(name)) throw new TesseraError(`${where} appears twice`, path);
     seen.add(name);
@@ -181,7 +209,6 @@ export async function parseHeader(file: RandomAccessFile): Promise<GgufHeader> {
     }
     if (rel % alignment !== 0) throw new TesseraError(`${where} data offset ${rel} is not a multiple of the alignment ${alignment}`, path);
     const byteLength = (elements / layout.blockSize) * layout.bytesPerBlock;
-    const offset = dataOffset + rel;
     if (offset + byteLength > file.size) {
       throw new TesseraError(
         `${where} data (bytes ${offset}..${offset + byteLength}) lies past the end of the file (${file.size} bytes); the file is truncated or corrupt`,

@@ -34,6 +34,9 @@ export interface SynthOptions {
    * model, so tests can check that a wrong attention gives visibly different tokens.
    */
   skipRopePermutation?: boolean;
+  /** GGUF general.name (default tessera-synth-<preset>) and general.description. */
+  name?: string;
+  description?: string;
   /** Called after each tensor with bytes written so far and the total. */
   onProgress?: (done: number, total: number, tensor: string) => void;
 }
@@ -53,7 +56,7 @@ const GGUF_TYPES: Partial<Record<SynthQuant, TensorType>> = {
 const FILE_TYPES: Partial<Record<SynthQuant, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k: 15, q6_k: 18, bf16: 32 };
 
 /** Checks the option combination and fills defaults; every problem is a TesseraError naming the flag. */
-export function resolveOptions(o: SynthOptions): Required<Omit<SynthOptions, "onProgress">> & Pick<SynthOptions, "onProgress"> {
+export function resolveOptions(o: SynthOptions): Required<Omit<SynthOptions, "onProgress" | "name" | "description">> & Pick<SynthOptions, "onProgress" | "name" | "description"> {
   if (!isSynthArch(o.arch)) throw new TesseraError(`--arch must be one of ${ARCHITECTURES.join(", ")}, got '${o.arch}'`);
   if (!isPreset(o.preset)) throw new TesseraError(`--preset must be ${Object.keys(PRESETS).join(", ")}, got '${o.preset}'`);
   if (!FORMATS.includes(o.format)) throw new TesseraError(`--format must be ${FORMATS.join(", ")}, got '${o.format}'`);
@@ -155,7 +158,8 @@ async function writeGgufModel(o: ReturnType<typeof resolveOptions>, cfg: ModelCo
   const meta: [string, GgufValue][] = [
     ["general.architecture", { type: "string", value: a }],
     // not the architecture's name: llama.cpp adjusts the vocabulary of models *named* like Phi-3
-    ["general.name", { type: "string", value: `tessera-synth-${o.preset}` }],
+    ["general.name", { type: "string", value: o.name ?? `tessera-synth-${o.preset}` }],
+    ...(o.description ? [["general.description", { type: "string", value: o.description }] as [string, GgufValue]] : []),
     ["tessera.synth.arch", { type: "string", value: o.arch }],
     ["general.alignment", { type: "u32", value: 32 }],
     ["general.file_type", { type: "u32", value: FILE_TYPES[o.quant]! }],
