@@ -1,9 +1,21 @@
-import { TesseraError } from "../../errors.js";
-import { openModel } from "../../models/open.js";
-import { loadTokenizer } from "../../models/tokenizer/index.js";
-import { createStepper } from "../session/stepper.js";
-import type { EngineOptions } from "../types.js";
-import type { LoadedEngine } from "./protocol.js";
+import { TesseraError } from "../errors.js";
+import { openModel } from "../models/open.js";
+import { loadTokenizer } from "../models/tokenizer/index.js";
+import { createStepper } from "./session/stepper.js";
+import type { Tokenizer } from "../models/types.js";
+import type { EngineOptions, Stepper } from "./types.js";
+
+
+/** What a backend module's `openEngine` returns: the model loaded behind the Stepper contract. */
+export interface LoadedEngine {
+  stepper: Stepper;
+  tokenizer?: Tokenizer;
+  architecture?: string;
+  weightBytes?: number;
+  close(): Promise<void>;
+}
+
+export type OpenEngine = (modelPath: string, opts: EngineOptions) => Promise<LoadedEngine>;
 
 /**
  * The real backend, loaded by the engine worker: a model file or folder → ModelSource → its

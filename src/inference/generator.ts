@@ -1,7 +1,7 @@
 import { TesseraError } from "../errors.js";
 import type { Tokenizer } from "../models/types.js";
-import { samplesItself, type Stepper } from "./types.js";
-import { Sampler, resolveSamplingParams, randomSeed, type ResolvedSamplingParams, type SampleResult, type SamplingParams, type TokenLogprobs } from "./sampling/index.js";
+import { samplesItself, type Stepper } from "../engine/types.js";
+import { Sampler, resolveSamplingParams, randomSeed, type ResolvedSamplingParams, type SampleResult, type SamplingParams, type TokenLogprobs } from "../engine/sampling/index.js";
 import { StreamDetokenizer } from "./detokenizer.js";
 import { StopMatcher } from "./stop.js";
 

@@ -1,5 +1,5 @@
 import { TesseraError } from "../errors.js";
-import type { EngineWorkerOptions } from "../engine/worker/engine-worker.js";
+import type { EngineWorkerOptions } from "../inference/worker/engine-worker.js";
 import { shardedBackendUrl, type ShardedEngineOptions } from "./sharded-backend.js";
 
 /** Sharding flags of `tessera run/bench` besides --tp (an engine flag) and the pipeline count (named per command). */

@@ -4,7 +4,7 @@ import { loadTokenizer } from "../models/tokenizer/index.js";
 import { DEFAULT_CONTEXT } from "../engine/session/shard.js";
 import { physicalCores } from "../engine/session/threads.js";
 import type { EngineOptions } from "../engine/types.js";
-import type { LoadedEngine } from "../engine/worker/protocol.js";
+import type { LoadedEngine } from "../engine/backend.js";
 import { ShardedStepper } from "./bridge.js";
 import { checkPlan, makePlan, rankPlaces, splitBlocks } from "./plan.js";
 
@@ -26,7 +26,7 @@ export function shardedBackendUrl(): string {
 }
 
 /**
- * The sharded backend for the engine worker: same contract as engine/worker/model-backend.ts, but
+ * The sharded backend for the engine worker: same contract as engine/backend.ts, but
  * the Stepper drives pp × tp runner processes on this machine. `threads` is per runner (default:
  * the physical cores shared out, at least 1).
  */

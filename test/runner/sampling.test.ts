@@ -2,7 +2,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { openModel } from "../../src/models/open.js";
 import { createStepper } from "../../src/engine/session/stepper.js";
-import { Generator, type GenerationRequest, type GenerationResult } from "../../src/engine/generate.js";
+import { Generator, type GenerationRequest, type GenerationResult } from "../../src/inference/generator.js";
 import { samplesItself, type Stepper } from "../../src/engine/types.js";
 import { ShardedStepper } from "../../src/runner/bridge.js";
 import { makePlan } from "../../src/runner/plan.js";

@@ -1,7 +1,7 @@
 import type { Command } from "../main.js";
 import { TesseraError } from "../../errors.js";
 import { intOption, parseCommandArgs } from "../args.js";
-import { EngineWorker } from "../../engine/worker/engine-worker.js";
+import { EngineWorker } from "../../inference/worker/engine-worker.js";
 import { physicalCores } from "../../engine/session/threads.js";
 import { ENGINE_FLAGS, engineFlags, modelArgument } from "./engine-flags.js";
 import { SHARDING_FLAGS, shardingFlags, withSharding } from "../../runner/cli.js";

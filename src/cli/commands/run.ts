@@ -1,7 +1,7 @@
 import type { Command } from "../main.js";
 import { TesseraError } from "../../errors.js";
 import { intOption, numberOption, parseCommandArgs } from "../args.js";
-import { EngineWorker } from "../../engine/worker/engine-worker.js";
+import { EngineWorker } from "../../inference/worker/engine-worker.js";
 import { resolveSamplingParams } from "../../engine/sampling/index.js";
 import type { ChatMessage } from "../../models/types.js";
 import { ENGINE_FLAGS, engineFlags, modelArgument } from "./engine-flags.js";

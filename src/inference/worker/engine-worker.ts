@@ -2,8 +2,8 @@ import type { Worker } from "node:worker_threads";
 import { startModuleWorker } from "../../spawn.js";
 import { TesseraError } from "../../errors.js";
 import type { ChatMessage } from "../../models/types.js";
-import type { EngineOptions } from "../types.js";
-import type { GenerationRequest, GenerationResult, TokenEvent } from "../generate.js";
+import type { EngineOptions } from "../../engine/types.js";
+import type { GenerationRequest, GenerationResult, TokenEvent } from "../generator.js";
 import type { BenchRequest, BenchResult, EngineInfo, FromWorker, ToWorker, WireError, WorkerInit } from "./protocol.js";
 
 export interface EngineWorkerOptions extends EngineOptions {
@@ -27,9 +27,6 @@ interface Pending {
 /** Our own modules run from dist (.js) or, in development and tests, from sources under tsx (.ts). */
 const SOURCE_EXT = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 
-function moduleUrl(name: string): string {
-  return new URL(`./${name}${SOURCE_EXT}`, import.meta.url).href;
-}
 
 function toError(w: WireError): Error {
   if (w.user) return new TesseraError(w.message);
@@ -64,7 +61,7 @@ export class EngineWorker {
       modelPath,
       engine,
       prefillChunk,
-      backend: backend ? String(backend) : moduleUrl("model-backend"),
+      backend: backend ? String(backend) : new URL(`../../engine/backend${SOURCE_EXT}`, import.meta.url).href,
     };
     const worker = startModuleWorker("./worker-main", import.meta.url, { workerData: init });
     return new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
-import type { ChatMessage, Tokenizer } from "../../models/types.js";
-import type { EngineOptions, Stepper } from "../types.js";
-import type { GenerationRequest, GenerationResult, TokenEvent } from "../generate.js";
+import type { ChatMessage } from "../../models/types.js";
+import type { EngineOptions } from "../../engine/types.js";
+import type { GenerationRequest, GenerationResult, TokenEvent } from "../generator.js";
 
 /**
  * Messages between EngineWorker (main thread) and worker-main (the worker that owns the ORT
@@ -68,14 +68,3 @@ export type FromWorker =
   | { type: "result"; id: number; value: GenerationResult | BenchResult | number[] | string }
   | { type: "error"; id: number; error: WireError }
   | { type: "closed" };
-
-/** What a backend module's `openEngine` returns: the model loaded behind the Stepper contract. */
-export interface LoadedEngine {
-  stepper: Stepper;
-  tokenizer?: Tokenizer;
-  architecture?: string;
-  weightBytes?: number;
-  close(): Promise<void>;
-}
-
-export type OpenEngine = (modelPath: string, opts: EngineOptions) => Promise<LoadedEngine>;

@@ -1,8 +1,9 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { isTesseraError, TesseraError } from "../../errors.js";
-import { Generator } from "../generate.js";
-import { Prng } from "../sampling/index.js";
-import type { BenchRequest, BenchResult, EngineInfo, FromWorker, LoadedEngine, OpenEngine, ToWorker, WireError, WorkerInit } from "./protocol.js";
+import { Generator } from "../generator.js";
+import { Prng } from "../../engine/sampling/index.js";
+import type { LoadedEngine, OpenEngine } from "../../engine/backend.js";
+import type { BenchRequest, BenchResult, EngineInfo, FromWorker, ToWorker, WireError, WorkerInit } from "./protocol.js";
 
 // The engine's thread: owns the Stepper (ORT session) and runs the generation loop, so the
 // synchronous ORT calls never block the main event loop. Requests run one at a time, in order.

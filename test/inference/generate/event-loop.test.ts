@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EngineWorker } from "../../../src/engine/worker/engine-worker.js";
-import { Generator } from "../../../src/engine/generate.js";
+import { EngineWorker } from "../../../src/inference/worker/engine-worker.js";
+import { Generator } from "../../../src/inference/generator.js";
 import { scriptStepper } from "./helpers.js";
 
 // Its own file (own process): the main thread here holds no tokenizer, as in the node, where the

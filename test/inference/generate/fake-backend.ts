@@ -1,6 +1,6 @@
 import { TesseraError } from "../../../src/errors.js";
 import type { EngineOptions } from "../../../src/engine/types.js";
-import type { LoadedEngine } from "../../../src/engine/worker/protocol.js";
+import type { LoadedEngine } from "../../../src/engine/backend.js";
 import { qwenTokenizer, ScriptedStepper } from "./helpers.js";
 
 /**

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Generator, type TokenEvent } from "../../../src/engine/generate.js";
+import { Generator, type TokenEvent } from "../../../src/inference/generator.js";
 import { Prng } from "../../../src/engine/sampling/index.js";
 import { TesseraError } from "../../../src/errors.js";
 import { qwenTokenizer, scriptStepper, ScriptedStepper } from "./helpers.js";

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { StreamDetokenizer } from "../../../src/engine/detokenizer.js";
-import { StopMatcher } from "../../../src/engine/stop.js";
+import { StreamDetokenizer } from "../../../src/inference/detokenizer.js";
+import { StopMatcher } from "../../../src/inference/stop.js";
 import { qwenTokenizer } from "./helpers.js";
 import { tokenizerFromGguf } from "../../../src/models/tokenizer/gguf.js";
 import { spmGgufVocab } from "../../../src/models/synth/vocab.js";

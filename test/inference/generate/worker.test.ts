@@ -1,7 +1,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { EngineWorker } from "../../../src/engine/worker/engine-worker.js";
-import type { TokenEvent } from "../../../src/engine/generate.js";
+import { EngineWorker } from "../../../src/inference/worker/engine-worker.js";
+import type { TokenEvent } from "../../../src/inference/generator.js";
 import { TesseraError } from "../../../src/errors.js";
 import { qwenTokenizer } from "./helpers.js";
 
