@@ -3,7 +3,7 @@
 import { openModel } from "../../src/models/open.js";
 import { createStepper } from "../../src/engine/session/stepper.js";
 import { argmax } from "../../src/engine/sampling/select.js";
-import { resolveSamplingParams } from "../../src/engine/sampling/params.js";
+import { resolveSamplingParams } from "../../src/inference/sampling.js";
 import { DelayProxy, type PeerAddress } from "../../src/transport/index.js";
 import { ShardedDriver } from "../../src/runner/driver.js";
 import type { ShardPlan } from "../../src/runner/plan.js";

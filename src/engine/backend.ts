@@ -1,37 +1,51 @@
 import { TesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
 import { loadTokenizer } from "../models/tokenizer/index.js";
+import type { ModelSource, Tokenizer } from "../models/types.js";
 import { createStepper } from "./session/stepper.js";
-import type { Tokenizer } from "../models/types.js";
 import type { EngineOptions, Stepper } from "./types.js";
 
-
-/** What a backend module's `openEngine` returns: the model loaded behind the Stepper contract. */
+/** A model loaded behind the Stepper contract, with what clients want to know about it. */
 export interface LoadedEngine {
   stepper: Stepper;
   tokenizer?: Tokenizer;
   architecture?: string;
+  /** Bytes of the stored weights. */
   weightBytes?: number;
+  /** Number of weights (elements of every tensor). */
+  parameterCount?: number;
+  /** File format of the model ("gguf", "safetensors", "mlx"). */
+  format?: string;
   close(): Promise<void>;
 }
 
-export type OpenEngine = (modelPath: string, opts: EngineOptions) => Promise<LoadedEngine>;
-
 /**
- * The real backend, loaded by the engine worker: a model file or folder → ModelSource → its
- * tokenizer and the ORT Stepper.
+ * The loader every backend shares after its Stepper exists: checks the tokenizer fits the model's
+ * output and describes the source. Disposes the stepper when the check fails.
  */
+export async function loadedEngine(source: ModelSource, tokenizer: Tokenizer, stepper: Stepper): Promise<LoadedEngine> {
+  if (tokenizer.vocabSize > stepper.vocabSize) {
+    await stepper.dispose();
+    throw new TesseraError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's output only ${stepper.vocabSize}`, source.path);
+  }
+  const tensors = source.tensors();
+  return {
+    stepper,
+    tokenizer,
+    architecture: source.config.architecture,
+    weightBytes: tensors.reduce((s, t) => s + t.byteLength, 0),
+    parameterCount: tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0),
+    format: source.format,
+    close: () => source.close(),
+  };
+}
+
+/** One process: a model file or folder → ModelSource → its tokenizer and the ORT Stepper. */
 export async function openEngine(modelPath: string, opts: EngineOptions): Promise<LoadedEngine> {
   const source = await openModel(modelPath);
   try {
     const tokenizer = await loadTokenizer(source);
-    const stepper = await createStepper(source, opts);
-    if (tokenizer.vocabSize > stepper.vocabSize) {
-      await stepper.dispose();
-      throw new TesseraError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's output only ${stepper.vocabSize}`, modelPath);
-    }
-    const weightBytes = source.tensors().reduce((s, t) => s + t.byteLength, 0);
-    return { stepper, tokenizer, architecture: source.config.architecture, weightBytes, close: () => source.close() };
+    return await loadedEngine(source, tokenizer, await createStepper(source, opts));
   } catch (e) {
     await source.close();
     throw e;

@@ -1,63 +1,13 @@
 import { TesseraError } from "../errors.js";
 import type { Tokenizer } from "../models/types.js";
 import { samplesItself, type Stepper } from "../engine/types.js";
-import { Sampler, resolveSamplingParams, randomSeed, type ResolvedSamplingParams, type SampleResult, type SamplingParams, type TokenLogprobs } from "../engine/sampling/index.js";
+import { Sampler, type ResolvedSamplingParams, type SampleResult, type TokenLogprobs as RawLogprobs } from "../engine/sampling/index.js";
 import { StreamDetokenizer } from "./detokenizer.js";
+import { InferenceError } from "./errors.js";
+import { promptTokens } from "./prompt.js";
+import type { ResolvedRequest } from "./request.js";
+import type { FinishReason, GenerationResult, GenerationTimings, TokenEvent, TokenLogprobs } from "./result.js";
 import { StopMatcher } from "./stop.js";
-
-/** The one request shape every API adapter (OpenAI, Ollama, Anthropic, CLI) turns its input into. */
-export interface GenerationRequest extends SamplingParams {
-  promptTokens: number[];
-  /** Default: whatever room the context has left after the prompt. */
-  maxTokens?: number;
-  /** Generation ends before any of these strings; the string itself is not part of the text. */
-  stop?: string[];
-  /** Generation ends when one of these is sampled (it is not part of tokens or text). */
-  stopTokenIds?: number[];
-  /** Report log-probabilities with this many alternatives per token (0: the chosen token only). */
-  logprobs?: number;
-}
-
-export interface TokenEvent {
-  /**
-   * The generated token; absent on the last event of a generation when it only carries text that
-   * was held back (an incomplete character, or a stop-string prefix that turned out not to be one).
-   */
-  token?: number;
-  /** Text this event adds to the output ("" while a character or a possible stop string is incomplete). */
-  text: string;
-  logprobs?: TokenLogprobs;
-}
-
-export type FinishReason = "stop" | "length" | "cancelled";
-
-export interface GenerationTimings {
-  /** Prompt length in tokens. */
-  promptTokens: number;
-  /** Of those, how many were already in the KV cache from the previous request (not recomputed). */
-  cachedTokens: number;
-  prefillMs: number;
-  /** Prompt tokens computed per second of prefill. */
-  prefillTps: number;
-  /** From the start of the request to the first sampled token. */
-  firstTokenMs: number;
-  generatedTokens: number;
-  /** Time of the decode steps (one forward + one sample each) after the first token. */
-  decodeMs: number;
-  decodeTps: number;
-}
-
-export interface GenerationResult {
-  tokens: number[];
-  text: string;
-  finishReason: FinishReason;
-  /** What stopped it, when finishReason is "stop". */
-  stoppedBy?: { token: number } | { string: string };
-  logprobs?: TokenLogprobs[];
-  /** The seed used (the request's, or the random one drawn for it). */
-  seed: number;
-  timings: GenerationTimings;
-}
 
 export interface GenerateOptions {
   onToken?: (event: TokenEvent) => void;
@@ -125,7 +75,13 @@ export class Generator {
     };
   }
 
-  async generate(req: GenerationRequest, opts: GenerateOptions = {}): Promise<GenerationResult> {
+  /** The sampler's logprobs with each token's text (a token alone may decode to part of a character). */
+  private withText(lp: RawLogprobs): TokenLogprobs {
+    const text = (token: number) => this.tokenizer?.decode([token]) ?? "";
+    return { token: lp.token, text: text(lp.token), logprob: lp.logprob, top: lp.top.map((t) => ({ token: t.token, text: text(t.token), logprob: t.logprob })) };
+  }
+
+  async generate(req: ResolvedRequest, opts: GenerateOptions = {}): Promise<GenerationResult> {
     if (this.busy) throw new Error("Generator.generate: one request at a time");
     this.busy = true;
     try {
@@ -144,14 +100,14 @@ export class Generator {
     }
   }
 
-  private async run(req: GenerationRequest, { onToken, signal }: GenerateOptions): Promise<GenerationResult> {
+  private async run(req: ResolvedRequest, { onToken, signal }: GenerateOptions): Promise<GenerationResult> {
     const t0 = performance.now();
     const stepper = this.stepper;
-    const prompt = req.promptTokens;
-    const maxTokens = checkRequest(req, stepper);
-    const seed = req.seed ?? randomSeed();
-    const params = resolveSamplingParams(pickSampling(req), seed);
-    const next = this.sampling(params, { logprobs: req.logprobs }, prompt);
+    const prompt = promptTokens(req.input, this.tokenizer);
+    const maxTokens = checkRequest(req, prompt, stepper);
+    const params = req.sampling;
+    const seed = params.seed;
+    const next = this.sampling(params, { logprobs: req.logprobs ?? undefined }, prompt);
 
     // Reuse the cached prefix; at least one prompt token must run to get logits.
     let keep = commonPrefix(this.cached, prompt);
@@ -163,7 +119,7 @@ export class Generator {
     }
 
     const tokens: number[] = [];
-    const logprobs: TokenLogprobs[] | undefined = req.logprobs !== undefined ? [] : undefined;
+    const logprobs: TokenLogprobs[] | undefined = req.logprobs !== null ? [] : undefined;
     let text = "";
     const emit = (event: TokenEvent) => {
       text += event.text;
@@ -196,8 +152,8 @@ export class Generator {
     };
 
     const detok = this.tokenizer ? new StreamDetokenizer(this.tokenizer, prompt) : undefined;
-    const stopper = new StopMatcher(req.stop ?? []);
-    const stopIds = new Set(req.stopTokenIds ?? []);
+    const stopper = new StopMatcher(req.stop);
+    const stopIds = new Set(req.stopTokenIds ?? this.tokenizer?.stopIds ?? []);
 
     // Prefill in chunks, so a long prompt can be cancelled and the memory of one step stays bounded.
     const tp = performance.now();
@@ -220,7 +176,8 @@ export class Generator {
     let decodeSteps = 0;
     for (;;) {
       if (signal?.aborted) return finishDecode("cancelled");
-      const { token, logprobs: lp } = sampled;
+      const { token } = sampled;
+      const lp = sampled.logprobs && this.withText(sampled.logprobs);
       if (tokens.length === 0) {
         timings.firstTokenMs = performance.now() - t0;
         decodeStart = performance.now();
@@ -261,38 +218,16 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
   return i;
 }
 
-function pickSampling(r: GenerationRequest): SamplingParams {
-  const { temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, penaltyLastN } = r;
-  return { temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, penaltyLastN };
-}
-
-/** Validates a request against the stepper; returns the effective max tokens. */
-function checkRequest(req: GenerationRequest, stepper: Stepper): number {
-  const prompt = req.promptTokens;
+/** Validates a request's prompt against the stepper; returns the effective max tokens (never past the context). */
+function checkRequest(req: ResolvedRequest, prompt: readonly number[], stepper: Stepper): number {
   const ctx = stepper.contextLength;
   const vocab = stepper.vocabSize;
-  if (!Array.isArray(prompt) || prompt.length === 0) throw new TesseraError("the prompt has no tokens", "request");
+  if (prompt.length === 0) throw new InferenceError("invalid_request", "the prompt has no tokens", { param: "prompt" });
   for (const t of prompt) {
-    if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new TesseraError(`prompt token ${String(t)} is not in the vocabulary [0, ${vocab})`, "request");
+    if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new InferenceError("invalid_request", `prompt token ${String(t)} is not in the vocabulary [0, ${vocab})`, { param: "prompt" });
   }
   if (prompt.length >= ctx) {
-    throw new TesseraError(`the prompt has ${prompt.length} tokens, the context holds ${ctx}: nothing left to generate (raise --ctx)`, "request");
+    throw new InferenceError("context_overflow", `the prompt has ${prompt.length} tokens, the context holds ${ctx}: nothing left to generate`);
   }
-  const maxTokens = req.maxTokens ?? ctx - prompt.length;
-  if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new TesseraError(`max tokens must be an integer ≥ 1, got ${String(req.maxTokens)}`, "request");
-  if (prompt.length + maxTokens > ctx) {
-    throw new TesseraError(
-      `prompt (${prompt.length} tokens) + max tokens (${maxTokens}) = ${prompt.length + maxTokens} exceeds the context of ${ctx} tokens`,
-      "request",
-    );
-  }
-  for (const s of req.stop ?? []) if (typeof s !== "string" || s.length === 0) throw new TesseraError("stop strings must be non-empty strings", "request");
-  for (const t of req.stopTokenIds ?? []) if (!Number.isInteger(t)) throw new TesseraError(`stop token id ${String(t)} is not an integer`, "request");
-  if (req.logprobs !== undefined && (!Number.isInteger(req.logprobs) || req.logprobs < 0 || req.logprobs > vocab)) {
-    throw new TesseraError(`logprobs must be an integer in [0, ${vocab}], got ${String(req.logprobs)}`, "request");
-  }
-  if (req.seed !== undefined && (!Number.isInteger(req.seed) || req.seed < 0 || req.seed > 0xffffffff)) {
-    throw new TesseraError(`seed must be an integer in [0, 2^32), got ${String(req.seed)}`, "request");
-  }
-  return maxTokens;
+  return Math.min(req.maxTokens ?? Infinity, ctx - prompt.length);
 }

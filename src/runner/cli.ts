@@ -1,20 +1,13 @@
 import { TesseraError } from "../errors.js";
 import type { EngineWorkerOptions } from "../inference/worker/engine-worker.js";
-import { shardedBackendUrl, type ShardedEngineOptions } from "./sharded-backend.js";
+import type { ShardingOptions } from "./sharded-backend.js";
 
 /** Sharding flags of `tessera run/bench` besides --tp (an engine flag) and the pipeline count (named per command). */
 export const SHARDING_FLAGS = {
   "compress-activations": { type: "boolean" },
 } as const;
 
-export interface Sharding {
-  pp: number;
-  tp: number;
-  /** 8-bit partial sums in the tensor-parallel all-reduces (transport/quantize.ts). */
-  compressActivations?: boolean;
-  /** SharedArrayBuffer-backed, one entry per runner: their peak RSS once the engine has closed. */
-  runnerPeakRss?: Float64Array;
-}
+export type Sharding = ShardingOptions;
 
 /** The sharding flags out of parsed values, checked. */
 export function shardingFlags(values: Record<string, unknown>, pp: number, tp: number): Sharding {
@@ -31,13 +24,5 @@ export function shardingFlags(values: Record<string, unknown>, pp: number, tp: n
  */
 export function withSharding(opts: EngineWorkerOptions, s: Sharding): EngineWorkerOptions {
   if (s.pp === 1 && s.tp === 1) return opts;
-  const sharded: EngineWorkerOptions & ShardedEngineOptions = {
-    ...opts,
-    pp: s.pp,
-    tp: s.tp,
-    compressActivations: s.compressActivations === true,
-    runnerPeakRss: s.runnerPeakRss,
-    backend: shardedBackendUrl(),
-  };
-  return sharded;
+  return { ...opts, backend: { kind: "sharded", sharding: { ...s, compressActivations: s.compressActivations === true } } };
 }

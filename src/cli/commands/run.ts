@@ -2,7 +2,8 @@ import type { Command } from "../main.js";
 import { TesseraError } from "../../errors.js";
 import { intOption, numberOption, parseCommandArgs } from "../args.js";
 import { EngineWorker } from "../../inference/worker/engine-worker.js";
-import { resolveSamplingParams } from "../../engine/sampling/index.js";
+import { resolveRequest, type PromptInput } from "../../inference/request.js";
+import { SAMPLING_PRESETS } from "../../inference/sampling.js";
 import type { ChatMessage } from "../../models/types.js";
 import { ENGINE_FLAGS, engineFlags, modelArgument } from "./engine-flags.js";
 import { SHARDING_FLAGS, shardingFlags, withSharding } from "../../runner/cli.js";
@@ -13,7 +14,7 @@ const USAGE =
   "[--device cpu|webgpu|cuda] [--pp N] [--tp M] [--compress-activations] [--json]";
 
 // Sampling defaults are llama.cpp's (llama-cli), so both tools answer alike out of the box.
-const DEFAULTS = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1 };
+const DEFAULTS = SAMPLING_PRESETS["llama.cpp"]!;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -65,14 +66,19 @@ export const command: Command = {
       topK: intOption("top-k", values["top-k"], DEFAULTS.topK),
       topP: numberOption("top-p", values["top-p"], DEFAULTS.topP),
       minP: numberOption("min-p", values["min-p"], DEFAULTS.minP),
-      repetitionPenalty: numberOption("repeat-penalty", values["repeat-penalty"], DEFAULTS.repeatPenalty),
+      repetitionPenalty: numberOption("repeat-penalty", values["repeat-penalty"], DEFAULTS.repetitionPenalty),
       seed: values.seed === undefined ? undefined : intOption("seed", values.seed, 0),
     };
-    resolveSamplingParams(sampling, 0); // bad values fail here, before a model is loaded
     const maxTokens = values["max-tokens"] === undefined ? undefined : intOption("max-tokens", values["max-tokens"], 1, 1);
     let prompt = positionals[1];
     if (prompt === "-" || (prompt === undefined && !process.stdin.isTTY)) prompt = await readStdin();
     if (prompt === undefined) throw new TesseraError(`missing PROMPT (or '-' to read it from stdin)\nusage: ${USAGE}`);
+    const messages: ChatMessage[] = [];
+    if (typeof values.system === "string") messages.push({ role: "system", content: values.system });
+    messages.push({ role: "user", content: prompt });
+    const input: PromptInput = values.raw ? { kind: "text", text: prompt } : { kind: "chat", messages };
+    // bad values fail here, before a model is loaded
+    const request = resolveRequest({ input, maxTokens, ...sampling, ...(values["ignore-eos"] ? { stopTokenIds: [] } : {}) }, { defaults: DEFAULTS });
     const json = values.json === true;
 
     const engine = await EngineWorker.start(
@@ -87,36 +93,18 @@ export const command: Command = {
     process.stdout.on("error", onStdoutError);
     try {
       if (!engine.info.hasTokenizer) throw new TesseraError("the model has no tokenizer", model);
-      let promptTokens: number[];
-      if (values.raw) {
-        promptTokens = await engine.encode(prompt, { addSpecial: true });
-      } else {
-        const messages: ChatMessage[] = [];
-        if (typeof values.system === "string") messages.push({ role: "system", content: values.system });
-        messages.push({ role: "user", content: prompt });
-        // The template writes bos itself where the model wants one.
-        promptTokens = await engine.encode(await engine.applyChatTemplate(messages, { addGenerationPrompt: true }));
-      }
       let pending = Promise.resolve();
-      const result = await engine.generate(
-        {
-          promptTokens,
-          maxTokens,
-          ...sampling,
-          stopTokenIds: values["ignore-eos"] ? [] : engine.info.stopIds,
+      const result = await engine.generate(request, {
+        signal: ac.signal,
+        onToken: json ? undefined : (e) => {
+          if (e.text) pending = pending.then(() => write(e.text));
         },
-        {
-          signal: ac.signal,
-          onToken: json ? undefined : (e) => {
-            if (e.text) pending = pending.then(() => write(e.text));
-          },
-        },
-      );
+      });
       await pending;
       const t = result.timings;
       if (json) {
         const out = {
-          promptTokens,
+          promptTokens: await engine.encode(values.raw ? prompt : await engine.applyChatTemplate(messages), { addSpecial: values.raw === true }),
           tokens: result.tokens,
           text: result.text,
           prefillTps: t.prefillTps,

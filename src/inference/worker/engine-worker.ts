@@ -3,14 +3,16 @@ import { startModuleWorker } from "../../spawn.js";
 import { TesseraError } from "../../errors.js";
 import type { ChatMessage } from "../../models/types.js";
 import type { EngineOptions } from "../../engine/types.js";
-import type { GenerationRequest, GenerationResult, TokenEvent } from "../generator.js";
-import type { BenchRequest, BenchResult, EngineInfo, FromWorker, ToWorker, WireError, WorkerInit } from "./protocol.js";
+import { fromWire } from "../errors.js";
+import type { PromptInput, ResolvedRequest } from "../request.js";
+import type { GenerationResult, TokenEvent } from "../result.js";
+import type { BenchRequest, BenchResult, EngineBackend, EngineInfo, FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 
 export interface EngineWorkerOptions extends EngineOptions {
   /** Tokens per prefill forward (default 512). */
   prefillChunk?: number;
-  /** Module (URL or file URL string) exporting `openEngine`; default: the real model loader. */
-  backend?: string | URL;
+  /** Which loader runs the model (default: one process, engine/backend.ts). */
+  backend?: EngineBackend;
 }
 
 export interface GenerateCallbacks {
@@ -22,17 +24,6 @@ interface Pending {
   resolve(value: unknown): void;
   reject(error: Error): void;
   onToken?: (event: TokenEvent) => void;
-}
-
-/** Our own modules run from dist (.js) or, in development and tests, from sources under tsx (.ts). */
-const SOURCE_EXT = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-
-
-function toError(w: WireError): Error {
-  if (w.user) return new TesseraError(w.message);
-  const e = new Error(w.message);
-  if (w.stack) e.stack = w.stack;
-  return e;
 }
 
 /**
@@ -57,12 +48,7 @@ export class EngineWorker {
   /** Loads the model in a new worker; resolves once it is ready to generate. */
   static start(modelPath: string, opts: EngineWorkerOptions = {}): Promise<EngineWorker> {
     const { prefillChunk, backend, ...engine } = opts;
-    const init: WorkerInit = {
-      modelPath,
-      engine,
-      prefillChunk,
-      backend: backend ? String(backend) : new URL(`../../engine/backend${SOURCE_EXT}`, import.meta.url).href,
-    };
+    const init: WorkerInit = { modelPath, engine, prefillChunk, backend: backend ?? { kind: "model" } };
     const worker = startModuleWorker("./worker-main", import.meta.url, { workerData: init });
     return new Promise((resolve, reject) => {
       const onMessage = (m: FromWorker) => {
@@ -72,7 +58,7 @@ export class EngineWorker {
         } else if (m.type === "init-error") {
           cleanup();
           void worker.terminate();
-          reject(toError(m.error));
+          reject(fromWire(m.error));
         }
       };
       const onError = (e: Error) => {
@@ -95,7 +81,12 @@ export class EngineWorker {
     });
   }
 
-  generate(request: GenerationRequest, { onToken, signal }: GenerateCallbacks = {}): Promise<GenerationResult> {
+  /** Why the worker is gone (it exited, failed or was closed); undefined while it serves. */
+  get failure(): Error | undefined {
+    return this.dead;
+  }
+
+  generate(request: ResolvedRequest, { onToken, signal }: GenerateCallbacks = {}): Promise<GenerationResult> {
     const id = this.nextId++;
     const result = this.call<GenerationResult>({ type: "generate", id, request }, id, onToken);
     if (signal) {
@@ -107,6 +98,12 @@ export class EngineWorker {
       }
     }
     return result;
+  }
+
+  /** How many prompt tokens the input makes (after the chat template). */
+  countTokens(input: PromptInput): Promise<number> {
+    const id = this.nextId++;
+    return this.call({ type: "count", id, input }, id);
   }
 
   encode(text: string, opts: { addSpecial?: boolean } = {}): Promise<number[]> {
@@ -176,7 +173,7 @@ export class EngineWorker {
       if (!p) return;
       this.pending.delete(m.id);
       if (m.type === "result") p.resolve(m.value);
-      else p.reject(toError(m.error));
+      else p.reject(fromWire(m.error));
     }
   }
 

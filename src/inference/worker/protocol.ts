@@ -1,23 +1,35 @@
-import type { ChatMessage } from "../../models/types.js";
 import type { EngineOptions } from "../../engine/types.js";
-import type { GenerationRequest, GenerationResult, TokenEvent } from "../generator.js";
+import type { ChatMessage } from "../../models/types.js";
+import type { ShardingOptions } from "../../runner/sharded-backend.js";
+import type { ErrorWire } from "../errors.js";
+import type { PromptInput, ResolvedRequest } from "../request.js";
+import type { GenerationResult, TokenEvent } from "../result.js";
 
 /**
  * Messages between EngineWorker (main thread) and worker-main (the worker that owns the ORT
  * session). Every request carries an id; the worker answers with exactly one `result` or `error`
  * for it, after any number of `token` events.
  *
- *   main → worker: generate | cancel | encode | decode | chat | bench | close
+ *   main → worker: generate | cancel | count | encode | decode | chat | bench | close
  *   worker → main: ready | init-error (once, at start) · token | result | error (per request) · closed
  */
+
+/**
+ * Which loader the worker runs, chosen by kind: one process (engine/backend.ts), local runner
+ * processes (runner/sharded-backend.ts), or a module of the caller's exporting
+ * `openEngine(modelPath, engineOptions)` (tests use it for scripted models).
+ */
+export type EngineBackend =
+  | { kind: "model" }
+  | { kind: "sharded"; sharding: ShardingOptions }
+  | { kind: "module"; url: string };
 
 export interface WorkerInit {
   modelPath: string;
   engine: EngineOptions;
   /** Tokens per prefill forward. */
   prefillChunk?: number;
-  /** URL of the module whose `openEngine` loads the model (tests swap it). */
-  backend: string;
+  backend: EngineBackend;
 }
 
 export interface EngineInfo {
@@ -28,8 +40,12 @@ export interface EngineInfo {
   /** Tokens that end a turn (eos, <|im_end|>, ...); empty without a tokenizer. */
   stopIds: number[];
   hasTokenizer: boolean;
+  /** The chat template's Jinja source, when the tokenizer has one. */
+  chatTemplate?: string;
   /** Bytes the engine's weights take, when the backend knows. */
   weightBytes?: number;
+  parameterCount?: number;
+  format?: string;
 }
 
 export interface BenchRequest {
@@ -46,25 +62,19 @@ export interface BenchResult {
 }
 
 export type ToWorker =
-  | { type: "generate"; id: number; request: GenerationRequest }
+  | { type: "generate"; id: number; request: ResolvedRequest }
   | { type: "cancel"; id: number }
+  | { type: "count"; id: number; input: PromptInput }
   | { type: "encode"; id: number; text: string; addSpecial?: boolean }
   | { type: "decode"; id: number; tokens: number[]; skipSpecial?: boolean }
   | { type: "chat"; id: number; messages: ChatMessage[]; addGenerationPrompt?: boolean }
   | { type: "bench"; id: number; bench: BenchRequest }
   | { type: "close" };
 
-export interface WireError {
-  message: string;
-  /** A TesseraError (user-facing) rather than a programming error. */
-  user: boolean;
-  stack?: string;
-}
-
 export type FromWorker =
   | { type: "ready"; info: EngineInfo }
-  | { type: "init-error"; error: WireError }
+  | { type: "init-error"; error: ErrorWire }
   | { type: "token"; id: number; event: TokenEvent }
-  | { type: "result"; id: number; value: GenerationResult | BenchResult | number[] | string }
-  | { type: "error"; id: number; error: WireError }
+  | { type: "result"; id: number; value: GenerationResult | BenchResult | number[] | number | string }
+  | { type: "error"; id: number; error: ErrorWire }
   | { type: "closed" };

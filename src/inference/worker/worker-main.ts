@@ -1,9 +1,12 @@
 import { parentPort, workerData } from "node:worker_threads";
-import { isTesseraError, TesseraError } from "../../errors.js";
-import { Generator } from "../generator.js";
+import type { LoadedEngine } from "../../engine/backend.js";
 import { Prng } from "../../engine/sampling/index.js";
-import type { LoadedEngine, OpenEngine } from "../../engine/backend.js";
-import type { BenchRequest, BenchResult, EngineInfo, FromWorker, ToWorker, WireError, WorkerInit } from "./protocol.js";
+import type { EngineOptions } from "../../engine/types.js";
+import { TesseraError } from "../../errors.js";
+import { toWire } from "../errors.js";
+import { Generator } from "../generator.js";
+import { promptTokens } from "../prompt.js";
+import type { BenchRequest, BenchResult, EngineBackend, EngineInfo, FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 
 // The engine's thread: owns the Stepper (ORT session) and runs the generation loop, so the
 // synchronous ORT calls never block the main event loop. Requests run one at a time, in order.
@@ -12,17 +15,25 @@ const port = parentPort!;
 const init = workerData as WorkerInit;
 const send = (m: FromWorker) => port.postMessage(m);
 
-function wire(e: unknown): WireError {
-  if (e instanceof Error) return { message: e.message, user: isTesseraError(e), stack: e.stack };
-  return { message: String(e), user: false };
+async function open(backend: EngineBackend, modelPath: string, engine: EngineOptions): Promise<LoadedEngine> {
+  switch (backend.kind) {
+    case "model":
+      return (await import("../../engine/backend.js")).openEngine(modelPath, engine);
+    case "sharded":
+      return (await import("../../runner/sharded-backend.js")).openShardedEngine(modelPath, engine, backend.sharding);
+    case "module": {
+      const mod = (await import(backend.url)) as { openEngine?: (path: string, opts: EngineOptions) => Promise<LoadedEngine> };
+      if (typeof mod.openEngine !== "function") throw new TesseraError("the module exports no openEngine function", backend.url);
+      return mod.openEngine(modelPath, engine);
+    }
+  }
 }
 
 async function load(): Promise<LoadedEngine | undefined> {
   try {
-    const { openEngine } = (await import(init.backend)) as { openEngine: OpenEngine };
-    return await openEngine(init.modelPath, init.engine);
+    return await open(init.backend, init.modelPath, init.engine);
   } catch (e) {
-    send({ type: "init-error", error: wire(e) });
+    send({ type: "init-error", error: toWire(e) });
     port.close();
     return undefined;
   }
@@ -45,7 +56,10 @@ function serve(engine: LoadedEngine): void {
     contextLength: engine.stepper.contextLength,
     stopIds: engine.tokenizer?.stopIds ?? [],
     hasTokenizer: engine.tokenizer !== undefined,
+    chatTemplate: engine.tokenizer?.chatTemplate?.source,
     weightBytes: engine.weightBytes,
+    parameterCount: engine.parameterCount,
+    format: engine.format,
   };
   send({ type: "ready", info });
 
@@ -121,6 +135,9 @@ function serve(engine: LoadedEngine): void {
         case "bench":
           value = await serial(() => bench(msg.bench));
           break;
+        case "count":
+          value = promptTokens(msg.input, engine.tokenizer).length;
+          break;
         case "encode":
           value = needTokenizer().encode(msg.text, { addSpecial: msg.addSpecial });
           break;
@@ -133,7 +150,7 @@ function serve(engine: LoadedEngine): void {
       }
       send({ type: "result", id, value });
     } catch (e) {
-      send({ type: "error", id, error: wire(e) });
+      send({ type: "error", id, error: toWire(e) });
     }
   }
 

@@ -2,13 +2,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EngineWorker } from "../../../src/inference/worker/engine-worker.js";
 import { Generator } from "../../../src/inference/generator.js";
-import { scriptStepper } from "./helpers.js";
+import { asRequest, scriptStepper } from "./helpers.js";
 
 // Its own file (own process): the main thread here holds no tokenizer, as in the node, where the
 // engine's tokenizer lives in the worker. (A big heap on the main thread brings GC pauses of its own.)
 
 const EXT = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-const backend = new URL(`./fake-backend${EXT}`, import.meta.url).href;
+const backend = { kind: "module", url: new URL(`./fake-backend${EXT}`, import.meta.url).href } as const;
 
 interface Blocking {
   /** Longest time the loop was busy (running JS, not waiting for events) between two 5 ms ticks. */
@@ -49,11 +49,11 @@ test("the main event loop is never blocked > 20 ms while the worker generates", 
   // Control: the same loop on the main thread does block it, and the watch sees it.
   const prompt = [14990, 11, 1879];
   const onMain = await watchLoop(() =>
-    new Generator(scriptStepper([64, 293, 272, 294], prompt.length, 151_669, 256, busyMs)).generate({
+    new Generator(scriptStepper([64, 293, 272, 294], prompt.length, 151_669, 256, busyMs)).generate(asRequest({
       promptTokens: prompt,
       temperature: 0,
       maxTokens: 4,
-    }),
+    })),
   );
   assert.ok(onMain.busy > busyMs * 0.8, `control: main-thread generation kept the loop busy only ${onMain.busy.toFixed(1)} ms`);
   assert.ok(onMain.late > busyMs * 0.8);
@@ -67,7 +67,7 @@ test("the main event loop is never blocked > 20 ms while the worker generates", 
       let tokens = 0;
       rounds.push(
         await watchLoop(() =>
-          slow.generate({ promptTokens: prompt, temperature: 0.7, seed: round, maxTokens: 10 }, { onToken: () => tokens++ }),
+          slow.generate(asRequest({ promptTokens: prompt, temperature: 0.7, seed: round, maxTokens: 10 }), { onToken: () => tokens++ }),
         ),
       );
       assert.ok(tokens >= 10);

@@ -4,6 +4,7 @@ import type { Tokenizer } from "../../../src/models/types.js";
 import type { Stepper } from "../../../src/engine/types.js";
 import { TesseraError } from "../../../src/errors.js";
 import { loadTokenizer } from "../../../src/models/tokenizer/index.js";
+import { resolveRequest, type InferenceRequest, type ResolvedRequest } from "../../../src/inference/request.js";
 
 const require = createRequire(import.meta.url);
 
@@ -60,4 +61,10 @@ export class ScriptedStepper implements Stepper {
 /** A stepper whose greedy continuation replays `script` (cycling) after whatever prompt it got. */
 export function scriptStepper(script: readonly number[], promptLength: number, vocab = 151_669, ctx = 4096, busyMs = 0): ScriptedStepper {
   return new ScriptedStepper(vocab, ctx, (h) => script[(h.length - promptLength) % script.length]!, { busyMs });
+}
+
+/** A resolved request for prompt tokens, written flat as the tests like it. */
+export function asRequest(r: Omit<InferenceRequest, "input"> & { promptTokens: number[] }): ResolvedRequest {
+  const { promptTokens, ...rest } = r;
+  return resolveRequest({ ...rest, input: { kind: "tokens", tokens: promptTokens } });
 }
