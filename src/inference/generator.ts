@@ -6,10 +6,12 @@ import { StreamDetokenizer } from "./detokenizer.js";
 import { InferenceError } from "./errors.js";
 import { promptTokens } from "./prompt.js";
 import type { ResolvedRequest } from "./request.js";
-import type { FinishReason, GenerationResult, GenerationTimings, TokenEvent, TokenLogprobs } from "./result.js";
+import type { FinishReason, GenerationResult, GenerationTimings, PromptInfo, TokenEvent, TokenLogprobs } from "./result.js";
 import { StopMatcher } from "./stop.js";
 
 export interface GenerateOptions {
+  /** Once the prompt is tokenized and fits: nothing about the request can be refused after this. */
+  onPrompt?: (info: PromptInfo) => void;
   onToken?: (event: TokenEvent) => void;
   /** Checked between steps (prefill chunks and decode tokens). */
   signal?: AbortSignal;
@@ -100,7 +102,7 @@ export class Generator {
     }
   }
 
-  private async run(req: ResolvedRequest, { onToken, signal }: GenerateOptions): Promise<GenerationResult> {
+  private async run(req: ResolvedRequest, { onPrompt, onToken, signal }: GenerateOptions): Promise<GenerationResult> {
     const t0 = performance.now();
     const stepper = this.stepper;
     const prompt = promptTokens(req.input, this.tokenizer);
@@ -117,6 +119,8 @@ export class Generator {
       stepper.truncate(keep);
       this.cached.length = keep;
     }
+
+    onPrompt?.({ promptTokens: prompt.length, cachedTokens: keep });
 
     const tokens: number[] = [];
     const logprobs: TokenLogprobs[] | undefined = req.logprobs !== null ? [] : undefined;

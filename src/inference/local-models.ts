@@ -87,7 +87,7 @@ export class LocalModels implements ModelBackends {
     const release = await e.queue.acquire(opts.signal);
     try {
       const worker = await this.ensure(e, opts);
-      return await worker.generate(req, { onToken: opts.onToken, signal: opts.signal });
+      return await worker.generate(req, { onPrompt: opts.onPrompt, onToken: opts.onToken, signal: opts.signal });
     } finally {
       release();
       this.touch(e, opts.keepAliveMs);

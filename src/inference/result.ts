@@ -16,6 +16,14 @@ export interface TokenLogprobs extends LogprobAlternative {
   top: LogprobAlternative[];
 }
 
+/** Sent once per generation, after the prompt is tokenized and checked and before it is computed. */
+export interface PromptInfo {
+  /** Prompt length in tokens (after the chat template). */
+  promptTokens: number;
+  /** Of those, already in the KV cache from the previous request. */
+  cachedTokens: number;
+}
+
 export interface TokenEvent {
   /**
    * The generated token; absent on the last event of a generation when it only carries text that

@@ -1,7 +1,7 @@
 import { InferenceError } from "./errors.js";
 import type { PromptInput, ResolvedRequest } from "./request.js";
 import type { GenerationResult } from "./result.js";
-import type { CallOptions, GenerateOptions, InferenceService, ModelBackends, ModelCard, ModelInfo } from "./service.js";
+import type { CallOptions, GenerateOptions, ModelBackends, ModelCard, ModelDirectory, ModelInfo } from "./service.js";
 
 export interface RouterOptions {
   /** This node's id: its own backends win ties. */
@@ -28,7 +28,7 @@ const RETRY_AFTER_S = 5;
  *
  * Backends come and go (peers join and leave): `setBackends` replaces the remote ones.
  */
-export class ModelRouter implements InferenceService {
+export class ModelRouter implements ModelDirectory {
   private backends: ModelBackends[];
   private readonly aliases: Map<string, string>;
 

@@ -1,5 +1,5 @@
 import type { PromptInput, ResolvedRequest } from "./request.js";
-import type { GenerationResult, TokenEvent } from "./result.js";
+import type { GenerationResult, PromptInfo, TokenEvent } from "./result.js";
 
 /**
  * The seam between the HTTP APIs and wherever models run. The API calls an InferenceService and
@@ -63,6 +63,8 @@ export interface CallOptions {
 }
 
 export interface GenerateOptions extends CallOptions {
+  /** The prompt is tokenized and fits: after this the request produces output (or fails mid-way). */
+  onPrompt?: (info: PromptInfo) => void;
   onToken?: (event: TokenEvent) => void;
 }
 
@@ -83,4 +85,18 @@ export interface ModelBackends extends InferenceService {
   readonly node: string;
   /** The models it can serve, now. */
   models(): ModelCard[];
+}
+
+/**
+ * What the HTTP APIs use: every model wherever it runs, the client-name → id mapping, and the
+ * InferenceService that sends each call to the right place. router.ts's ModelRouter is the one
+ * implementation; cluster instances and the model registry plug in as ModelBackends there.
+ */
+export interface ModelDirectory extends InferenceService {
+  /** Every model in every place (one card per place). */
+  models(): ModelCard[];
+  /** One card per model id: the place a request would go to now. */
+  uniqueModels(): ModelCard[];
+  /** The model id a client's name means, or undefined. */
+  resolveName(name: string): string | undefined;
 }

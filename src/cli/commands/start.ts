@@ -1,15 +1,21 @@
 import { availableParallelism } from "node:os";
+import { loadOrCreateApiKey } from "../../api/api-key.js";
 import { clusterRoutes } from "../../api/cluster-routes.js";
+import { createNodeServing, type NodeServing } from "../../api/node-serving.js";
+import { servingRoutes } from "../../api/serving-routes.js";
 import { startApiServer } from "../../api/server.js";
+import type { AuthOptions } from "../../api/http/auth.js";
+import type { Device } from "../../engine/types.js";
 import { loadOrCreateIdentity } from "../../cluster/identity.js";
 import { ClusterNode } from "../../cluster/node.js";
 import { defaultNodeName, parseByteSize, parseClusterName, parseDevice, parsePeers } from "../../cluster/options.js";
 import { acquirePidLock } from "../../cluster/pidlock.js";
 import { TesseraError } from "../../errors.js";
-import { dataDir } from "../../paths.js";
+import { configDir, dataDir } from "../../paths.js";
 import { version } from "../../version.js";
 import { intOption, numberOption, parseCommandArgs } from "../args.js";
 import type { Command } from "../main.js";
+import { SERVE_FLAGS, SERVE_USAGE, serveFlags } from "./serve-flags.js";
 
 const OPTIONS = {
   port: { type: "string" },
@@ -26,6 +32,7 @@ const OPTIONS = {
   device: { type: "string" },
   "memory-limit": { type: "string" },
   "measure-every": { type: "string" },
+  ...SERVE_FLAGS,
 } as const;
 
 function log(message: string): void {
@@ -48,7 +55,8 @@ export const command: Command = {
   --threads N         threads per runner (default: all cores)
   --device D          auto, cpu, webgpu or cuda (default auto)
   --memory-limit SIZE report at most this much memory (e.g. 8G)
-  --measure-every S   seconds between link measurements per peer (default 30)`,
+  --measure-every S   seconds between link measurements per peer (default 30)
+${SERVE_USAGE}`,
 
   async run(argv) {
     const { values } = parseCommandArgs(argv, OPTIONS, { allowPositionals: false });
@@ -63,10 +71,15 @@ export const command: Command = {
     const threads = intOption("threads", values.threads, availableParallelism(), 1);
     const measureEvery = numberOption("measure-every", values["measure-every"], 30);
     if (measureEvery < 1) throw new TesseraError(`--measure-every must be at least 1 second, got ${measureEvery}`);
+    const serve = serveFlags(values);
+    if (serve.modelPaths.length && values["no-worker"]) throw new TesseraError("--model and --no-worker: a coordinator-only node runs no models");
+    const device = parseDevice(values.device);
 
     const release = acquirePidLock(dir);
     let node: ClusterNode | null = null;
     let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
+    let serving: NodeServing | null = null;
+    let keyNote: string | undefined;
     try {
       const identity = loadOrCreateIdentity(dir);
       node = new ClusterNode({
@@ -82,7 +95,7 @@ export const command: Command = {
         discovery: !values["no-discovery"],
         worker: !values["no-worker"],
         threads,
-        device: parseDevice(values.device),
+        device,
         memoryLimit: values["memory-limit"] ? parseByteSize("memory-limit", values["memory-limit"]) : undefined,
         measureEveryMs: measureEvery * 1000,
         heartbeatMs: 1000,
@@ -95,10 +108,40 @@ export const command: Command = {
       } catch (e) {
         throw new TesseraError(`cannot listen for peers: ${(e as Error).message} (pick another with --peer-port)`, `${host}:${peerPort}`);
       }
-      api = await startApiServer({ host, port, routes: [clusterRoutes(node)] });
+      serving = createNodeServing({
+        nodeId: node.id,
+        modelPaths: serve.modelPaths,
+        engine: { threads: values.threads === undefined ? undefined : threads, contextLength: serve.contextLength, device: device === "auto" ? undefined : (device as Device) },
+        aliases: serve.aliases,
+        defaultModel: serve.defaultModel,
+        autoLaunch: serve.autoLaunch,
+        maxQueued: serve.maxQueued,
+        keepAliveMs: serve.keepAliveMs,
+        version,
+        log,
+      });
+      let auth: AuthOptions = { key: serve.apiKey };
+      if (!serve.apiKey && secret) {
+        // secret mode: strangers on the network need a key; this machine does not
+        const k = loadOrCreateApiKey(configDir());
+        auth = { key: k.key, loopbackExempt: true };
+        keyNote = k.created
+          ? `generated an API key for callers on other machines (loopback needs none): ${k.key} (kept in ${k.path})`
+          : `callers on other machines need the API key kept in ${k.path} (loopback needs none)`;
+      }
+      const metrics = serving.serving.metrics;
+      const models = serving.router;
+      api = await startApiServer({
+        host,
+        port,
+        auth,
+        routes: [clusterRoutes(node, { moreMetrics: () => metrics.families(models.models()) }), ...servingRoutes(serving.serving)],
+        onResponse: (route, method, status) => metrics.countRequest(route, method, status),
+      });
       node.start(api.port);
     } catch (e) {
       await node?.stop();
+      await serving?.close();
       release();
       throw e;
     }
@@ -108,10 +151,14 @@ export const command: Command = {
     if (values["no-discovery"]) log("discovery off: only --peers and peers they tell about");
     else if (/^(127\.|::1$|localhost$)/.test(host)) log(`--host ${host}: peers on other machines cannot reach this node`);
     log(`HTTP API on http://${host}:${api.port}, peer port ${node.peerPort}`);
+    if (keyNote) log(keyNote);
+    else if (serve.apiKey) log("every route but /healthz needs the API key (--api-key)");
+    for (const c of serving.local.models()) log(`serving model ${c.id} (loaded on its first request)`);
     console.log(`ready ${JSON.stringify({ id: node.id, http: api.port, peer: node.peerPort })}`);
 
     const running = node;
     const server = api;
+    const models = serving;
     return await new Promise<number>((resolve) => {
       let stopping = false;
       const shutdown = (signal: string) => {
@@ -121,7 +168,7 @@ export const command: Command = {
         }
         stopping = true;
         log(`${signal}: shutting down`);
-        void Promise.allSettled([running.stop(), server.close()]).then(() => {
+        void Promise.allSettled([running.stop(), server.close(), models.close()]).then(() => {
           release();
           resolve(0);
           // Sockets of mDNS or slow peers must not keep the process alive after a clean stop.

@@ -5,7 +5,7 @@ import type { ChatMessage } from "../../models/types.js";
 import type { EngineOptions } from "../../engine/types.js";
 import { fromWire } from "../errors.js";
 import type { PromptInput, ResolvedRequest } from "../request.js";
-import type { GenerationResult, TokenEvent } from "../result.js";
+import type { GenerationResult, PromptInfo, TokenEvent } from "../result.js";
 import type { BenchRequest, BenchResult, EngineBackend, EngineInfo, FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 
 export interface EngineWorkerOptions extends EngineOptions {
@@ -16,6 +16,7 @@ export interface EngineWorkerOptions extends EngineOptions {
 }
 
 export interface GenerateCallbacks {
+  onPrompt?: (info: PromptInfo) => void;
   onToken?: (event: TokenEvent) => void;
   signal?: AbortSignal;
 }
@@ -24,6 +25,7 @@ interface Pending {
   resolve(value: unknown): void;
   reject(error: Error): void;
   onToken?: (event: TokenEvent) => void;
+  onPrompt?: (info: PromptInfo) => void;
 }
 
 /**
@@ -86,9 +88,9 @@ export class EngineWorker {
     return this.dead;
   }
 
-  generate(request: ResolvedRequest, { onToken, signal }: GenerateCallbacks = {}): Promise<GenerationResult> {
+  generate(request: ResolvedRequest, { onPrompt, onToken, signal }: GenerateCallbacks = {}): Promise<GenerationResult> {
     const id = this.nextId++;
-    const result = this.call<GenerationResult>({ type: "generate", id, request }, id, onToken);
+    const result = this.call<GenerationResult>({ type: "generate", id, request }, id, { onToken, onPrompt });
     if (signal) {
       const cancel = () => this.post({ type: "cancel", id });
       if (signal.aborted) cancel();
@@ -145,10 +147,10 @@ export class EngineWorker {
     return this.closing;
   }
 
-  private call<T>(msg: ToWorker, id: number, onToken?: (e: TokenEvent) => void): Promise<T> {
+  private call<T>(msg: ToWorker, id: number, callbacks: Pick<Pending, "onToken" | "onPrompt"> = {}): Promise<T> {
     if (this.dead) return Promise.reject(this.dead);
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onToken });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, ...callbacks });
       this.post(msg);
     });
   }
@@ -158,10 +160,11 @@ export class EngineWorker {
   }
 
   private onMessage(m: FromWorker): void {
-    if (m.type === "token") {
+    if (m.type === "token" || m.type === "prompt") {
       const p = this.pending.get(m.id);
       try {
-        p?.onToken?.(m.event);
+        if (m.type === "token") p?.onToken?.(m.event);
+        else p?.onPrompt?.(m.info);
       } catch (e) {
         // A failing callback ends its own request, not the engine.
         this.pending.delete(m.id);

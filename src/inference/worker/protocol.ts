@@ -3,7 +3,7 @@ import type { ChatMessage } from "../../models/types.js";
 import type { ShardingOptions } from "../../runner/sharded-backend.js";
 import type { ErrorWire } from "../errors.js";
 import type { PromptInput, ResolvedRequest } from "../request.js";
-import type { GenerationResult, TokenEvent } from "../result.js";
+import type { GenerationResult, PromptInfo, TokenEvent } from "../result.js";
 
 /**
  * Messages between EngineWorker (main thread) and worker-main (the worker that owns the ORT
@@ -11,7 +11,7 @@ import type { GenerationResult, TokenEvent } from "../result.js";
  * for it, after any number of `token` events.
  *
  *   main → worker: generate | cancel | count | encode | decode | chat | bench | close
- *   worker → main: ready | init-error (once, at start) · token | result | error (per request) · closed
+ *   worker → main: ready | init-error (once, at start) · prompt | token | result | error (per request) · closed
  */
 
 /**
@@ -74,6 +74,7 @@ export type ToWorker =
 export type FromWorker =
   | { type: "ready"; info: EngineInfo }
   | { type: "init-error"; error: ErrorWire }
+  | { type: "prompt"; id: number; info: PromptInfo }
   | { type: "token"; id: number; event: TokenEvent }
   | { type: "result"; id: number; value: GenerationResult | BenchResult | number[] | number | string }
   | { type: "error"; id: number; error: ErrorWire }

@@ -125,7 +125,11 @@ function serve(engine: LoadedEngine): void {
           cancels.set(id, ac);
           try {
             value = await serial(() =>
-              generator.generate(msg.request, { signal: ac.signal, onToken: (event) => send({ type: "token", id, event }) }),
+              generator.generate(msg.request, {
+                signal: ac.signal,
+                onPrompt: (info) => send({ type: "prompt", id, info }),
+                onToken: (event) => send({ type: "token", id, event }),
+              }),
             );
           } finally {
             cancels.delete(id);
