@@ -46,7 +46,10 @@ function details(info: ModelInfo | undefined) {
 }
 
 function modelName(body: Json): string {
-  const name = optString(body, "model") ?? optString(body, "name");
+  // both are read, so a wrong type is refused even where the other wins
+  const model = optString(body, "model");
+  const older = optString(body, "name");
+  const name = model ?? older;
   if (!name) throw bad("model", "is required");
   return name;
 }

@@ -54,7 +54,7 @@ test("load and unload replies; keep_alive as seconds or a duration reaches the m
   await postJson(server.url("/api/chat"), { model: "m", messages: [{ role: "user", content: "x" }], keep_alive: 30, stream: false });
   assert.equal(dir.options.at(-1)!.keepAliveMs, 30_000);
   assert.equal((await postJson(server.url("/api/chat"), { model: "m", keep_alive: "soon" })).status, 400);
-  assert.deepEqual(["5m", "300ms", "-1", -5, "0", 2.5, "1h", "-1m"].map(parseKeepAlive), [300_000, 300, -1, -1, 0, 2500, 3_600_000, -1]);
+  assert.deepEqual(["5m", "300ms", "-1", -5, "0", 2.5, "1h", "-1m", 1e300, "10000h"].map(parseKeepAlive), [300_000, 300, -1, -1, 0, 2500, 3_600_000, -1, -1, -1]);
   assert.deepEqual(["", "5 minutes", "m5", null, Infinity].map(parseKeepAlive), [undefined, undefined, undefined, undefined, undefined]);
 });
 
