@@ -32,9 +32,7 @@ export function modelCard(serving: Serving, id: string): ModelCard | undefined {
 
 /** One generation answered as a whole; a client that disconnects cancels it. */
 export async function generateOnce(serving: Serving, reply: FastifyReply, req: ResolvedRequest, keepAliveMs?: KeepAlive): Promise<GenerationResult> {
-  const result = await serving.models.generate(req, { signal: disconnectSignal(reply), keepAliveMs });
-  serving.metrics.observe(req.model, result);
-  return result;
+  return serving.models.generate(req, { signal: disconnectSignal(reply), keepAliveMs });
 }
 
 /** The pieces of one API's stream: each returns the text to write (SSE events or NDJSON lines). */
@@ -69,7 +67,6 @@ export async function streamGeneration(serving: Serving, reply: FastifyReply, re
       onPrompt: start,
       onToken: (e) => stream.write(w.token(e)),
     });
-    serving.metrics.observe(req.model, result);
     if (!started) start({ promptTokens: result.timings.promptTokens, cachedTokens: result.timings.cachedTokens });
     stream.end(w.end(result));
   } catch (err) {

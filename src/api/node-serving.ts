@@ -3,6 +3,8 @@ import { ModelRouter } from "../inference/router.js";
 import type { ModelBackends } from "../inference/service.js";
 import type { EngineWorkerOptions } from "../inference/worker/engine-worker.js";
 import type { Serving } from "./generation.js";
+import { internalRoutes } from "./internal-routes.js";
+import type { RouteModule } from "./server.js";
 import { ServingMetrics } from "./serving-metrics.js";
 
 export interface NodeServingOptions {
@@ -26,25 +28,36 @@ export interface NodeServing {
   router: ModelRouter;
   /** Replaces the backends of other nodes (forwarding); this node's own stay first. */
   setRemote(backends: ModelBackends[]): void;
+  /** This node's models for other nodes (node-to-node routes). */
+  internalRoutes: RouteModule;
   close(): Promise<void>;
 }
 
 /** The serving stack of one node: its local models, the router over them (and, later, other places), metrics. */
 export function createNodeServing(o: NodeServingOptions): NodeServing {
   const specs = o.modelPaths.map(modelSpecFromPath);
-  const local = new LocalModels(specs, { node: o.nodeId, engine: o.engine, maxQueued: o.maxQueued, keepAliveMs: o.keepAliveMs, log: o.log });
+  const metrics = new ServingMetrics();
+  const local = new LocalModels(specs, {
+    node: o.nodeId,
+    engine: o.engine,
+    maxQueued: o.maxQueued,
+    keepAliveMs: o.keepAliveMs,
+    log: o.log,
+    onResult: (model, result) => metrics.observe(model, result),
+  });
   const router = new ModelRouter([local], {
     node: o.nodeId,
     aliases: o.aliases,
     defaultModel: o.defaultModel ?? specs[0]?.id,
     autoLaunch: o.autoLaunch,
   });
-  const serving: Serving = { models: router, metrics: new ServingMetrics(), version: o.version, log: o.log };
+  const serving: Serving = { models: router, metrics, version: o.version, log: o.log };
   return {
     serving,
     local,
     router,
     setRemote: (backends) => router.setBackends([local, ...backends]),
+    internalRoutes: internalRoutes(local, o.log),
     close: () => local.close(),
   };
 }

@@ -6,9 +6,10 @@ const TTFT_BOUNDS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const TPS_BOUNDS = [1, 2, 5, 10, 20, 35, 50, 75, 100, 200, 500];
 
 /**
- * What the serving side of a node counts: HTTP requests by route, method and status; per model,
- * time to first token and decode speed (histograms) and tokens in and out; and, from the router's
- * cards at scrape time, each model's queue depth, running requests and whether it is loaded.
+ * What the serving side of a node counts: HTTP requests by route, method and status; per model
+ * that runs on this node, time to first token and decode speed (histograms) and tokens in and out;
+ * and, from the router's cards at scrape time, each model's queue depth, running requests and
+ * whether it is loaded (every place the node knows, labelled with the node).
  */
 export class ServingMetrics {
   private readonly requests = new Map<string, { route: string; method: string; status: string; count: number }>();

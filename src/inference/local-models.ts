@@ -22,6 +22,8 @@ export interface LocalModelsOptions {
   /** Default keep-alive: negative = stay loaded (default), 0 = unload when idle, else idle ms. */
   keepAliveMs?: number;
   log?: (message: string) => void;
+  /** Every finished generation of a model here (for metrics: they count where the model runs). */
+  onResult?: (model: string, result: GenerationResult) => void;
 }
 
 interface Entry {
@@ -87,7 +89,9 @@ export class LocalModels implements ModelBackends {
     const release = await e.queue.acquire(opts.signal);
     try {
       const worker = await this.ensure(e, opts);
-      return await worker.generate(req, { onPrompt: opts.onPrompt, onToken: opts.onToken, signal: opts.signal });
+      const result = await worker.generate(req, { onPrompt: opts.onPrompt, onToken: opts.onToken, signal: opts.signal });
+      this.opts.onResult?.(req.model, result);
+      return result;
     } finally {
       release();
       this.touch(e, opts.keepAliveMs);

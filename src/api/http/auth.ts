@@ -2,6 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { InferenceError } from "../../inference/errors.js";
 import { sendError, styleOfPath } from "../errors.js";
+import { INTERNAL_PREFIX, NODE_TOKEN_HEADER } from "../internal-routes.js";
 
 /**
  * API keys. With a key set, every route but the public ones needs it, in any of the three APIs'
@@ -11,6 +12,8 @@ import { sendError, styleOfPath } from "../errors.js";
 export interface AuthOptions {
   key?: string;
   loopbackExempt?: boolean;
+  /** Secret mode: the token other nodes of the cluster show on the internal routes (internal-routes.ts). */
+  nodeToken?: string;
 }
 
 /** Paths that never need a key: the health check and the dashboard's static assets. */
@@ -50,6 +53,8 @@ export function authHook(opts: AuthOptions) {
     const key = opts.key;
     if (!key || isPublicPath(req.url)) return;
     if (opts.loopbackExempt && isLoopback(req.socket.remoteAddress)) return;
+    const token = req.headers[NODE_TOKEN_HEADER];
+    if (opts.nodeToken && typeof token === "string" && req.url.startsWith(`${INTERNAL_PREFIX}/`) && same(token, opts.nodeToken)) return;
     const given = presentedKey(req.headers);
     if (given !== undefined && same(given, key)) return;
     const message = given === undefined ? "this node needs an API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'" : "the API key is not valid";

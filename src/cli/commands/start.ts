@@ -2,6 +2,9 @@ import { availableParallelism } from "node:os";
 import { loadOrCreateApiKey } from "../../api/api-key.js";
 import { clusterRoutes } from "../../api/cluster-routes.js";
 import { createNodeServing, type NodeServing } from "../../api/node-serving.js";
+import { nodeToken, NODE_TOKEN_HEADER } from "../../api/internal-routes.js";
+import { PeerModels } from "../../api/peer-models.js";
+import { clusterKey } from "../../cluster/handshake.js";
 import { servingRoutes } from "../../api/serving-routes.js";
 import { startApiServer } from "../../api/server.js";
 import type { AuthOptions } from "../../api/http/auth.js";
@@ -79,6 +82,7 @@ ${SERVE_USAGE}`,
     let node: ClusterNode | null = null;
     let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
     let serving: NodeServing | null = null;
+    let peers: PeerModels | null = null;
     let keyNote: string | undefined;
     try {
       const identity = loadOrCreateIdentity(dir);
@@ -120,11 +124,12 @@ ${SERVE_USAGE}`,
         version,
         log,
       });
-      let auth: AuthOptions = { key: serve.apiKey };
+      const token = secret ? nodeToken(clusterKey(cluster, secret)) : undefined;
+      let auth: AuthOptions = { key: serve.apiKey, nodeToken: token };
       if (!serve.apiKey && secret) {
         // secret mode: strangers on the network need a key; this machine does not
         const k = loadOrCreateApiKey(configDir());
-        auth = { key: k.key, loopbackExempt: true };
+        auth = { key: k.key, loopbackExempt: true, nodeToken: token };
         keyNote = k.created
           ? `generated an API key for callers on other machines (loopback needs none): ${k.key} (kept in ${k.path})`
           : `callers on other machines need the API key kept in ${k.path} (loopback needs none)`;
@@ -135,11 +140,20 @@ ${SERVE_USAGE}`,
         host,
         port,
         auth,
-        routes: [clusterRoutes(node, { moreMetrics: () => metrics.families(models.models()) }), ...servingRoutes(serving.serving)],
+        routes: [clusterRoutes(node, { moreMetrics: () => metrics.families(models.models()) }), ...servingRoutes(serving.serving), serving.internalRoutes],
         onResponse: (route, method, status) => metrics.countRequest(route, method, status),
       });
       node.start(api.port);
+      // Models of the other nodes: requests for them are forwarded to their node.
+      const onPeers = serving;
+      peers = new PeerModels({
+        node,
+        headers: { ...(token ? { [NODE_TOKEN_HEADER]: token } : {}), ...(serve.apiKey ? { authorization: `Bearer ${serve.apiKey}` } : {}) },
+        onChange: (remotes) => onPeers.setRemote(remotes),
+      });
+      peers.start();
     } catch (e) {
+      await peers?.stop();
       await node?.stop();
       await serving?.close();
       release();
@@ -159,6 +173,7 @@ ${SERVE_USAGE}`,
     const running = node;
     const server = api;
     const models = serving;
+    const peerModels = peers;
     return await new Promise<number>((resolve) => {
       let stopping = false;
       const shutdown = (signal: string) => {
@@ -168,7 +183,7 @@ ${SERVE_USAGE}`,
         }
         stopping = true;
         log(`${signal}: shutting down`);
-        void Promise.allSettled([running.stop(), server.close(), models.close()]).then(() => {
+        void Promise.allSettled([peerModels.stop(), running.stop(), server.close(), models.close()]).then(() => {
           release();
           resolve(0);
           // Sockets of mDNS or slow peers must not keep the process alive after a clean stop.

@@ -38,6 +38,7 @@ export function speak(text: string, extra: Partial<GenerationResult> = {}): Scri
 }
 
 export class ScriptedDirectory implements ModelDirectory {
+  readonly node = "n1";
   script: Script = speak("hello");
   readonly requests: ResolvedRequest[] = [];
   readonly options: GenerateOptions[] = [];
