@@ -5,12 +5,15 @@ import type { GenerationResult, PromptInfo, TokenEvent } from "../inference/resu
 import type { KeepAlive, ModelCard, ModelDirectory } from "../inference/service.js";
 import { asInferenceError } from "./errors.js";
 import { disconnectSignal, ResponseStream, type ResponseStreamOptions } from "./http/stream.js";
+import type { RunningRequests } from "./requests.js";
 import type { ServingMetrics } from "./serving-metrics.js";
 
 /** What the model API routes need from the node. */
 export interface Serving {
   models: ModelDirectory;
   metrics: ServingMetrics;
+  /** What is running, for cancel by id. */
+  requests: RunningRequests;
   /** The version string clients are told (Ollama's /api/version answers its own compatible one). */
   version: string;
   log(message: string): void;
@@ -30,9 +33,14 @@ export function modelCard(serving: Serving, id: string): ModelCard | undefined {
   return serving.models.uniqueModels().find((c) => c.id === id);
 }
 
-/** One generation answered as a whole; a client that disconnects cancels it. */
+/** One generation answered as a whole; a client that disconnects (or a cancel by id) cancels it. */
 export async function generateOnce(serving: Serving, reply: FastifyReply, req: ResolvedRequest, keepAliveMs?: KeepAlive): Promise<GenerationResult> {
-  return serving.models.generate(req, { signal: disconnectSignal(reply), keepAliveMs });
+  const run = serving.requests.start(req.id, req.model, disconnectSignal(reply));
+  try {
+    return await serving.models.generate(req, { signal: run.signal, keepAliveMs });
+  } finally {
+    run.done();
+  }
 }
 
 /** The pieces of one API's stream: each returns the text to write (SSE events or NDJSON lines). */
@@ -53,6 +61,7 @@ export interface StreamWriter {
  */
 export async function streamGeneration(serving: Serving, reply: FastifyReply, req: ResolvedRequest, w: StreamWriter, keepAliveMs?: KeepAlive): Promise<FastifyReply> {
   const stream = new ResponseStream(reply, w.format);
+  const run = serving.requests.start(req.id, req.model, stream.signal);
   let started = false;
   const start = (info: PromptInfo) => {
     stream.stopKeepAlive();
@@ -61,7 +70,7 @@ export async function streamGeneration(serving: Serving, reply: FastifyReply, re
   };
   try {
     const result = await serving.models.generate(req, {
-      signal: stream.signal,
+      signal: run.signal,
       keepAliveMs,
       onLoading: () => stream.keepAliveWhileLoading(),
       onPrompt: start,
@@ -74,6 +83,8 @@ export async function streamGeneration(serving: Serving, reply: FastifyReply, re
     const e = asInferenceError(err);
     if (e.kind === "internal") serving.log(`stream failed: ${(err as Error)?.stack ?? String(err)}`);
     stream.end(w.error(e));
+  } finally {
+    run.done();
   }
   return reply;
 }

@@ -7,6 +7,7 @@ import { acceptJsonBodies } from "./http/body.js";
 import { isObject, objectBody, optNumber, reqString } from "./http/fields.js";
 import { disconnectSignal, NDJSON_CONTENT_TYPE, ResponseStream } from "./http/stream.js";
 import { useErrorStyle } from "./errors.js";
+import type { RunningRequests } from "./requests.js";
 
 /**
  * Node-to-node serving: another node forwards a request for a model that runs here. These routes
@@ -53,7 +54,7 @@ function forwardedRequest(v: unknown): ResolvedRequest {
   );
 }
 
-export function internalRoutes(local: ModelBackends, log: (m: string) => void) {
+export function internalRoutes(local: ModelBackends, requests: RunningRequests, log: (m: string) => void) {
   return async (app: FastifyInstance) => {
     acceptJsonBodies(app);
     useErrorStyle(app, "tessera", log);
@@ -66,9 +67,10 @@ export function internalRoutes(local: ModelBackends, log: (m: string) => void) {
       const stream = new ResponseStream(reply, { contentType: NDJSON_CONTENT_TYPE, keepAlive: () => JSON.stringify({ t: "loading" }) + "\n" });
       const line = (v: object) => stream.write(JSON.stringify(v) + "\n");
       stream.commit();
+      const run = requests.start(request.id, request.model, stream.signal);
       try {
         const result = await local.generate(request, {
-          signal: stream.signal,
+          signal: run.signal,
           keepAliveMs: keepAlive(body),
           onLoading: () => stream.keepAliveWhileLoading(),
           onPrompt: (info) => {
@@ -80,6 +82,8 @@ export function internalRoutes(local: ModelBackends, log: (m: string) => void) {
         stream.end(JSON.stringify({ t: "result", result }) + "\n");
       } catch (e) {
         stream.end(JSON.stringify({ t: "error", error: toWire(e) }) + "\n");
+      } finally {
+        run.done();
       }
       return reply;
     });

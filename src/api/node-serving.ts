@@ -5,6 +5,7 @@ import type { EngineWorkerOptions } from "../inference/worker/engine-worker.js";
 import type { Serving } from "./generation.js";
 import { internalRoutes } from "./internal-routes.js";
 import type { RouteModule } from "./server.js";
+import { RunningRequests } from "./requests.js";
 import { ServingMetrics } from "./serving-metrics.js";
 
 export interface NodeServingOptions {
@@ -51,13 +52,13 @@ export function createNodeServing(o: NodeServingOptions): NodeServing {
     defaultModel: o.defaultModel ?? specs[0]?.id,
     autoLaunch: o.autoLaunch,
   });
-  const serving: Serving = { models: router, metrics, version: o.version, log: o.log };
+  const serving: Serving = { models: router, metrics, requests: new RunningRequests(), version: o.version, log: o.log };
   return {
     serving,
     local,
     router,
     setRemote: (backends) => router.setBackends([local, ...backends]),
-    internalRoutes: internalRoutes(local, o.log),
+    internalRoutes: internalRoutes(local, serving.requests, o.log),
     close: () => local.close(),
   };
 }

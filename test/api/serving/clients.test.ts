@@ -263,3 +263,28 @@ test("while a stream runs its request counts as running; errors reach the client
   const health = (await getJson(node.url("/healthz"))) as { ok: boolean };
   assert.equal(health.ok, true);
 });
+
+test("a running request can be cancelled by its id (the API object id works too)", async () => {
+  const stream = await openai.chat.completions.create({ model: model.id, messages: HI, temperature: 0, max_tokens: 480, stream: true });
+  const it = stream[Symbol.asyncIterator]();
+  const first = (await it.next()).value!;
+  const running = (await getJson(node.url("/requests"))) as { id: string; model: string }[];
+  assert.equal(running.length, 1);
+  assert.equal(running[0]!.model, model.id);
+  assert.equal(first.id.slice("chatcmpl-".length), running[0]!.id.replace(/-/g, "").slice(0, 24));
+  const del = await fetch(node.url(`/requests/${first.id}`), { method: "DELETE" });
+  assert.equal(del.status, 200);
+  let tokens = 0;
+  let finish: string | null | undefined;
+  for (let r = await it.next(); !r.done; r = await it.next()) {
+    if (r.value.choices[0]?.delta.content) tokens++;
+    finish = r.value.choices[0]?.finish_reason ?? finish;
+  }
+  assert.ok(tokens < 400, `${tokens} tokens after the cancel`);
+  assert.equal(finish, "stop");
+  assert.deepEqual(await getJson(node.url("/requests")), []);
+  assert.equal(sample(await metrics(), "tessera_model_requests_running", { model: model.id }), 0);
+  const gone = await fetch(node.url(`/requests/${first.id}`), { method: "DELETE" });
+  assert.equal(gone.status, 404);
+  assert.equal(((await gone.json()) as { error: { kind: string } }).error.kind, "not_found");
+});

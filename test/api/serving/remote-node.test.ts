@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { startApiServer, type ApiServer } from "../../../src/api/server.js";
 import { internalRoutes, nodeToken, NODE_TOKEN_HEADER } from "../../../src/api/internal-routes.js";
 import { RemoteNode } from "../../../src/api/remote-node.js";
+import { RunningRequests } from "../../../src/api/requests.js";
 import { InferenceError } from "../../../src/inference/errors.js";
 import { resolveRequest } from "../../../src/inference/request.js";
 import type { TokenEvent } from "../../../src/inference/result.js";
@@ -18,7 +19,7 @@ let server: ApiServer;
 let remote: RemoteNode;
 
 before(async () => {
-  server = await startApiServer({ host: "127.0.0.1", port: 0, routes: [internalRoutes(dir, () => undefined)], auth: { key: "client-key", nodeToken: TOKEN } });
+  server = await startApiServer({ host: "127.0.0.1", port: 0, routes: [internalRoutes(dir, new RunningRequests(), () => undefined)], auth: { key: "client-key", nodeToken: TOKEN } });
   remote = new RemoteNode({ id: "far", baseUrl: `http://127.0.0.1:${server.port}`, headers: { [NODE_TOKEN_HEADER]: TOKEN } });
 });
 after(() => server.close());

@@ -1,6 +1,7 @@
 import { startApiServer, type ApiServer } from "../../../src/api/server.js";
 import { servingRoutes } from "../../../src/api/serving-routes.js";
 import { ServingMetrics } from "../../../src/api/serving-metrics.js";
+import { RunningRequests } from "../../../src/api/requests.js";
 import type { AuthOptions } from "../../../src/api/http/auth.js";
 import type { PromptInput, ResolvedRequest } from "../../../src/inference/request.js";
 import type { GenerationResult } from "../../../src/inference/result.js";
@@ -83,7 +84,7 @@ export class ScriptedDirectory implements ModelDirectory {
 
 export async function scriptedServer(dir: ScriptedDirectory, opts: { auth?: AuthOptions; bodyLimit?: number } = {}): Promise<ApiServer & { url(path: string): string; metrics: ServingMetrics }> {
   const metrics = new ServingMetrics();
-  const serving = { models: dir, metrics, version: "test", log: () => undefined };
+  const serving = { models: dir, metrics, requests: new RunningRequests(), version: "test", log: () => undefined };
   const server = await startApiServer({ host: "127.0.0.1", port: 0, routes: servingRoutes(serving), onResponse: (r, m, s) => metrics.countRequest(r, m, s), ...opts });
   return { ...server, metrics, url: (path: string) => `http://127.0.0.1:${server.port}${path}` };
 }
