@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { objectId } from "../ids.js";
 import { resolveRequest, type InferenceRequest } from "../../inference/request.js";
 import type { GenerationResult } from "../../inference/result.js";
 import type { ChatMessage } from "../../models/types.js";
@@ -7,7 +8,7 @@ import { acceptJsonBodies } from "../http/body.js";
 import { bad, isObject, objectBody, optBoolean, optCount, optNumber, optStringList, reqString, type Json } from "../http/fields.js";
 import { SSE_CONTENT_TYPE, sseEvent } from "../http/stream.js";
 import { useErrorStyle } from "../errors.js";
-import { objectId } from "../openai/request.js";
+
 import { anthropicErrorBody } from "./errors.js";
 
 /**

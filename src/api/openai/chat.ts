@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { objectId, unixSeconds } from "../ids.js";
 import { resolveRequest } from "../../inference/request.js";
 import type { GenerationResult } from "../../inference/result.js";
 import { generateOnce, modelId, streamGeneration, type Serving, type StreamWriter } from "../generation.js";
@@ -6,7 +7,7 @@ import { objectBody, optBoolean, optNumber, optObject, reqString } from "../http
 import { SSE_CONTENT_TYPE, sseEvent } from "../http/stream.js";
 import { openaiErrorBody } from "./errors.js";
 import { chatMessages } from "./messages.js";
-import { chatLogprob, finishReason, maxTokensField, objectId, refuseJsonFormat, refuseN, samplingFields, stopField, streamOptions, unixSeconds, usage } from "./request.js";
+import { chatLogprob, finishReason, maxTokensField, refuseJsonFormat, refuseN, samplingFields, stopField, streamOptions, usage } from "./request.js";
 
 /**
  * POST /v1/chat/completions. Streamed: a role chunk, content chunks (with logprobs when asked), a

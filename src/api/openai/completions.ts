@@ -1,11 +1,12 @@
 import type { FastifyInstance } from "fastify";
+import { objectId, unixSeconds } from "../ids.js";
 import { resolveRequest, type PromptInput } from "../../inference/request.js";
 import type { GenerationResult, TokenLogprobs } from "../../inference/result.js";
 import { generateOnce, modelId, streamGeneration, type Serving, type StreamWriter } from "../generation.js";
 import { bad, objectBody, optBoolean, optNumber, optString, reqString, type Json } from "../http/fields.js";
 import { SSE_CONTENT_TYPE, sseEvent } from "../http/stream.js";
 import { openaiErrorBody } from "./errors.js";
-import { finishReason, maxTokensField, objectId, refuseN, samplingFields, stopField, streamOptions, unixSeconds, usage } from "./request.js";
+import { finishReason, maxTokensField, refuseN, samplingFields, stopField, streamOptions, usage } from "./request.js";
 
 /** The legacy prompt: a string, token ids, or a list of exactly one of those. */
 function promptInput(value: unknown): PromptInput {

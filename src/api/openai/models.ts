@@ -1,7 +1,8 @@
 import type { FastifyInstance } from "fastify";
+import { unixSeconds } from "../ids.js";
 import type { ModelCard } from "../../inference/service.js";
 import { modelCard, modelId, type Serving } from "../generation.js";
-import { unixSeconds } from "./request.js";
+
 
 const STARTED = unixSeconds();
 

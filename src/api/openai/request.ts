@@ -1,7 +1,6 @@
-import type { TokenLogprobs } from "../../inference/result.js";
-import type { GenerationResult } from "../../inference/result.js";
+import type { GenerationResult, TokenLogprobs } from "../../inference/result.js";
 import type { InferenceRequest } from "../../inference/request.js";
-import { bad, isObject, optBoolean, optCount, optNumber, optObject, optSeed, optStringList, type Json } from "../http/fields.js";
+import { bad, optBoolean, optCount, optNumber, optObject, optSeed, optStringList, type Json } from "../http/fields.js";
 
 /**
  * Fields chat completions, completions and responses share, mapped to the canonical request.
@@ -80,13 +79,3 @@ export function chatLogprob(lp: TokenLogprobs) {
   };
 }
 
-export function unixSeconds(ms = Date.now()): number {
-  return Math.floor(ms / 1000);
-}
-
-/** An API object id from the request id: prefix + 24 hex characters. */
-export function objectId(prefix: string, requestId: string): string {
-  return `${prefix}${requestId.replace(/-/g, "").slice(0, 24)}`;
-}
-
-export { isObject };

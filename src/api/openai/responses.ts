@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { objectId, unixSeconds } from "../ids.js";
 import type { InferenceError } from "../../inference/errors.js";
 import { resolveRequest } from "../../inference/request.js";
 import type { GenerationResult } from "../../inference/result.js";
@@ -8,7 +9,7 @@ import { bad, isObject, objectBody, optArray, optBoolean, optCount, optObject, o
 import { SSE_CONTENT_TYPE, sseEvent } from "../http/stream.js";
 import { openaiErrorBody } from "./errors.js";
 import { contentText } from "./messages.js";
-import { objectId, refuseJsonFormat, samplingFields, unixSeconds } from "./request.js";
+import { refuseJsonFormat, samplingFields } from "./request.js";
 
 /**
  * POST /v1/responses, as Codex CLI and the OpenAI SDK use it: `input` as a string or a list of
