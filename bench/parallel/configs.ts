@@ -3,7 +3,7 @@
 import { openModel } from "../../src/models/open.js";
 import { createStepper } from "../../src/engine/session/stepper.js";
 import { argmax } from "../../src/engine/sampling/select.js";
-import { resolveSamplingParams } from "../../src/engine/sampling/params.js";
+import { resolveSamplingParams } from "../../src/inference/sampling.js";
 import { DelayProxy } from "../../src/transport/index.js";
 import type { LaunchOptions } from "../../src/runner/launcher.js";
 import type { Device } from "../../src/engine/types.js";

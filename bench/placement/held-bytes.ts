@@ -70,9 +70,10 @@ if (process.env.HELD_BYTES_CHILD) {
     live.close();
     shard.dispose();
   } else {
-    const { EngineWorker } = await import("../../src/engine/worker/engine-worker.js");
+    const { EngineWorker } = await import("../../src/inference/worker/engine-worker.js");
+    const { resolveRequest } = await import("../../src/inference/request.js");
     const e = await EngineWorker.start(job.model, { threads: 1, contextLength: 64 });
-    await e.generate({ promptTokens: [1, 2, 3], maxTokens: 4, temperature: 0 });
+    await e.generate(resolveRequest({ input: { kind: "tokens", tokens: [1, 2, 3] }, maxTokens: 4, temperature: 0 }));
     result.steadyBytes = settle();
     await e.close();
   }

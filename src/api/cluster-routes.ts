@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { ClusterNode } from "../cluster/node.js";
 import { clusterView, linkList, nodeViews } from "./cluster-view.js";
-import { clusterMetrics, formatMetrics } from "./metrics.js";
+import { clusterMetrics, formatMetrics, type MetricFamily } from "./metrics.js";
 import type { RouteModule } from "./server.js";
 
 /**
@@ -11,7 +11,7 @@ import type { RouteModule } from "./server.js";
  */
 const SSE_KEEPALIVE_MS = 15000;
 
-export function clusterRoutes(node: ClusterNode): RouteModule {
+export function clusterRoutes(node: ClusterNode, opts: { moreMetrics?: () => MetricFamily[] } = {}): RouteModule {
   return (app: FastifyInstance) => {
     app.get("/healthz", async () => ({ ok: true, id: node.id, master: node.masterId, index: node.replica.state.index }));
 
@@ -30,7 +30,7 @@ export function clusterRoutes(node: ClusterNode): RouteModule {
     });
 
     app.get("/metrics", async (_req, reply) => {
-      const body = formatMetrics(clusterMetrics(node.replica.state, { id: node.id, peers: node.livePeers.length }));
+      const body = formatMetrics([...clusterMetrics(node.replica.state, { id: node.id, peers: node.livePeers.length }), ...(opts.moreMetrics?.() ?? [])]);
       return reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(body);
     });
 

@@ -2,7 +2,8 @@ import type { FastifyInstance } from "fastify";
 import type { InstanceManager } from "../instances/manager.js";
 import { RequestError } from "../instances/requests.js";
 import { isTesseraError } from "../errors.js";
-import type { GenerationRequest } from "../engine/generate.js";
+import { resolveRequest, type InferenceRequest } from "../inference/request.js";
+import { InferenceError } from "../inference/errors.js";
 import type { RouteModule } from "./server.js";
 
 /**
@@ -12,7 +13,7 @@ import type { RouteModule } from "./server.js";
  *   GET    /instances/previews   ?model=&ctx=&strategy=&nodes=&minNodes= → {model, ctx, plans} (all plans, best first, with reasons)
  *   GET    /instances/:id        one instance | 404
  *   DELETE /instances/:id        → 200 {id, deleted} | 404
- *   POST   /instances/:id/generate  a canonical GenerationRequest, answered on the instance's home node
+ *   POST   /instances/:id/generate  a canonical InferenceRequest (inference/request.ts), answered on the instance's home node
  *                                (elsewhere 409 naming the home); not streamed — the model APIs are the serving layer's
  * Any node answers; creates and deletes are forwarded to the master.
  */
@@ -43,14 +44,14 @@ export function instanceRoutes(instances: InstanceManager): RouteModule {
 
     app.post("/instances/:id/generate", async (req, reply) => {
       const id = (req.params as { id: string }).id;
-      const body = req.body as GenerationRequest;
-      if (typeof body !== "object" || body === null || !Array.isArray(body.promptTokens) || !body.promptTokens.every((t) => Number.isInteger(t) && t >= 0)) {
-        return reply.code(400).send({ error: { message: "the body must be a GenerationRequest: {promptTokens: [ids], maxTokens?, temperature?, seed?, ...}" } });
+      const body = req.body as InferenceRequest;
+      if (typeof body !== "object" || body === null || typeof body.input !== "object" || body.input === null) {
+        return reply.code(400).send({ error: { message: "the body must be an InferenceRequest: {input: {kind: \"tokens\", tokens: [ids]} | {kind: \"text\", text} | {kind: \"chat\", messages}, maxTokens?, temperature?, seed?, ...}" } });
       }
       try {
-        return await instances.generate(id, body);
+        return await instances.generate(id, resolveRequest(body));
       } catch (e) {
-        const status = e instanceof RequestError ? e.status : isTesseraError(e) ? 400 : 500;
+        const status = e instanceof RequestError ? e.status : e instanceof InferenceError || isTesseraError(e) ? 400 : 500;
         return reply.code(status).send({ error: { message: (e as Error).message } });
       }
     });

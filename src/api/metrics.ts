@@ -7,13 +7,45 @@ import type { ClusterState } from "../cluster/state.js";
 export interface Sample {
   labels?: Record<string, string>;
   value: number;
+  /** Appended to the family name: a histogram's `_bucket`, `_sum` and `_count` series. */
+  suffix?: "_bucket" | "_sum" | "_count";
 }
 
 export interface MetricFamily {
   name: string;
   help: string;
-  type: "gauge" | "counter";
+  type: "gauge" | "counter" | "histogram";
   samples: Sample[];
+}
+
+/**
+ * Cumulative histogram with fixed upper bounds, as Prometheus wants it: counts per bucket (each
+ * counts every observation ≤ its bound), +Inf, sum and count.
+ */
+export class Histogram {
+  private readonly counts: number[];
+  private sum = 0;
+  private count = 0;
+
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = bounds.map(() => 0);
+  }
+
+  observe(value: number): void {
+    if (!Number.isFinite(value)) return;
+    this.sum += value;
+    this.count++;
+    for (let i = 0; i < this.bounds.length; i++) if (value <= this.bounds[i]!) this.counts[i]!++;
+  }
+
+  samples(labels: Record<string, string> = {}): Sample[] {
+    return [
+      ...this.bounds.map((b, i) => ({ suffix: "_bucket" as const, labels: { ...labels, le: formatValue(b) }, value: this.counts[i]! })),
+      { suffix: "_bucket", labels: { ...labels, le: "+Inf" }, value: this.count },
+      { suffix: "_sum", labels, value: this.sum },
+      { suffix: "_count", labels, value: this.count },
+    ];
+  }
 }
 
 function escapeLabel(v: string): string {
@@ -38,7 +70,7 @@ export function formatMetrics(families: MetricFamily[]): string {
     for (const s of f.samples) {
       const labels = Object.entries(s.labels ?? {});
       const l = labels.length ? `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",")}}` : "";
-      lines.push(`${f.name}${l} ${formatValue(s.value)}`);
+      lines.push(`${f.name}${s.suffix ?? ""}${l} ${formatValue(s.value)}`);
     }
   }
   return lines.join("\n") + "\n";

@@ -37,6 +37,8 @@ export interface Flag<T, HasDefault extends boolean = boolean> {
   readonly short?: string;
   /** Not listed in help: a flag kept only to explain that it was renamed. */
   readonly hidden?: boolean;
+  /** May be given several times: the values join with commas (flag.list). */
+  readonly repeatable?: boolean;
   /** Turns the raw text into the value or throws a FlagError; `where` is "--name" or "TESSERA_NAME". */
   parse(raw: string, where: string): T;
   /** Type tag only (whether the value is always present). */
@@ -253,6 +255,25 @@ function bool(o: { help: string; short?: string }): Flag<boolean, true> {
   };
 }
 
+/** Several values: `--x a --x b` or `--x a,b` (TESSERA_X=a,b); each item checked by `check` (a problem, or undefined). */
+function list(o: { help: string; metavar?: string; check?: (item: string) => string | undefined }): Flag<string[], true> {
+  return {
+    takesValue: true,
+    metavar: o.metavar ?? "A,B",
+    help: `${o.help} (repeatable, or comma-separated)`,
+    default: [],
+    repeatable: true,
+    parse: (raw, where) => {
+      const items = raw.split(",").map((x) => x.trim()).filter(Boolean);
+      for (const item of items) {
+        const err = o.check?.(item);
+        if (err) throw bad(where, err, item);
+      }
+      return items;
+    },
+  };
+}
+
 /** A flag that no longer exists (or means something else here): using it explains what to use. */
 function renamed(hint: string, takesValue = true): Flag<never, false> {
   return {
@@ -266,7 +287,7 @@ function renamed(hint: string, takesValue = true): Flag<never, false> {
   };
 }
 
-export const flag = { int, number, port, size, choice, string, path, bool, renamed };
+export const flag = { int, number, port, size, choice, string, path, bool, list, renamed };
 
 export interface ParseOptions {
   /** Positional arguments allowed (default none). `usage` goes into the error for too few/many. */
@@ -324,7 +345,8 @@ export function parseFlags<F extends FlagSet>(argv: readonly string[], flags: F,
       text = next;
       i++;
     }
-    raw.set(name, { text, where });
+    const prev = raw.get(name);
+    raw.set(name, f.repeatable && prev ? { text: `${prev.text},${text}`, where } : { text, where });
   }
   if (opts.env) {
     for (const name of Object.keys(flags)) {

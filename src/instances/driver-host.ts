@@ -2,11 +2,12 @@ import { MessageChannel, type MessagePort } from "node:worker_threads";
 import type { InstanceRecord } from "../cluster/instance-state.js";
 import type { ClusterNode } from "../cluster/node.js";
 import type { ClusterState } from "../cluster/state.js";
-import { EngineWorker } from "../engine/worker/engine-worker.js";
-import type { GenerateCallbacks } from "../engine/worker/engine-worker.js";
-import type { GenerationRequest, GenerationResult } from "../engine/generate.js";
+import { EngineWorker } from "../inference/worker/engine-worker.js";
+import type { GenerateCallbacks } from "../inference/worker/engine-worker.js";
+import { resolveRequest, type ResolvedRequest } from "../inference/request.js";
+import type { GenerationResult } from "../inference/result.js";
 import type { FromDriverControl, ToDriverControl } from "../runner/bridge-protocol.js";
-import { clusterBackendUrl, type ClusterEngineOptions } from "../runner/cluster-backend.js";
+import type { ClusterRemote } from "../runner/cluster-backend.js";
 import type { RankReporter } from "./reporter.js";
 import { STALL_TIMEOUT_MS } from "./supervisor.js";
 import { groupOf, shardPlanOf, wiring } from "./wiring.js";
@@ -54,13 +55,8 @@ export class DriverHost {
       }
     });
     port1.unref();
-    const opts: ClusterEngineOptions = {
-      contextLength: instance.plan.ctx,
-      threads: 1,
-      remote: { group: groupOf(instance), plan: shardPlanOf(instance), host: node.bindHost, key: node.dataPlaneKey(instance.id), stallTimeoutMs: STALL_TIMEOUT_MS },
-      control: port2,
-    };
-    this.starting = EngineWorker.start(instance.source.path, { ...opts, backend: clusterBackendUrl() });
+    const remote: ClusterRemote = { group: groupOf(instance), plan: shardPlanOf(instance), host: node.bindHost, key: node.dataPlaneKey(instance.id), stallTimeoutMs: STALL_TIMEOUT_MS };
+    this.starting = EngineWorker.start(instance.source.path, { contextLength: instance.plan.ctx, threads: 1, backend: { kind: "cluster", remote, control: port2 } });
     this.starting.then(
       (engine) => {
         if (this.stopped) return void engine.close().catch(() => {});
@@ -88,7 +84,7 @@ export class DriverHost {
   }
 
   /** Generates on this instance and keeps its measured decode speed current. */
-  async generate(request: GenerationRequest, callbacks: GenerateCallbacks = {}): Promise<GenerationResult> {
+  async generate(request: ResolvedRequest, callbacks: GenerateCallbacks = {}): Promise<GenerationResult> {
     const engine = this.ready;
     if (!engine) throw new Error(`instance ${this.id} is not ready on this node`);
     const result = await engine.generate(request, callbacks);
@@ -106,7 +102,7 @@ export class DriverHost {
 
   private async measure(): Promise<void> {
     try {
-      const result = await this.generate({ promptTokens: [1, 2, 3, 4], maxTokens: MEASURE_TOKENS, temperature: 0, seed: 1 });
+      const result = await this.generate(resolveRequest({ input: { kind: "tokens", tokens: [1, 2, 3, 4] }, maxTokens: MEASURE_TOKENS, temperature: 0, seed: 1, stopTokenIds: [] }));
       this.recordSpeed(result, true);
     } catch (e) {
       if (!this.stopped) this.log(`instance ${this.id}: decode measurement failed: ${(e as Error).message}`);

@@ -2,9 +2,10 @@ import { randomBytes } from "node:crypto";
 import { isTesseraError } from "../errors.js";
 import type { ClusterNode, CommandReply } from "../cluster/node.js";
 import type { ClusterState } from "../cluster/state.js";
-import type { GenerateCallbacks } from "../engine/worker/engine-worker.js";
-import type { EngineWorker } from "../engine/worker/engine-worker.js";
-import type { GenerationRequest, GenerationResult } from "../engine/generate.js";
+import type { GenerateCallbacks } from "../inference/worker/engine-worker.js";
+import type { EngineWorker } from "../inference/worker/engine-worker.js";
+import type { ResolvedRequest } from "../inference/request.js";
+import type { GenerationResult } from "../inference/result.js";
 import { createInstance, DEFAULT_POLICY, noRoom, previews, reconcile, type Policy } from "./decide.js";
 import { DriverHost } from "./driver-host.js";
 import { KeptStore } from "./kept-store.js";
@@ -97,7 +98,7 @@ export class InstanceManager {
   }
 
   /** Runs one request on an instance whose home is this node. */
-  async generate(id: string, request: GenerationRequest, callbacks?: GenerateCallbacks): Promise<GenerationResult> {
+  async generate(id: string, request: ResolvedRequest, callbacks?: GenerateCallbacks): Promise<GenerationResult> {
     const i = this.state.instances[id];
     if (!i) throw new RequestError(404, `no instance ${id}`);
     if (i.home !== this.node.id) throw new RequestError(409, `instance ${id} runs its driver on node ${this.state.nodes[i.home]?.name ?? i.home}: send the request there`);

@@ -154,4 +154,6 @@ export interface Tokenizer {
   decode(ids: number[], opts?: { skipSpecial?: boolean }): string;
   /** Renders the model's chat template (or a sane default) for the messages. */
   applyChatTemplate(messages: ChatMessage[], opts?: { addGenerationPrompt?: boolean }): string;
+  /** The chat template in use (Jinja source), for clients that show it (Ollama's /api/show). */
+  readonly chatTemplate?: { readonly source: string };
 }

@@ -1,21 +1,14 @@
 import { TesseraError } from "../errors.js";
-import type { EngineWorkerOptions } from "../engine/worker/engine-worker.js";
+import type { EngineWorkerOptions } from "../inference/worker/engine-worker.js";
 import { checkMemoryFits, estimateShardMemory } from "../engine/memory.js";
 import { resolveContextLength } from "../models/context.js";
 import { openModel } from "../models/open.js";
 import { memoryInfo } from "../system-memory.js";
 import { checkPlan, makePlan, splitBlocks } from "../placement/shard-plan.js";
 import { estimatePlanMemory } from "./plan-memory.js";
-import { shardedBackendUrl, type ShardedEngineOptions } from "./sharded-backend.js";
+import type { ShardingOptions } from "./sharded-backend.js";
 
-export interface Sharding {
-  pp: number;
-  tp: number;
-  /** 8-bit partial sums in the tensor-parallel all-reduces (transport/quantize.ts). */
-  compressActivations?: boolean;
-  /** SharedArrayBuffer-backed, one entry per runner: their peak RSS once the engine has closed. */
-  runnerPeakRss?: Float64Array;
-}
+export type Sharding = ShardingOptions;
 
 /**
  * Checks a run against the model before any engine starts (fast: the file's header only): the
@@ -56,13 +49,5 @@ export async function preflight(modelPath: string, s: Sharding, contextLength: n
  */
 export function withSharding(opts: EngineWorkerOptions, s: Sharding): EngineWorkerOptions {
   if (s.pp === 1 && s.tp === 1) return opts;
-  const sharded: EngineWorkerOptions & ShardedEngineOptions = {
-    ...opts,
-    pp: s.pp,
-    tp: s.tp,
-    compressActivations: s.compressActivations === true,
-    runnerPeakRss: s.runnerPeakRss,
-    backend: shardedBackendUrl(),
-  };
-  return sharded;
+  return { ...opts, backend: { kind: "sharded", sharding: { ...s, compressActivations: s.compressActivations === true } } };
 }

@@ -1,4 +1,3 @@
-import { TesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
 import { loadTokenizer } from "../models/tokenizer/index.js";
 import { resolveContextLength } from "../models/context.js";
@@ -6,41 +5,35 @@ import { checkMemoryFits } from "../engine/memory.js";
 import { memoryInfo } from "../system-memory.js";
 import { physicalCores } from "../engine/session/threads.js";
 import type { EngineOptions } from "../engine/types.js";
-import type { LoadedEngine } from "../engine/worker/protocol.js";
+import { loadedEngine, type LoadedEngine } from "../engine/backend.js";
 import { ShardedStepper } from "./bridge.js";
 import { checkPlan, makePlan, rankPlaces, splitBlocks } from "../placement/shard-plan.js";
 import { estimatePlanMemory } from "./plan-memory.js";
 
-/** Engine options plus the shape of the local sharded run (`tessera run --stages N --tp M`). */
-export interface ShardedEngineOptions extends EngineOptions {
+/** The shape of a local sharded run (`tessera run --stages N --tp M`). */
+export interface ShardingOptions {
   pp: number;
   tp: number;
   /** Relative speed of each pipeline stage: layers are split in proportion (default equal). */
   stageWeights?: number[];
   /** Tensor-parallel all-reduces send 8-bit partial sums (transport/quantize.ts). */
   compressActivations?: boolean;
-  /** Filled in when the engine closes: each runner's peak RSS (LaunchOptions.peakRssOut). */
+  /** SharedArrayBuffer-backed, one entry per runner: their peak RSS once the engine has closed (LaunchOptions.peakRssOut). */
   runnerPeakRss?: Float64Array;
 }
 
-/** URL of this module, for EngineWorker's `backend` option. */
-export function shardedBackendUrl(): string {
-  return import.meta.url;
-}
-
 /**
- * The sharded backend for the engine worker: same contract as engine/worker/model-backend.ts, but
- * the Stepper drives pp × tp runner processes on this machine. `threads` is per runner (default:
- * the physical cores shared out, at least 1).
+ * The sharded loader: same result as engine/backend.ts's openEngine, but the Stepper drives
+ * pp × tp runner processes on this machine. `threads` is per runner (default: the physical cores
+ * shared out, at least 1).
  */
-export async function openEngine(modelPath: string, opts: EngineOptions): Promise<LoadedEngine> {
-  const o = opts as ShardedEngineOptions;
+export async function openShardedEngine(modelPath: string, opts: EngineOptions, sharding: ShardingOptions): Promise<LoadedEngine> {
   const source = await openModel(modelPath);
   try {
     const cfg = source.config;
-    const plan = makePlan(cfg, { pp: o.pp ?? 1, tp: o.tp ?? 1, weights: o.stageWeights });
+    const plan = makePlan(cfg, { pp: sharding.pp, tp: sharding.tp, weights: sharding.stageWeights });
     checkPlan(cfg, plan, splitBlocks(source));
-    const contextLength = resolveContextLength(cfg, o.contextLength, modelPath);
+    const contextLength = resolveContextLength(cfg, opts.contextLength, modelPath);
     checkMemoryFits(estimatePlanMemory(cfg, source.tensors(), plan, contextLength), memoryInfo().availableBytes, contextLength, modelPath);
     const tokenizer = await loadTokenizer(source);
     const ranks = rankPlaces(plan).length;
@@ -48,18 +41,13 @@ export async function openEngine(modelPath: string, opts: EngineOptions): Promis
       plan,
       modelPath,
       contextLength,
-      device: o.device,
-      threads: o.threads ?? Math.max(1, Math.floor(physicalCores() / ranks)),
-      compressActivations: o.compressActivations,
-      peakRssOut: o.runnerPeakRss,
-      onProgress: o.onProgress,
+      device: opts.device,
+      threads: opts.threads ?? Math.max(1, Math.floor(physicalCores() / ranks)),
+      compressActivations: sharding.compressActivations,
+      peakRssOut: sharding.runnerPeakRss,
+      onProgress: opts.onProgress,
     });
-    if (tokenizer.vocabSize > stepper.vocabSize) {
-      await stepper.dispose();
-      throw new TesseraError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's output only ${stepper.vocabSize}`, modelPath);
-    }
-    const weightBytes = source.tensors().reduce((s, t) => s + t.byteLength, 0);
-    return { stepper, tokenizer, architecture: cfg.architecture, weightBytes, close: () => source.close() };
+    return await loadedEngine(source, tokenizer, stepper);
   } catch (e) {
     await source.close();
     throw e;

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { synthesize } from "../../src/models/synth/synthesize.js";
-import { EngineWorker } from "../../src/engine/worker/engine-worker.js";
+import { EngineWorker } from "../../src/inference/worker/engine-worker.js";
 import { DEFAULT_MAX_TOKENS } from "../../src/cli/commands/run.js";
 
 // Honest defaults, as a user meets them through the built CLI: a run without --max-tokens stops

@@ -93,7 +93,8 @@ export function parsePrometheus(text: string): Map<string, ParsedFamily> {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: (-?\d+))?$/.exec(raw);
     if (!m) throw new Error(`line ${line}: not a sample: '${raw}'`);
     const [, name, labelText, valueText] = m;
-    const f = families.get(name!);
+    const base = /^(.*)_(bucket|sum|count)$/.exec(name!)?.[1];
+    const f = families.get(name!) ?? (base !== undefined && families.get(base)?.type === "histogram" ? families.get(base) : undefined);
     if (!f) throw new Error(`line ${line}: sample of undeclared metric '${name}'`);
     const labels = labelText ? parseLabels(labelText, line) : {};
     const key = `${name}${JSON.stringify(Object.entries(labels).sort())}`;

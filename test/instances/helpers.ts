@@ -1,6 +1,7 @@
+import { resolveRequest, type InferenceRequest } from "../../src/inference/request.js";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
-import { EngineWorker } from "../../src/engine/worker/engine-worker.js";
+import { EngineWorker } from "../../src/inference/worker/engine-worker.js";
 import { synthesize } from "../../src/models/synth/synthesize.js";
 import { openModel } from "../../src/models/open.js";
 import { place, placementModel, type PlacementModel } from "../../src/placement/index.js";
@@ -15,7 +16,7 @@ import { getJson, startNode, waitFor, type NodeProcess, type StartOptions } from
 export const PROMPT = [1, 300, 301, 302, 700, 1200, 33, 34];
 export const MAX_TOKENS = 16;
 export const CTX = 256;
-export const GREEDY = { promptTokens: PROMPT, maxTokens: MAX_TOKENS, temperature: 0, seed: 1 };
+export const GREEDY: InferenceRequest = { input: { kind: "tokens", tokens: PROMPT }, maxTokens: MAX_TOKENS, temperature: 0, seed: 1 };
 
 export async function smallModel(dir: string): Promise<string> {
   const out = join(dir, "small-q8_0.gguf");
@@ -27,7 +28,7 @@ export async function smallModel(dir: string): Promise<string> {
 export async function referenceTokens(path: string): Promise<number[]> {
   const e = await EngineWorker.start(path, { threads: 1, contextLength: CTX });
   try {
-    return (await e.generate(GREEDY)).tokens;
+    return (await e.generate(resolveRequest(GREEDY))).tokens;
   } finally {
     await e.close();
   }

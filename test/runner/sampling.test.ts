@@ -2,7 +2,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { openModel } from "../../src/models/open.js";
 import { createStepper } from "../../src/engine/session/stepper.js";
-import { Generator, type GenerationRequest, type GenerationResult } from "../../src/engine/generate.js";
+import { Generator } from "../../src/inference/generator.js";
+import { resolveRequest, type InferenceRequest, type ResolvedRequest } from "../../src/inference/request.js";
+import type { GenerationResult } from "../../src/inference/result.js";
 import { samplesItself, type Stepper } from "../../src/engine/types.js";
 import { ShardedStepper } from "../../src/runner/bridge.js";
 import { makePlan } from "../../src/placement/shard-plan.js";
@@ -18,13 +20,13 @@ before(() => models.open());
 after(() => models.close());
 
 const SPEC: ModelSpec = { arch: "llama", preset: "small", quant: "f16" };
-const base = { promptTokens: [...PROMPT], maxTokens: 40, logprobs: 3 } satisfies GenerationRequest;
+const base = { input: { kind: "tokens", tokens: [...PROMPT] }, maxTokens: 40, logprobs: 3 } satisfies InferenceRequest;
 // Hot enough that the draw leaves the greedy path (the synthetic model's top-1 margin is ~7 logits).
-const REQUESTS: GenerationRequest[] = [
+const REQUESTS: ResolvedRequest[] = [
   { ...base, temperature: 3, topP: 0.95, repetitionPenalty: 1.3, presencePenalty: 0.5, seed: 11 },
   { ...base, temperature: 5, topK: 20, minP: 0.001, frequencyPenalty: 0.4, seed: 12 },
   { ...base, temperature: 0, logprobs: 0 },
-];
+].map((r) => resolveRequest(r));
 
 async function generateAll(stepper: Stepper): Promise<GenerationResult[]> {
   const g = new Generator(stepper);

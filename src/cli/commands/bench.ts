@@ -3,7 +3,7 @@ import type { Command } from "../main.js";
 import { TesseraError } from "../../errors.js";
 import { checkPath, flag, parseFlags, usageText } from "../flags.js";
 import { progress } from "../progress.js";
-import type { EngineWorker } from "../../engine/worker/engine-worker.js";
+import type { EngineWorker } from "../../inference/worker/engine-worker.js";
 import { physicalCores } from "../../engine/session/threads.js";
 import { ENGINE_FLAGS, shardingFlags, deviceFlag } from "./engine-flags.js";
 
@@ -52,7 +52,7 @@ export const command: Command = {
     const sharding = { ...shardingFlags(values, stages, values.tp), runnerPeakRss };
     const label = values.ctx !== undefined ? undefined : `a context of ${wanted} tokens (--prompt-tokens / --gen-tokens)`;
     // The engine's modules load only once the options are known to be good.
-    const [{ EngineWorker }, { preflight, withSharding }] = await Promise.all([import("../../engine/worker/engine-worker.js"), import("../../runner/cli.js")]);
+    const [{ EngineWorker }, { preflight, withSharding }] = await Promise.all([import("../../inference/worker/engine-worker.js"), import("../../runner/cli.js")]);
     const contextLength = await preflight(model, sharding, wanted, label);
     // Sharded, --threads is per runner process; by default the cores are shared out.
     const threads = values.threads ?? Math.max(1, Math.floor(physicalCores() / ranks));

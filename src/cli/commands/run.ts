@@ -3,7 +3,9 @@ import type { Command } from "../main.js";
 import { TesseraError } from "../../errors.js";
 import { checkPath, flag, parseFlags, usageText } from "../flags.js";
 import { progress } from "../progress.js";
-import type { EngineWorker } from "../../engine/worker/engine-worker.js";
+import type { EngineWorker } from "../../inference/worker/engine-worker.js";
+import { resolveRequest, type PromptInput } from "../../inference/request.js";
+import { SAMPLING_PRESETS } from "../../inference/sampling.js";
 import type { ChatMessage } from "../../models/types.js";
 import { ENGINE_FLAGS, shardingFlags, deviceFlag } from "./engine-flags.js";
 
@@ -12,16 +14,18 @@ import { ENGINE_FLAGS, shardingFlags, deviceFlag } from "./engine-flags.js";
 export const DEFAULT_MAX_TOKENS = 512;
 
 // Sampling defaults are llama.cpp's (llama-cli), so both tools answer alike out of the box.
+const DEFAULTS = SAMPLING_PRESETS["llama.cpp"]!;
+
 const FLAGS = {
   raw: flag.bool({ help: "send PROMPT as is, without the model's chat template" }),
   system: flag.string({ metavar: "TEXT", help: "system message (chat template only)" }),
   "max-tokens": flag.int({ min: 1, help: "stop after N generated tokens", defaultText: `${DEFAULT_MAX_TOKENS}, or what the context has room for` }),
   "ignore-eos": flag.bool({ help: "keep generating past the end-of-sequence token" }),
-  temperature: flag.number({ min: 0, default: 0.8, help: "sampling temperature; 0 = greedy" }),
-  "top-k": flag.int({ min: 0, default: 40, metavar: "K", help: "sample from the K most likely tokens; 0 = all" }),
-  "top-p": flag.number({ min: 0, above: true, max: 1, default: 0.95, metavar: "P", help: "nucleus sampling: the smallest set of tokens with this much probability" }),
-  "min-p": flag.number({ min: 0, max: 1, default: 0.05, metavar: "P", help: "drop tokens less likely than P × the most likely one" }),
-  "repeat-penalty": flag.number({ min: 0, above: true, default: 1, metavar: "R", help: "penalty for tokens already in the text; 1 = none" }),
+  temperature: flag.number({ min: 0, default: DEFAULTS.temperature, help: "sampling temperature; 0 = greedy" }),
+  "top-k": flag.int({ min: 0, default: DEFAULTS.topK, metavar: "K", help: "sample from the K most likely tokens; 0 = all" }),
+  "top-p": flag.number({ min: 0, above: true, max: 1, default: DEFAULTS.topP, metavar: "P", help: "nucleus sampling: the smallest set of tokens with this much probability" }),
+  "min-p": flag.number({ min: 0, max: 1, default: DEFAULTS.minP, metavar: "P", help: "drop tokens less likely than P × the most likely one" }),
+  "repeat-penalty": flag.number({ min: 0, above: true, default: DEFAULTS.repetitionPenalty, metavar: "R", help: "penalty for tokens already in the text; 1 = none" }),
   seed: flag.int({ min: 0, max: 0xffffffff, metavar: "S", help: "random seed (same seed, same answer)", defaultText: "random" }),
   json: flag.bool({ help: "print one JSON object {promptTokens, tokens, text, prefillTps, decodeTps, finishReason, seed} instead" }),
   ...ENGINE_FLAGS,
@@ -71,10 +75,18 @@ export const command: Command = {
     let prompt = positionals[1];
     if (prompt === "-" || (prompt === undefined && !process.stdin.isTTY)) prompt = await readStdin();
     if (prompt === undefined) throw new TesseraError(`missing PROMPT (or '-' to read it from stdin; usage: ${SYNOPSIS})`);
+    const messages: ChatMessage[] = [];
+    if (values.system !== undefined) messages.push({ role: "system", content: values.system });
+    messages.push({ role: "user", content: prompt });
+    const input: PromptInput = values.raw ? { kind: "text", text: prompt } : { kind: "chat", messages };
+    // Past the context's room the generation stops there (finish "length"), and the note below says so.
+    const maxTokens = values["max-tokens"] ?? DEFAULT_MAX_TOKENS;
+    // bad values fail here, before a model is loaded
+    const request = resolveRequest({ input, maxTokens, ...sampling, ...(values["ignore-eos"] ? { stopTokenIds: [] } : {}) }, { defaults: DEFAULTS });
     const json = values.json;
 
     // The engine's modules load only once the options are known to be good.
-    const [{ EngineWorker }, { preflight, withSharding }] = await Promise.all([import("../../engine/worker/engine-worker.js"), import("../../runner/cli.js")]);
+    const [{ EngineWorker }, { preflight, withSharding }] = await Promise.all([import("../../inference/worker/engine-worker.js"), import("../../runner/cli.js")]);
     const contextLength = await preflight(model, sharding, values.ctx);
     const device = await deviceFlag(values.device);
     const shown = progress(`loading ${basename(model)}`);
@@ -95,39 +107,21 @@ export const command: Command = {
     process.stdout.on("error", onStdoutError);
     try {
       if (!engine.info.hasTokenizer) throw new TesseraError("the model has no tokenizer", model);
-      let promptTokens: number[];
-      if (values.raw) {
-        promptTokens = await engine.encode(prompt, { addSpecial: true });
-      } else {
-        const messages: ChatMessage[] = [];
-        if (values.system !== undefined) messages.push({ role: "system", content: values.system });
-        messages.push({ role: "user", content: prompt });
-        // The template writes bos itself where the model wants one.
-        promptTokens = await engine.encode(await engine.applyChatTemplate(messages, { addGenerationPrompt: true }));
-      }
-      const room = engine.info.contextLength - promptTokens.length;
-      const maxTokens = values["max-tokens"] ?? Math.min(DEFAULT_MAX_TOKENS, Math.max(room, 1));
       let pending = Promise.resolve();
-      const result = await engine.generate(
-        {
-          promptTokens,
-          maxTokens,
-          ...sampling,
-          stopTokenIds: values["ignore-eos"] ? [] : engine.info.stopIds,
+      const result = await engine.generate(request, {
+        signal: ac.signal,
+        onToken: json ? undefined : (e) => {
+          if (e.text) pending = pending.then(() => write(e.text));
         },
-        {
-          signal: ac.signal,
-          onToken: json ? undefined : (e) => {
-            if (e.text) pending = pending.then(() => write(e.text));
-          },
-        },
-      );
+      });
       await pending;
       const t = result.timings;
+      const room = engine.info.contextLength - t.promptTokens;
       const note = stopNote(result.finishReason, result.tokens.length, values["max-tokens"] !== undefined, room);
       if (json) {
+        const promptText = values.raw ? prompt : await engine.applyChatTemplate(messages, { addGenerationPrompt: true });
         const out = {
-          promptTokens,
+          promptTokens: await engine.encode(promptText, { addSpecial: values.raw }),
           tokens: result.tokens,
           text: result.text,
           prefillTps: t.prefillTps,

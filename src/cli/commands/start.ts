@@ -6,6 +6,12 @@ import { DEFAULT_HTTP_PORT, DEVICES, clusterNameProblem, defaultNodeName, parseP
 import { readSecretFile } from "../../cluster/secret.js";
 import type { InstanceManager } from "../../instances/manager.js";
 import type { ModelLibrary } from "../../library/library.js";
+import type { NodeServing } from "../../api/node-serving.js";
+import type { PeerModels } from "../../api/peer-models.js";
+import type { AuthOptions } from "../../api/http/auth.js";
+import type { Device } from "../../engine/types.js";
+import { configDir } from "../../paths.js";
+import { SERVE_FLAGS, serveFlags } from "./serve-flags.js";
 import { TesseraError } from "../../errors.js";
 import { dataDir } from "../../paths.js";
 import { version } from "../../version.js";
@@ -41,6 +47,7 @@ const FLAGS = {
   "models-dir": flag.string({ metavar: "DIR,...", help: "also list the models in these folders" }),
   "no-demo": flag.bool({ help: "do not write the demo model tessera-demo on first start" }),
   offline: flag.bool({ help: "never contact the Hugging Face hub: pulls come from peers only (also HF_HUB_OFFLINE=1)" }),
+  ...SERVE_FLAGS,
 };
 
 function log(message: string): void {
@@ -50,7 +57,7 @@ function log(message: string): void {
 export const command: Command = {
   summary:
     "Runs a node: it finds the other nodes (mDNS and --peers), joins the cluster, measures the links and serves " +
-    "the HTTP API (cluster, instances, models and /metrics).",
+    "the HTTP API: cluster, instances, models, /metrics and the OpenAI, Ollama and Anthropic APIs.",
   usage: usageText("tessera start [options]", FLAGS, ["Each option also reads the environment variable TESSERA_<NAME>, e.g. TESSERA_PORT=8080.", "Model downloads read HF_ENDPOINT (default https://huggingface.co) and HF_TOKEN (gated and private repos)."]),
 
   async run(argv) {
@@ -68,9 +75,28 @@ export const command: Command = {
     const peers = values.peers !== undefined ? parsePeers(values.peers) : [];
     const threads = values.threads ?? availableParallelism();
     const measureEvery = values["measure-every"];
+    const serve = serveFlags(values);
+    if (serve.modelPaths.length && values["no-worker"]) throw new FlagError("--model and --no-worker: a coordinator-only node runs no models");
 
     // The node's modules (fastify, the cluster) load only once the options are known to be good.
-    const [{ clusterRoutes }, { instanceRoutes }, { InstanceManager }, { modelRoutes }, { ModelLibrary }, { clusterKey }, { hubOptionsFromEnv }, { startApiServer }, { loadOrCreateIdentity }, { ClusterNode }, { acquirePidLock }] = await Promise.all([
+    const [
+      { clusterRoutes },
+      { instanceRoutes },
+      { InstanceManager },
+      { modelRoutes },
+      { ModelLibrary },
+      { clusterKey },
+      { hubOptionsFromEnv },
+      { startApiServer },
+      { loadOrCreateIdentity },
+      { ClusterNode },
+      { acquirePidLock },
+      { createNodeServing },
+      { nodeToken, NODE_TOKEN_HEADER },
+      { PeerModels },
+      { servingRoutes },
+      { loadOrCreateApiKey },
+    ] = await Promise.all([
       import("../../api/cluster-routes.js"),
       import("../../api/instance-routes.js"),
       import("../../instances/manager.js"),
@@ -82,6 +108,11 @@ export const command: Command = {
       import("../../cluster/identity.js"),
       import("../../cluster/node.js"),
       import("../../cluster/pidlock.js"),
+      import("../../api/node-serving.js"),
+      import("../../api/internal-routes.js"),
+      import("../../api/peer-models.js"),
+      import("../../api/serving-routes.js"),
+      import("../../api/api-key.js"),
     ]);
     const modelsDirs = (values["models-dir"] ?? "").split(",").map((d) => d.trim()).filter(Boolean).map((d) => resolve(d));
     const release = acquirePidLock(dir);
@@ -89,6 +120,9 @@ export const command: Command = {
     let api: ApiServer | null = null;
     let instances: InstanceManager | null = null;
     let library: ModelLibrary | null = null;
+    let serving: NodeServing | null = null;
+    let peerModels: PeerModels | null = null;
+    let keyNote: string | undefined;
     try {
       const identity = loadOrCreateIdentity(dir);
       node = new ClusterNode({
@@ -127,13 +161,60 @@ export const command: Command = {
         node,
       );
       instances = new InstanceManager(node, { log });
-      api = await startApiServer({ host, port, routes: [clusterRoutes(node), instanceRoutes(instances), modelRoutes(node, library), library.peerRoutes()] });
+      serving = createNodeServing({
+        nodeId: node.id,
+        modelPaths: serve.modelPaths,
+        engine: { threads: values.threads, contextLength: serve.contextLength, device: values.device === "auto" ? undefined : (values.device as Device) },
+        aliases: serve.aliases,
+        defaultModel: serve.defaultModel,
+        autoLaunch: serve.autoLaunch,
+        maxQueued: serve.maxQueued,
+        keepAliveMs: serve.keepAliveMs,
+        version,
+        log,
+      });
+      const token = secret ? nodeToken(clusterKey(cluster, secret)) : undefined;
+      let auth: AuthOptions = { key: serve.apiKey, nodeToken: token };
+      if (!serve.apiKey && secret) {
+        // secret mode: strangers on the network need a key; this machine does not
+        const k = loadOrCreateApiKey(configDir());
+        auth = { key: k.key, loopbackExempt: true, nodeToken: token };
+        keyNote = k.created
+          ? `generated an API key for callers on other machines (loopback needs none): ${k.key} (kept in ${k.path})`
+          : `callers on other machines need the API key kept in ${k.path} (loopback needs none)`;
+      }
+      const metrics = serving.serving.metrics;
+      const router = serving.router;
+      api = await startApiServer({
+        host,
+        port,
+        auth,
+        routes: [
+          clusterRoutes(node, { moreMetrics: () => metrics.families(router.models()) }),
+          instanceRoutes(instances),
+          modelRoutes(node, library),
+          library.peerRoutes(),
+          ...servingRoutes(serving.serving),
+          serving.internalRoutes,
+        ],
+        onResponse: (route, method, status) => metrics.countRequest(route, method, status),
+      });
       node.start(api.port);
       instances.start();
       await library.start();
+      // Models of the other nodes: requests for them are forwarded to their node.
+      const onPeers = serving;
+      peerModels = new PeerModels({
+        node,
+        headers: { ...(token ? { [NODE_TOKEN_HEADER]: token } : {}), ...(serve.apiKey ? { authorization: `Bearer ${serve.apiKey}` } : {}) },
+        onChange: (remotes) => onPeers.setRemote(remotes),
+      });
+      peerModels.start();
     } catch (e) {
+      await peerModels?.stop();
       await library?.stop();
       await instances?.stop();
+      await serving?.close();
       await node?.stop();
       release();
       throw e;
@@ -145,12 +226,17 @@ export const command: Command = {
     if (values["no-discovery"]) log("discovery off: only --peers and peers they tell about");
     else if (/^(127\.|::1$|localhost$)/.test(host)) log(`--host ${host}: peers on other machines cannot reach this node`);
     log(`HTTP API on http://${host}:${api.port}, peer port ${node.peerPort}`);
+    if (keyNote) log(keyNote);
+    else if (serve.apiKey) log("every route but /healthz and the dashboard needs the API key (--api-key)");
+    for (const c of serving.local.models()) log(`serving model ${c.id} (loaded on its first request)`);
     console.log(`ready ${JSON.stringify({ id: node.id, http: api.port, peer: node.peerPort })}`);
 
     const running = node;
     const server = api;
     const runners = instances;
     const models = library;
+    const served = serving;
+    const peered = peerModels;
     return await new Promise<number>((resolve) => {
       let stopping = false;
       const shutdown = (signal: string) => {
@@ -164,7 +250,7 @@ export const command: Command = {
         void runners
           .stop()
           .catch(() => {})
-          .then(() => Promise.allSettled([models.stop(), running.stop(), server.close()]))
+          .then(() => Promise.allSettled([peered.stop(), models.stop(), running.stop(), server.close(), served.close()]))
           .then(() => {
             release();
             resolve(0);

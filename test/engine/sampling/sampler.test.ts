@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Sampler, resolveSamplingParams, topIndices, argmax, Prng, type SamplingParams } from "../../../src/engine/sampling/index.js";
+import { Sampler, topIndices, argmax, Prng } from "../../../src/engine/sampling/index.js";
+import { resolveSamplingParams, type SamplingParams } from "../../../src/inference/sampling.js";
 import { PenaltyWindow } from "../../../src/engine/sampling/penalties.js";
 
 function randomLogits(n: number, rng: Prng, scale = 4): Float32Array {

@@ -1,0 +1,59 @@
+import { TesseraError } from "../errors.js";
+import { resolveContextLength } from "../models/context.js";
+import { memoryInfo } from "../system-memory.js";
+import { checkMemoryFits, estimateShardMemory } from "./memory.js";
+import { openModel } from "../models/open.js";
+import { loadTokenizer } from "../models/tokenizer/index.js";
+import type { ModelSource, Tokenizer } from "../models/types.js";
+import { createStepper } from "./session/stepper.js";
+import type { EngineOptions, Stepper } from "./types.js";
+
+/** A model loaded behind the Stepper contract, with what clients want to know about it. */
+export interface LoadedEngine {
+  stepper: Stepper;
+  tokenizer?: Tokenizer;
+  architecture?: string;
+  /** Bytes of the stored weights. */
+  weightBytes?: number;
+  /** Number of weights (elements of every tensor). */
+  parameterCount?: number;
+  /** File format of the model ("gguf", "safetensors", "mlx"). */
+  format?: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The loader every backend shares after its Stepper exists: checks the tokenizer fits the model's
+ * output and describes the source. Disposes the stepper when the check fails.
+ */
+export async function loadedEngine(source: ModelSource, tokenizer: Tokenizer, stepper: Stepper): Promise<LoadedEngine> {
+  if (tokenizer.vocabSize > stepper.vocabSize) {
+    await stepper.dispose();
+    throw new TesseraError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's output only ${stepper.vocabSize}`, source.path);
+  }
+  const tensors = source.tensors();
+  return {
+    stepper,
+    tokenizer,
+    architecture: source.config.architecture,
+    weightBytes: tensors.reduce((s, t) => s + t.byteLength, 0),
+    parameterCount: tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0),
+    format: source.format,
+    close: () => source.close(),
+  };
+}
+
+/** One process: a model file or folder → ModelSource → its tokenizer and the ORT Stepper. */
+export async function openEngine(modelPath: string, opts: EngineOptions): Promise<LoadedEngine> {
+  const source = await openModel(modelPath);
+  try {
+    // Checked before anything is allocated: an absurd --ctx or a model too large fails here, at once.
+    const contextLength = resolveContextLength(source.config, opts.contextLength, modelPath);
+    checkMemoryFits(estimateShardMemory(source.config, source.tensors(), { contextLength }), memoryInfo().availableBytes, contextLength, modelPath);
+    const tokenizer = await loadTokenizer(source);
+    return await loadedEngine(source, tokenizer, await createStepper(source, { ...opts, contextLength }));
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
+}
