@@ -47,7 +47,10 @@ export function lineChart(series: Series[], o: ChartOptions): string {
   const xv = (x: number): number => (log ? Math.log10(Math.max(x, 1)) : x);
   const xs = pts.map(([x]) => xv(x));
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  const yTicks = ticks(0, Math.max(...pts.map(([, y]) => y)) * 1.08);
+  const yMax = Math.max(...pts.map(([, y]) => y)) * 1.08;
+  const yTicks = ticks(0, yMax);
+  // the top gridline must sit above every point
+  if (yTicks.length > 1 && yTicks[yTicks.length - 1]! < yMax) yTicks.push(Number((2 * yTicks[yTicks.length - 1]! - yTicks[yTicks.length - 2]!).toPrecision(12)));
   const y1 = yTicks[yTicks.length - 1]!;
   const px = (x: number): number => m.l + ((xv(x) - x0) / (x1 - x0 || 1)) * (W - m.l - m.r);
   const py = (y: number): number => H - m.b - (y / (y1 || 1)) * (H - m.t - m.b);
