@@ -26,6 +26,8 @@ function newestPerMachine(dir: string): ScalingResult[] {
 
 const cell = (v: number | undefined, suffix = ""): string => (v === undefined || Number.isNaN(v) ? "—" : `${v}${suffix}`);
 const TARGET = 0.2;
+/** "tp2" → "TP 2", "pp2xtp2" → "PP 2 × TP 2". */
+const shapeName = (c: string): string => c.replace(/x/g, " × ").replace(/(tp|pp)(\d+)/g, (_, k: string, n: string) => `${k.toUpperCase()} ${n}`);
 const pct = (e: number | undefined): string => (e === undefined || Number.isNaN(e) ? "—" : `${e >= 0 ? "+" : "−"}${Math.round(Math.abs(e) * 100)} %`);
 /** "value (error)", the error in bold when it misses the ±20 % target. */
 const vsMeasured = (v: number | undefined, e: number | undefined): string => {
@@ -90,7 +92,7 @@ function modelTps(r: ScalingResult, pp: number, tp: number, oneWayUs: number): n
 
 function crossoverLines(r: ScalingResult): string[] {
   const x = crossover(r, "tp2", "pp2");
-  const at = (c: string, us: number): string => `${c.toUpperCase()} ${(us === 1 ? r.decode[c]?.ratio_to_single : r.emulated.find((e) => e.config === c && Math.max(1, e.effective_one_way_us) === us)?.ratio_to_single) ?? "—"}×`;
+  const at = (c: string, us: number): string => `${shapeName(c)} ${(us === 1 ? r.decode[c]?.ratio_to_single : r.emulated.find((e) => e.config === c && Math.max(1, e.effective_one_way_us) === us)?.ratio_to_single) ?? "—"}×`;
   const lines: string[] = [];
   if (x.kind === "crossover") {
     lines.push(`**Crossover (measured): tensor parallel (TP 2) decodes faster than pipeline (PP 2) below about ${x.us} µs one-way latency**, and slower above it: interpolated in log latency between ${x.below[0] === 1 ? "loopback" : `${x.below[0]} µs`} (TP 2 ahead by ${x.below[1].toFixed(2)}× one process) and ${x.above[0]} µs (behind by ${(-x.above[1]).toFixed(2)}×).`);
@@ -131,11 +133,11 @@ function scalingPlot(r: ScalingResult): string {
     { name: "tensor parallel", points: pick(/^tp\d+$/) },
     { name: "pipeline", points: pick(/^pp\d+$/) },
     { name: "hybrid (PP × TP)", points: pick(/^pp\d+xtp\d+$/) },
-    { name: "llama.cpp, N× threads", points: llama, dashed: true },
+    { name: "llama.cpp, one process", points: llama, dashed: true },
   ].filter((s) => s.points.length > 1 || (s.points.length === 1 && s.name.startsWith("llama")));
   return lineChart(series, {
     title: `Decode, 1b Q4_0, loopback (${r.machine.cores} cores)`,
-    xLabel: `processes (${r.settings.threads_per_process} thread each); llama.cpp: threads ÷ ${r.settings.threads_per_process}`,
+    xLabel: `processes × ${r.settings.threads_per_process} thread; llama.cpp: the same total threads`,
     yLabel: "tokens / s",
   });
 }
@@ -144,7 +146,7 @@ function latencyPlot(r: ScalingResult): string | undefined {
   const configs = [...new Set(r.emulated.map((e) => e.config))];
   if (!configs.length) return undefined;
   const series: Series[] = configs.map((c) => ({
-    name: c.toUpperCase().replace("X", " × "),
+    name: `${shapeName(c)}, measured`,
     points: [...sweepOf(r, c)],
   }));
   const xMax = Math.max(...r.emulated.map((e) => e.effective_one_way_us), 10);
@@ -152,10 +154,10 @@ function latencyPlot(r: ScalingResult): string | undefined {
   for (const [c, pp, tp] of [["tp2", 1, 2], ["pp2", 2, 1]] as const) {
     const single = r.decode.single?.median_tps;
     if (!configs.includes(c) || !single || modelTps(r, pp, tp, 1) === undefined) continue;
-    series.push({ name: `${c.toUpperCase()}, cost model`, points: grid.map((us) => [us, modelTps(r, pp, tp, us)! / single]), dashed: true, noMarkers: true, color: configs.indexOf(c) });
+    series.push({ name: `${shapeName(c)}, cost model`, points: grid.map((us) => [us, modelTps(r, pp, tp, us)! / single]), dashed: true, noMarkers: true, color: configs.indexOf(c) });
   }
   series.push({ name: "one process", points: [[1, 1], [xMax, 1]], dashed: true, noMarkers: true, color: 7 });
-  return lineChart(series, { title: `Decode vs link latency (${r.machine.cores} cores)`, xLabel: "one-way latency added between machines, µs (log; 1 = loopback)", yLabel: "× one process", xScale: "log" });
+  return lineChart(series, { title: `Decode vs link latency, 1b Q4_0 (${r.machine.cores} cores)`, xLabel: "one-way latency added between machines, µs (log; 1 = loopback)", yLabel: "× one process", xScale: "log" });
 }
 
 const results = newestPerMachine(values.results!);
