@@ -75,7 +75,11 @@ function costModelLines(r: ScalingResult): string[] {
   const lines = [
     errorSummary("Decode tok/s predicted from the machine probe", rows.map(([n, d]) => [n, d.error?.decode_tps])),
     errorSummary("TTFT predicted from the machine probe", rows.map(([n, d]) => [n, d.error?.ttft_ms])),
-    errorSummary("Decode tok/s predicted from the one process measured in the same rounds", rows.filter(([n]) => n !== "single").map(([n, d]) => [n, d.predicted_from_single?.error])),
+    ...[
+      ["pipeline", /^pp\d+(@|$)/],
+      ["tensor parallel", /^tp\d+(@|$)/],
+      ["hybrid", /^pp\d+xtp\d+(@|$)/],
+    ].map(([what, re]) => errorSummary(`Decode tok/s predicted from the one process measured in the same rounds, ${String(what)}`, rows.filter(([n]) => (re as RegExp).test(n)).map(([n, d]) => [n, d.predicted_from_single?.error]))),
   ].filter((x): x is string => x !== undefined);
   const c = r.cost_model;
   const probe = c ? ` The probe: ${(c.probe_used.decodeBytesPerSec / 1e9).toFixed(1)} GB/s of 4-bit weights in decode GEMVs, ${c.probe_used.matmulGflops.toFixed(1)} GFLOP/s float32 MatMul; loopback link ${(c.loopback_link.rtt_ms * 1000).toFixed(1)} µs RTT (busy-polled), ${(c.loopback_link.bandwidth_bytes_per_sec / 1e6).toFixed(0)} MB/s.` : "";
@@ -94,11 +98,14 @@ function crossoverLines(r: ScalingResult): string[] {
   const x = crossover(r, "tp2", "pp2");
   const at = (c: string, us: number): string => `${shapeName(c)} ${(us === 1 ? r.decode[c]?.ratio_to_single : r.emulated.find((e) => e.config === c && Math.max(1, e.effective_one_way_us) === us)?.ratio_to_single) ?? "—"}×`;
   const lines: string[] = [];
+  const where = (us: number): string => (us === 1 ? "loopback" : `${Math.round(us)} µs`);
+  const stray = (xs: number[]): string =>
+    xs.length ? ` TP 2 came out ahead again at ${xs.map((us) => `${where(us)} (${at("tp2", us)} vs ${at("pp2", us)})`).join(", ")}: added latency cannot speed a split up, so that is this machine's noise, not a second crossover.` : "";
   if (x.kind === "crossover") {
-    lines.push(`**Crossover (measured): tensor parallel (TP 2) decodes faster than pipeline (PP 2) below about ${x.us} µs one-way latency**, and slower above it: interpolated in log latency between ${x.below[0] === 1 ? "loopback" : `${x.below[0]} µs`} (TP 2 ahead by ${x.below[1].toFixed(2)}× one process) and ${x.above[0]} µs (behind by ${(-x.above[1]).toFixed(2)}×).`);
+    lines.push(`**Crossover (measured): tensor parallel (TP 2) decodes faster than pipeline (PP 2) below about ${x.us} µs one-way latency**, and slower above it: interpolated in log latency between ${where(x.below[0])} (TP 2 ahead by ${x.below[1].toFixed(2)}× one process) and ${where(x.above[0])} (behind by ${(-x.above[1]).toFixed(2)}×).${stray(x.strayLeads)}`);
   } else if (x.kind === "never-leads") {
     const pts = [...new Set([1, ...r.emulated.map((e) => Math.max(1, e.effective_one_way_us))])].sort((a, b) => a - b);
-    lines.push(`**Crossover (measured): none in this run — TP 2 did not decode faster than PP 2 at any measured latency** (${pts.map((us) => `${us === 1 ? "loopback" : `${us} µs`}: ${at("tp2", us)} vs ${at("pp2", us)}`).join("; ")}, × one process).`);
+    lines.push(`**Crossover (measured): none in this run — TP 2 was not faster than PP 2 even on loopback**, so there is no latency below which it wins (${pts.map((us) => `${where(us)}: ${at("tp2", us)} vs ${at("pp2", us)}`).join("; ")}; × one process).${stray(x.strayLeads)}`);
   } else if (x.kind === "always-leads") {
     lines.push(`**Crossover (measured): above the sweep — TP 2 decoded faster than PP 2 at every measured latency**, up to ${Math.max(...r.emulated.map((e) => e.effective_one_way_us))} µs.`);
   } else {
@@ -133,7 +140,7 @@ function scalingPlot(r: ScalingResult): string {
     { name: "tensor parallel", points: pick(/^tp\d+$/) },
     { name: "pipeline", points: pick(/^pp\d+$/) },
     { name: "hybrid (PP × TP)", points: pick(/^pp\d+xtp\d+$/) },
-    { name: "llama.cpp, one process", points: llama, dashed: true },
+    { name: "llama.cpp", points: llama, dashed: true },
   ].filter((s) => s.points.length > 1 || (s.points.length === 1 && s.name.startsWith("llama")));
   return lineChart(series, {
     title: `Decode, 1b Q4_0, loopback (${r.machine.cores} cores)`,

@@ -51,8 +51,9 @@ export interface ScalingResult {
 }
 
 export type Crossover =
-  | { kind: "crossover"; us: number; below: [number, number]; above: [number, number] }
-  | { kind: "never-leads" | "always-leads" | "not-measured" };
+  | { kind: "crossover"; us: number; below: [number, number]; above: [number, number]; strayLeads: number[] }
+  | { kind: "never-leads"; strayLeads: number[] }
+  | { kind: "always-leads" | "not-measured" };
 
 /**
  * Decode speed (× one process, paired in its own rounds) of configuration `c` against the one-way
@@ -67,26 +68,27 @@ export function sweepOf(r: ScalingResult, c: string): Map<number, number> {
 }
 
 /**
- * Where configuration `a` stops decoding faster than `b` as the link latency grows: between the
- * last latency at which a leads and the next measured one (where it no longer does), interpolated
- * linearly in log latency (the sweep's points are spaced by decades). Only latencies measured for
- * both count. "never-leads": b is as fast or faster at every point; "always-leads": a leads at every
- * point, so the crossover lies above the sweep.
+ * Where configuration `a` stops decoding faster than `b` as the link latency grows. Added latency
+ * can only slow a split down, so the lead is read from the lowest latency up: a must lead there,
+ * and the crossover lies between the last point of that unbroken lead and the first point where it
+ * is gone, interpolated linearly in log latency (the sweep's points are spaced by decades). A lead
+ * that reappears at a higher latency after a deficit is noise and is listed, not used. Only
+ * latencies measured for both count. "never-leads": a is not ahead even at the lowest latency;
+ * "always-leads": a leads at every point, so the crossover lies above the sweep.
  */
 export function crossover(r: ScalingResult, a: string, b: string): Crossover {
   const [ma, mb] = [sweepOf(r, a), sweepOf(r, b)];
   const xs = [...ma.keys()].filter((x) => mb.has(x)).sort((p, q) => p - q);
   if (xs.length < 2) return { kind: "not-measured" };
   const lead = xs.map((x) => ma.get(x)! - mb.get(x)!);
-  if (lead.every((d) => d <= 0)) return { kind: "never-leads" };
-  // the last latency at which a still leads; the crossover is on the way to the next one
-  let i = lead.length - 1;
-  while (lead[i]! <= 0) i--;
-  if (i === lead.length - 1) return { kind: "always-leads" };
-  const [x0, x1, d0, d1] = [xs[i]!, xs[i + 1]!, lead[i]!, lead[i + 1]!];
+  const stray = (from: number): number[] => xs.filter((_, j) => j >= from && lead[j]! > 0);
+  if (lead[0]! <= 0) return { kind: "never-leads", strayLeads: stray(1) };
+  const i = lead.findIndex((d) => d <= 0);
+  if (i < 0) return { kind: "always-leads" };
+  const [x0, x1, d0, d1] = [xs[i - 1]!, xs[i]!, lead[i - 1]!, lead[i]!];
   const t = d0 / (d0 - d1);
   const us = Math.round(10 ** (Math.log10(x0) + t * (Math.log10(x1) - Math.log10(x0))));
-  return { kind: "crossover", us, below: [x0, d0], above: [x1, d1] };
+  return { kind: "crossover", us, below: [x0, d0], above: [x1, d1], strayLeads: stray(i + 1) };
 }
 
 /** The latency (µs, one way, added to loopback) where `lead(us)` changes sign, by bisection in log latency; undefined if it does not within [1, 1e5] µs. */

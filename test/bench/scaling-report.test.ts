@@ -50,8 +50,13 @@ test("crossover interpolates in log latency between the last point TP leads and 
   const x = crossover(r, "tp2", "pp2");
   assert.equal(x.kind, "crossover");
   assert.equal(x.kind === "crossover" && x.us, 134);
+  assert.deepEqual(x.kind === "crossover" && x.strayLeads, []);
   // the controls: TP never ahead, TP always ahead, no sweep
-  assert.deepEqual(crossover(result([{ us: 100, tp2: 0.5, pp2: 0.9 }], { tp2: 0.9, pp2: 0.95 }), "tp2", "pp2"), { kind: "never-leads" });
+  assert.deepEqual(crossover(result([{ us: 100, tp2: 0.5, pp2: 0.9 }], { tp2: 0.9, pp2: 0.95 }), "tp2", "pp2"), { kind: "never-leads", strayLeads: [] });
+  // behind on loopback, "ahead" at 100 µs, behind at 1000 µs: the lead at 100 µs is noise (latency
+  // cannot speed TP up), so no crossover is made of it
+  const noisy = result([{ us: 100, tp2: 1.1, pp2: 0.9 }, { us: 1000, tp2: 0.4, pp2: 0.9 }], { tp2: 0.6, pp2: 0.95 });
+  assert.deepEqual(crossover(noisy, "tp2", "pp2"), { kind: "never-leads", strayLeads: [100] });
   assert.deepEqual(crossover(result([{ us: 100, tp2: 1.5, pp2: 0.9 }]), "tp2", "pp2"), { kind: "always-leads" });
   assert.deepEqual(crossover(result([]), "tp2", "pp2"), { kind: "not-measured" });
 });
