@@ -15,6 +15,11 @@ export interface EngineOptions {
   device?: Device;
   /** KV cache capacity in tokens (prompt + generated). */
   contextLength?: number;
+  /**
+   * Sequences decoded together (continuous batching; one process only): the KV store holds this
+   * many slots of contextLength each, fewer when memory does not allow. Default 1: no batching.
+   */
+  slots?: number;
   /** Called as the model loads (not across threads: EngineWorker.start takes its own). */
   onProgress?: (p: LoadProgress) => void;
 }

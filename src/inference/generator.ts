@@ -215,7 +215,7 @@ function rate(n: number, ms: number): number {
   return ms > 0 ? (n * 1000) / ms : 0;
 }
 
-function commonPrefix(a: readonly number[], b: readonly number[]): number {
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
@@ -223,7 +223,7 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
 }
 
 /** Validates a request's prompt against the stepper; returns the effective max tokens (never past the context). */
-function checkRequest(req: ResolvedRequest, prompt: readonly number[], stepper: Stepper): number {
+export function checkRequest(req: ResolvedRequest, prompt: readonly number[], stepper: Pick<Stepper, "contextLength" | "vocabSize">): number {
   const ctx = stepper.contextLength;
   const vocab = stepper.vocabSize;
   if (prompt.length === 0) throw new InferenceError("invalid_request", "the prompt has no tokens", { param: "prompt" });
