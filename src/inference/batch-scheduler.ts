@@ -8,7 +8,7 @@ import type { GenerationResult } from "./result.js";
 import { Sequence } from "./sequence.js";
 
 export interface BatchSchedulerOptions {
-  /** Prompt tokens per prefill run; one chunk goes between two decode steps. Default 128. */
+  /** Prompt tokens computed between two decode steps (split over the requests prefilling). Default 128. */
   prefillChunk?: number;
   /** Requests that may wait for a free slot before new ones are refused (overloaded). Default 64. */
   maxQueued?: number;
@@ -50,9 +50,10 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 /**
  * Continuous batching over a BatchStepper (knows nothing of HTTP). Each request holds one KV slot
  * from admission to its end. Every turn of the loop: admit waiting requests into free slots (in
- * arrival order), run one prefill chunk (of the earliest admitted request still prefilling), then
- * one decode step that advances every request with a sampled token at once. So a long prompt delays
- * running streams by one chunk per token at most, and a new request waits for nothing but a slot.
+ * arrival order), run up to one chunk of prompt tokens (of the earliest admitted requests still
+ * prefilling), then one decode step that advances every request with a sampled token at once. So a
+ * long prompt delays running streams by one chunk per token at most, and a new request waits for
+ * nothing but a slot.
  *
  * Prefix cache: a slot keeps the tokens of its last request after it ends; a new request goes to
  * the free slot sharing the longest prefix with its prompt and computes only the rest
@@ -198,20 +199,28 @@ export class BatchScheduler {
     return best;
   }
 
+  /**
+   * Prompt work of one turn: at most `prefillChunk` tokens, earliest admitted first, one run per
+   * request (so several short prompts start in the same turn, and a long one takes turns).
+   */
   private prefillStep(): void {
-    const job = this.active.find((j) => !j.seq!.done && j.at < j.prompt.length);
-    if (!job) return;
-    const seq = job.seq!;
-    const chunk = job.prompt.slice(job.at, job.at + this.prefillChunk);
-    try {
-      if (job.at === seq.timings.cachedTokens) seq.startPrefill(job.at);
-      const logits = this.engine.prefill(job.slot, Int32Array.from(chunk));
-      this.prefillChunks++;
-      this.slotTokens[job.slot]!.push(...chunk);
-      job.at += chunk.length;
-      if (job.at === job.prompt.length) seq.endPrefill(logits);
-    } catch (e) {
-      this.fail([job], e);
+    let budget = this.prefillChunk;
+    for (const job of this.active) {
+      if (budget <= 0) return;
+      const seq = job.seq!;
+      if (seq.done || job.at >= job.prompt.length) continue;
+      const chunk = job.prompt.slice(job.at, job.at + budget);
+      budget -= chunk.length;
+      try {
+        if (job.at === seq.timings.cachedTokens) seq.startPrefill(job.at);
+        const logits = this.engine.prefill(job.slot, Int32Array.from(chunk));
+        this.prefillChunks++;
+        this.slotTokens[job.slot]!.push(...chunk);
+        job.at += chunk.length;
+        if (job.at === job.prompt.length) seq.endPrefill(logits);
+      } catch (e) {
+        this.fail([job], e);
+      }
     }
   }
 
