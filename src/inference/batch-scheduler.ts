@@ -6,6 +6,7 @@ import { promptTokens } from "./prompt.js";
 import type { ResolvedRequest } from "./request.js";
 import type { GenerationResult } from "./result.js";
 import { Sequence } from "./sequence.js";
+import { Sampler } from "../engine/sampling/index.js";
 
 export interface BatchSchedulerOptions {
   /** Prompt tokens computed between two decode steps (split over the requests prefilling). Default 128. */
@@ -169,7 +170,9 @@ export class BatchScheduler {
       try {
         this.engine.truncate(slot, keep);
         this.slotTokens[slot]!.length = keep;
-        job.seq = new Sequence(job.request, job.prompt, job.maxTokens, this.engine.vocabSize, this.tokenizer, job.opts.onToken, job.t0);
+        const sampler = new Sampler(this.engine.vocabSize, job.request.sampling, { logprobs: job.request.logprobs ?? undefined });
+        for (const t of job.prompt) sampler.accept(t);
+        job.seq = new Sequence(job.request, job.prompt, job.maxTokens, sampler, this.tokenizer, job.opts.onToken, job.t0);
         job.seq.timings.cachedTokens = keep;
         job.opts.onPrompt?.({ promptTokens: job.prompt.length, cachedTokens: keep });
       } catch (e) {
@@ -217,7 +220,10 @@ export class BatchScheduler {
         this.prefillChunks++;
         this.slotTokens[job.slot]!.push(...chunk);
         job.at += chunk.length;
-        if (job.at === job.prompt.length) seq.endPrefill(logits);
+        if (job.at === job.prompt.length) {
+          seq.endPrefill();
+          seq.take(logits);
+        }
       } catch (e) {
         this.fail([job], e);
       }
@@ -240,7 +246,8 @@ export class BatchScheduler {
     const V = this.engine.vocabSize;
     batch.forEach((j, i) => {
       this.slotTokens[j.slot]!.push(entries[i]!.token);
-      j.seq!.decoded(logits.subarray(i * V, (i + 1) * V));
+      j.seq!.decoded();
+      j.seq!.take(logits.subarray(i * V, (i + 1) * V));
     });
   }
 

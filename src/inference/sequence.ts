@@ -1,20 +1,18 @@
 import type { Tokenizer } from "../models/types.js";
-import { Sampler, type TokenLogprobs as RawLogprobs } from "../engine/sampling/index.js";
+import type { Sampler, SampleResult, TokenLogprobs as RawLogprobs } from "../engine/sampling/index.js";
 import { StreamDetokenizer } from "./detokenizer.js";
 import type { ResolvedRequest } from "./request.js";
 import type { FinishReason, GenerationResult, GenerationTimings, TokenEvent, TokenLogprobs } from "./result.js";
 import { StopMatcher } from "./stop.js";
 
 /**
- * One request's generation as a state machine the batch scheduler drives (batch-scheduler.ts): it
- * is handed the logits of its last token whenever a step computed them, samples, streams text and
- * decides when it is done. The rules are the one-at-a-time loop's (generator.ts): stop tokens end
- * the turn unshown, stop strings are never streamed in part, UTF-8-safe text, max tokens; the
- * sampler is the request's own (parameters, seed, penalty window fed with the prompt).
+ * One request's generation as a state machine, driven by the one-at-a-time loop (generator.ts) and
+ * by the batch scheduler (batch-scheduler.ts): it is handed each sampled token (or the logits to
+ * sample it from, with its own sampler), streams text and decides when it is done. Stop tokens end
+ * the turn unshown, stop strings are never streamed in part, text is UTF-8-safe, max tokens hold.
  */
 export class Sequence {
   readonly tokens: number[] = [];
-  private readonly sampler: Sampler;
   private readonly detok: StreamDetokenizer | undefined;
   private readonly stopper: StopMatcher;
   private readonly stopIds: Set<number>;
@@ -32,14 +30,13 @@ export class Sequence {
     readonly request: ResolvedRequest,
     readonly prompt: readonly number[],
     private readonly maxTokens: number,
-    vocabSize: number,
+    /** Samples logits handed in; without one, callers hand in sampled tokens. */
+    private readonly sampler: Sampler | undefined,
     private readonly tokenizer: Tokenizer | undefined,
     private readonly onToken: ((event: TokenEvent) => void) | undefined,
     /** performance.now() when the request arrived (time to first token counts from here). */
     private readonly t0: number,
   ) {
-    this.sampler = new Sampler(vocabSize, request.sampling, { logprobs: request.logprobs ?? undefined });
-    for (const t of prompt) this.sampler.accept(t);
     this.detok = tokenizer ? new StreamDetokenizer(tokenizer, prompt) : undefined;
     this.stopper = new StopMatcher(request.stop);
     this.stopIds = new Set(request.stopTokenIds ?? tokenizer?.stopIds ?? []);
@@ -57,17 +54,15 @@ export class Sequence {
     this.prefillStart = performance.now();
   }
 
-  /** The last prompt chunk ran: its logits give the first token. */
-  endPrefill(logits: Float32Array): void {
+  /** The last prompt chunk ran (its logits or sampled token follow through take()). */
+  endPrefill(): void {
     this.timings.prefillMs = performance.now() - this.prefillStart;
     this.timings.prefillTps = rate(this.prompt.length - this.timings.cachedTokens, this.timings.prefillMs);
-    this.next(logits);
   }
 
-  /** A decode step ran the pending token: its logits give the next one. */
-  decoded(logits: Float32Array): void {
+  /** A decode step ran the pending token (its logits or sampled token follow through take()). */
+  decoded(): void {
     this.decodeSteps++;
-    this.next(logits);
   }
 
   /** Ends the generation as cancelled (between steps). */
@@ -75,10 +70,20 @@ export class Sequence {
     if (!this.done) this.finish("cancelled");
   }
 
-  private next(logits: Float32Array): void {
+  /**
+   * The next token: sampled here from logits, or sampled already (and accepted into its penalty
+   * window) by the caller. Sets `pending` when the generation goes on, else `result`.
+   */
+  take(next: Float32Array | SampleResult): void {
     this.pending = undefined;
-    const sampled = this.sampler.sample(logits);
-    this.sampler.accept(sampled.token);
+    let sampled: SampleResult;
+    if (next instanceof Float32Array) {
+      if (!this.sampler) throw new Error("Sequence.take: logits without a sampler");
+      sampled = this.sampler.sample(next);
+      this.sampler.accept(sampled.token);
+    } else {
+      sampled = next;
+    }
     const { token } = sampled;
     if (this.tokens.length === 0) {
       this.timings.firstTokenMs = performance.now() - this.t0;
