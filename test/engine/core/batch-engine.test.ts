@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createStepper } from "../../../src/engine/session/stepper.js";
 import { BatchEngine } from "../../../src/engine/session/batch-engine.js";
+import { slotsThatFit } from "../../../src/engine/backend.js";
 import { synthesize } from "../../../src/models/synth/synthesize.js";
 import { openModel } from "../../../src/models/open.js";
 import type { ModelConfig, ModelSource } from "../../../src/models/types.js";
@@ -178,4 +179,13 @@ test("slots are checked: overflow is the context error, a slot twice in a step o
   } finally {
     e.dispose();
   }
+});
+
+test("slotsThatFit: slots past the first come out of 75 % of free memory, never fewer than one", () => {
+  // 1000 bytes for the model with one slot's KV (100): 0.75 · 2000 − 1000 = 500 → 5 more slots
+  const e = { weightBytes: 800, kvBytes: 100, scratchBytes: 100, totalBytes: 1000 };
+  assert.equal(slotsThatFit(8, e, 2000), 6);
+  assert.equal(slotsThatFit(4, e, 2000), 4);
+  assert.equal(slotsThatFit(8, e, 1000), 1);
+  assert.throws(() => slotsThatFit(0, e, 2000), /--parallel must be an integer ≥ 1/);
 });
