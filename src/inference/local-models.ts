@@ -42,6 +42,11 @@ interface Entry {
 }
 
 export const DEFAULT_MAX_QUEUED = 32;
+/**
+ * Sequences one model decodes together unless `engine.slots` says otherwise (continuous
+ * batching; the engine allocates fewer KV slots when memory is short and says how many it has).
+ */
+export const DEFAULT_PARALLEL = 4;
 
 /**
  * The models of this node: each is loaded into its own engine worker (worker thread; ORT never on
@@ -100,6 +105,7 @@ export class LocalModels implements ModelBackends {
       ...(e.worker ? { info: infoOf(e.worker.info) } : {}),
       queued: e.queue.queued,
       running: e.queue.running,
+      slots: e.queue.slots,
       ...(e.sizeBytes !== undefined ? { sizeBytes: e.sizeBytes } : {}),
       ...(e.loadedAt !== undefined ? { loadedAt: e.loadedAt } : {}),
       ...(e.expiresAt !== undefined ? { expiresAt: e.expiresAt } : {}),
@@ -184,7 +190,7 @@ export class LocalModels implements ModelBackends {
     this.opts.log?.(`model ${id}: loading ${path}`);
     const t0 = performance.now();
     try {
-      const worker = await EngineWorker.start(path, this.opts.engine);
+      const worker = await EngineWorker.start(path, { ...this.opts.engine, slots: this.opts.engine?.slots ?? DEFAULT_PARALLEL });
       if (this.closed) {
         await worker.close();
         throw new InferenceError("unavailable", "the node is shutting down");
@@ -192,6 +198,8 @@ export class LocalModels implements ModelBackends {
       e.worker = worker;
       e.error = undefined;
       e.loadedAt = Date.now();
+      // until loaded one request goes through at a time; now as many as the engine decodes together
+      e.queue.setSlots(worker.info.slots ?? 1);
       this.opts.log?.(`model ${id}: ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (context ${worker.info.contextLength} tokens)`);
       return worker;
     } catch (err) {

@@ -171,7 +171,7 @@ export const command: Command = {
       serving = createNodeServing({
         nodeId: node.id,
         modelPaths: serve.modelPaths,
-        engine: { threads: values.threads, contextLength: serve.contextLength, device: values.device === "auto" ? undefined : (values.device as Device) },
+        engine: { threads: values.threads, contextLength: serve.contextLength, device: values.device === "auto" ? undefined : (values.device as Device), slots: serve.parallel },
         aliases: serve.aliases,
         defaultModel: serve.defaultModel,
         autoLaunch: serve.autoLaunch,
