@@ -47,6 +47,7 @@ export class ServingMetrics {
       },
       { name: "tessera_model_requests_queued", help: "Requests waiting for a model's slot.", type: "gauge", samples: cards.map((c) => ({ labels: place(c), value: c.queued })) },
       { name: "tessera_model_requests_running", help: "Requests a model is generating for.", type: "gauge", samples: cards.map((c) => ({ labels: place(c), value: c.running })) },
+      { name: "tessera_model_batch_slots", help: "Requests a model decodes together (continuous batching slots).", type: "gauge", samples: cards.filter((c) => c.slots !== undefined).map((c) => ({ labels: place(c), value: c.slots! })) },
       { name: "tessera_model_loaded", help: "1 while a model is loaded and ready.", type: "gauge", samples: cards.map((c) => ({ labels: place(c), value: c.state === "ready" ? 1 : 0 })) },
       {
         name: "tessera_time_to_first_token_seconds",

@@ -6,11 +6,15 @@ import { openModel } from "../models/open.js";
 import { loadTokenizer } from "../models/tokenizer/index.js";
 import type { ModelSource, Tokenizer } from "../models/types.js";
 import { createStepper } from "./session/stepper.js";
-import type { EngineOptions, Stepper } from "./types.js";
+import type { BatchStepper, EngineOptions, Stepper } from "./types.js";
+import { BatchEngine } from "./session/batch-engine.js";
+import type { MemoryEstimate } from "./memory.js";
 
 /** A model loaded behind the Stepper contract, with what clients want to know about it. */
 export interface LoadedEngine {
   stepper: Stepper;
+  /** Many sequences at once (continuous batching), when the backend has it; `stepper` is then its slot 0. */
+  batch?: BatchStepper;
   tokenizer?: Tokenizer;
   architecture?: string;
   /** Bytes of the stored weights. */
@@ -49,11 +53,31 @@ export async function openEngine(modelPath: string, opts: EngineOptions): Promis
   try {
     // Checked before anything is allocated: an absurd --ctx or a model too large fails here, at once.
     const contextLength = resolveContextLength(source.config, opts.contextLength, modelPath);
-    checkMemoryFits(estimateShardMemory(source.config, source.tensors(), { contextLength }), memoryInfo().availableBytes, contextLength, modelPath);
+    const estimate = estimateShardMemory(source.config, source.tensors(), { contextLength });
+    const available = memoryInfo().availableBytes;
+    checkMemoryFits(estimate, available, contextLength, modelPath);
     const tokenizer = await loadTokenizer(source);
-    return await loadedEngine(source, tokenizer, await createStepper(source, { ...opts, contextLength }));
+    const slots = slotsThatFit(opts.slots ?? 1, estimate, available);
+    if (slots <= 1) return await loadedEngine(source, tokenizer, await createStepper(source, { ...opts, contextLength }));
+    const batch = await BatchEngine.create(source, { ...opts, contextLength, slots });
+    const loaded = await loadedEngine(source, tokenizer, batch.slotStepper(0));
+    return { ...loaded, batch };
   } catch (e) {
     await source.close();
     throw e;
   }
 }
+
+/**
+ * How many KV slots of the estimate's context to allocate: the ones asked for, as far as each
+ * slot past the first fits in what the model leaves of KV_SHARE of the available memory (the rest
+ * stays for the system and other models). Always at least 1 (that one was checked to fit).
+ */
+export function slotsThatFit(wanted: number, e: MemoryEstimate, availableBytes: number): number {
+  if (!Number.isInteger(wanted) || wanted < 1) throw new TesseraError(`--parallel must be an integer ≥ 1, got ${wanted}`);
+  if (e.kvBytes <= 0) return wanted;
+  const room = Math.floor((availableBytes * KV_SHARE - e.totalBytes) / e.kvBytes);
+  return Math.max(1, Math.min(wanted, 1 + room));
+}
+
+const KV_SHARE = 0.75;

@@ -15,6 +15,11 @@ export interface EngineOptions {
   device?: Device;
   /** KV cache capacity in tokens (prompt + generated). */
   contextLength?: number;
+  /**
+   * Sequences decoded together (continuous batching; one process only): the KV store holds this
+   * many slots of contextLength each, fewer when memory does not allow. Default 1: no batching.
+   */
+  slots?: number;
   /** Called as the model loads (not across threads: EngineWorker.start takes its own). */
   onProgress?: (p: LoadProgress) => void;
 }
@@ -67,4 +72,25 @@ export interface SamplingStepper extends Stepper {
 export function samplesItself(s: Stepper): s is SamplingStepper {
   const c = s as Partial<SamplingStepper>;
   return typeof c.beginSampling === "function" && typeof c.forwardSample === "function" && typeof c.prefill === "function";
+}
+
+/**
+ * Many sequences over one model (continuous batching): a KV store of `slots` sequences, each with
+ * its own length. `decode` advances several slots by one token in one run; `prefill` runs a chunk
+ * of one slot's prompt. Synchronous, like Stepper.forward.
+ */
+export interface BatchStepper {
+  readonly vocabSize: number;
+  /** KV capacity of each slot in tokens. */
+  readonly contextLength: number;
+  readonly slots: number;
+  /** Tokens cached in the slot. */
+  length(slot: number): number;
+  /** Logits of the chunk's last token ([vocab]) after appending it to the slot. */
+  prefill(slot: number, tokens: Int32Array): Float32Array;
+  /** One token per entry, one run: [entries × vocab] logits, row i for entries[i]. */
+  decode(entries: readonly { slot: number; token: number }[]): Float32Array;
+  /** Forgets the slot's cached positions ≥ pos. */
+  truncate(slot: number, pos: number): void;
+  dispose(): void;
 }

@@ -1,13 +1,12 @@
 import { TesseraError } from "../errors.js";
 import type { Tokenizer } from "../models/types.js";
 import { samplesItself, type Stepper } from "../engine/types.js";
-import { Sampler, type ResolvedSamplingParams, type SampleResult, type TokenLogprobs as RawLogprobs } from "../engine/sampling/index.js";
-import { StreamDetokenizer } from "./detokenizer.js";
+import { Sampler, type ResolvedSamplingParams, type SampleResult } from "../engine/sampling/index.js";
 import { InferenceError } from "./errors.js";
 import { promptTokens } from "./prompt.js";
 import type { ResolvedRequest } from "./request.js";
-import type { FinishReason, GenerationResult, GenerationTimings, PromptInfo, TokenEvent, TokenLogprobs } from "./result.js";
-import { StopMatcher } from "./stop.js";
+import type { GenerationResult, PromptInfo, TokenEvent } from "./result.js";
+import { Sequence } from "./sequence.js";
 
 export interface GenerateOptions {
   /** Once the prompt is tokenized and fits: nothing about the request can be refused after this. */
@@ -77,12 +76,6 @@ export class Generator {
     };
   }
 
-  /** The sampler's logprobs with each token's text (a token alone may decode to part of a character). */
-  private withText(lp: RawLogprobs): TokenLogprobs {
-    const text = (token: number) => this.tokenizer?.decode([token]) ?? "";
-    return { token: lp.token, text: text(lp.token), logprob: lp.logprob, top: lp.top.map((t) => ({ token: t.token, text: text(t.token), logprob: t.logprob })) };
-  }
-
   async generate(req: ResolvedRequest, opts: GenerateOptions = {}): Promise<GenerationResult> {
     if (this.busy) throw new Error("Generator.generate: one request at a time");
     this.busy = true;
@@ -107,9 +100,7 @@ export class Generator {
     const stepper = this.stepper;
     const prompt = promptTokens(req.input, this.tokenizer);
     const maxTokens = checkRequest(req, prompt, stepper);
-    const params = req.sampling;
-    const seed = params.seed;
-    const next = this.sampling(params, { logprobs: req.logprobs ?? undefined }, prompt);
+    const next = this.sampling(req.sampling, { logprobs: req.logprobs ?? undefined }, prompt);
 
     // Reuse the cached prefix; at least one prompt token must run to get logits.
     let keep = commonPrefix(this.cached, prompt);
@@ -121,49 +112,14 @@ export class Generator {
     }
 
     onPrompt?.({ promptTokens: prompt.length, cachedTokens: keep });
-
-    const tokens: number[] = [];
-    const logprobs: TokenLogprobs[] | undefined = req.logprobs !== null ? [] : undefined;
-    let text = "";
-    const emit = (event: TokenEvent) => {
-      text += event.text;
-      onToken?.(event);
-    };
-    const timings: GenerationTimings = {
-      promptTokens: prompt.length,
-      cachedTokens: keep,
-      prefillMs: 0,
-      prefillTps: 0,
-      firstTokenMs: 0,
-      generatedTokens: 0,
-      decodeMs: 0,
-      decodeTps: 0,
-    };
-    const finish = (finishReason: FinishReason, stoppedBy?: GenerationResult["stoppedBy"]): GenerationResult => {
-      // Release what the detokenizer and the stop matcher still hold, unless a stop string has
-      // already cut the text (whatever follows it is dropped).
-      if (!(stoppedBy && "string" in stoppedBy)) {
-        const held = stopper.push(detok?.flush() ?? "");
-        if (held.stop !== undefined) {
-          finishReason = "stop";
-          stoppedBy = { string: held.stop };
-        }
-        const rest = held.stop !== undefined ? held.text : held.text + stopper.flush();
-        if (rest) emit({ text: rest });
-      }
-      timings.generatedTokens = tokens.length;
-      return { tokens, text, finishReason, ...(stoppedBy ? { stoppedBy } : {}), ...(logprobs ? { logprobs } : {}), seed, timings };
-    };
-
-    const detok = this.tokenizer ? new StreamDetokenizer(this.tokenizer, prompt) : undefined;
-    const stopper = new StopMatcher(req.stop);
-    const stopIds = new Set(req.stopTokenIds ?? this.tokenizer?.stopIds ?? []);
+    // sampling happens in next() (here or where the logits are): the sequence is handed tokens
+    const seq = new Sequence(req, prompt, maxTokens, undefined, this.tokenizer, onToken, t0);
+    seq.startPrefill(keep);
 
     // Prefill in chunks, so a long prompt can be cancelled and the memory of one step stays bounded.
-    const tp = performance.now();
     let sampled: SampleResult | undefined;
     for (let at = keep; at < prompt.length; at += this.prefillChunk) {
-      if (signal?.aborted) return finish("cancelled");
+      if (signal?.aborted) return cancelled(seq);
       const chunk = Int32Array.from(prompt.slice(at, at + this.prefillChunk));
       const last = at + this.prefillChunk >= prompt.length;
       if (last) sampled = next(chunk);
@@ -172,50 +128,30 @@ export class Generator {
       this.cached.push(...chunk);
       if (!last) await yieldToEventLoop();
     }
-    timings.prefillMs = performance.now() - tp;
-    timings.prefillTps = rate(prompt.length - keep, timings.prefillMs);
+    seq.endPrefill();
     if (!sampled) throw new Error("Generator: prefill produced no token");
+    if (signal?.aborted) return cancelled(seq);
+    seq.take(sampled);
 
-    let decodeStart = 0;
-    let decodeSteps = 0;
-    for (;;) {
-      if (signal?.aborted) return finishDecode("cancelled");
-      const { token } = sampled;
-      const lp = sampled.logprobs && this.withText(sampled.logprobs);
-      if (tokens.length === 0) {
-        timings.firstTokenMs = performance.now() - t0;
-        decodeStart = performance.now();
-      }
-      if (stopIds.has(token)) return finishDecode("stop", { token });
-      tokens.push(token);
-      if (lp) logprobs?.push(lp);
-      const piece = detok ? detok.push(token) : "";
-      const shown = stopper.push(piece);
-      emit({ token, text: shown.text, ...(lp ? { logprobs: lp } : {}) });
-      if (shown.stop !== undefined) return finishDecode("stop", { string: shown.stop });
-      if (tokens.length >= maxTokens) return finishDecode("length");
+    while (seq.pending !== undefined) {
       await yieldToEventLoop();
-      if (signal?.aborted) return finishDecode("cancelled");
+      if (signal?.aborted) return cancelled(seq);
+      const token = seq.pending;
       sampled = next(Int32Array.of(token));
       this.cached.push(token);
-      decodeSteps++;
+      seq.decoded();
+      seq.take(sampled);
     }
-
-    function finishDecode(reason: FinishReason, stoppedBy?: GenerationResult["stoppedBy"]): GenerationResult {
-      if (decodeSteps > 0) {
-        timings.decodeMs = performance.now() - decodeStart;
-        timings.decodeTps = rate(decodeSteps, timings.decodeMs);
-      }
-      return finish(reason, stoppedBy);
-    }
+    return seq.result!;
   }
 }
 
-function rate(n: number, ms: number): number {
-  return ms > 0 ? (n * 1000) / ms : 0;
+function cancelled(seq: Sequence): GenerationResult {
+  seq.cancel();
+  return seq.result!;
 }
 
-function commonPrefix(a: readonly number[], b: readonly number[]): number {
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
@@ -223,7 +159,7 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
 }
 
 /** Validates a request's prompt against the stepper; returns the effective max tokens (never past the context). */
-function checkRequest(req: ResolvedRequest, prompt: readonly number[], stepper: Stepper): number {
+export function checkRequest(req: ResolvedRequest, prompt: readonly number[], stepper: Pick<Stepper, "contextLength" | "vocabSize">): number {
   const ctx = stepper.contextLength;
   const vocab = stepper.vocabSize;
   if (prompt.length === 0) throw new InferenceError("invalid_request", "the prompt has no tokens", { param: "prompt" });

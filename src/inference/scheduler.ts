@@ -2,19 +2,32 @@ import { InferenceError } from "./errors.js";
 
 /**
  * The per-model request queue: `slots` requests run at once (1 while an engine runs one sequence;
- * continuous batching raises it), at most `maxQueued` wait, in arrival order. A full queue refuses
+ * an engine that batches, its KV slots: batch-scheduler.ts), at most `maxQueued` wait, in arrival order. A full queue refuses
  * new requests (overloaded: HTTP 429). A waiter whose signal aborts leaves the queue at once.
  */
 export class RequestQueue {
   private active = 0;
   private readonly waiting: { grant: () => void }[] = [];
+  private _slots: number;
 
   constructor(
-    readonly slots: number,
+    slots: number,
     readonly maxQueued: number,
   ) {
-    if (!Number.isInteger(slots) || slots < 1) throw new Error(`RequestQueue: slots must be ≥ 1, got ${slots}`);
+    checkSlots(slots);
     if (!Number.isInteger(maxQueued) || maxQueued < 0) throw new Error(`RequestQueue: maxQueued must be ≥ 0, got ${maxQueued}`);
+    this._slots = slots;
+  }
+
+  get slots(): number {
+    return this._slots;
+  }
+
+  /** Changes how many run at once (an engine that batches says how many once loaded); waiters get new slots at once. */
+  setSlots(slots: number): void {
+    checkSlots(slots);
+    this._slots = slots;
+    this.grant();
   }
 
   get running(): number {
@@ -59,9 +72,17 @@ export class RequestQueue {
       if (done) return;
       done = true;
       this.active--;
-      while (this.active < this.slots && this.waiting.length > 0) this.waiting.shift()!.grant();
+      this.grant();
     };
   }
+
+  private grant(): void {
+    while (this.active < this._slots && this.waiting.length > 0) this.waiting.shift()!.grant();
+  }
+}
+
+function checkSlots(slots: number): void {
+  if (!Number.isInteger(slots) || slots < 1) throw new Error(`RequestQueue: slots must be ≥ 1, got ${slots}`);
 }
 
 function cancelled(): InferenceError {

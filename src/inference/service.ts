@@ -39,6 +39,8 @@ export interface ModelCard {
   /** Requests waiting for a slot, and running. */
   queued: number;
   running: number;
+  /** Requests the model runs at once (its engine's batch slots), when the place knows. */
+  slots?: number;
   /** Size of the model's files in bytes, when known without loading. */
   sizeBytes?: number;
   /** Wall-clock ms: when it was loaded, and when keep-alive will unload it (absent: never). */

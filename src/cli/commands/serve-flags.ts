@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { parseKeepAlive } from "../../api/http/duration.js";
-import { DEFAULT_MAX_QUEUED } from "../../inference/local-models.js";
+import { DEFAULT_MAX_QUEUED, DEFAULT_PARALLEL } from "../../inference/local-models.js";
 import { flag } from "../flags.js";
 
 // `tessera start` flags for serving models: which models, names, limits, keys.
@@ -17,6 +17,7 @@ export const SERVE_FLAGS = {
   alias: flag.list({ metavar: "NAME=ID", help: "another name for a model", check: (a) => (/^[^=\s]+=[^=\s]+$/.test(a) ? undefined : "NAME=ID") }),
   "no-auto-launch": flag.bool({ help: "never load a model for a request: 503 with Retry-After until it is loaded" }),
   "max-queue": flag.int({ min: 0, default: DEFAULT_MAX_QUEUED, help: "requests that may wait per model before 429" }),
+  parallel: flag.int({ min: 1, max: 256, default: DEFAULT_PARALLEL, help: "requests a model decodes together (KV slots of --ctx each; fewer when memory is short)" }),
   "keep-alive": flag.string({
     metavar: "D",
     help: "unload an idle model after D (5m, 1h; -1: never)",
@@ -34,6 +35,8 @@ export interface ServeFlags {
   autoLaunch: boolean;
   maxQueued: number;
   keepAliveMs: number;
+  /** Sequences a served model decodes together (engine KV slots). */
+  parallel: number;
 }
 
 export function serveFlags(values: {
@@ -45,6 +48,7 @@ export function serveFlags(values: {
   "no-auto-launch": boolean;
   "max-queue": number;
   "keep-alive"?: string;
+  parallel: number;
 }): ServeFlags {
   const aliases = Object.fromEntries(values.alias.map((a) => a.split("=") as [string, string]));
   return {
@@ -55,6 +59,7 @@ export function serveFlags(values: {
     aliases,
     autoLaunch: !values["no-auto-launch"],
     maxQueued: values["max-queue"],
+    parallel: values.parallel,
     keepAliveMs: values["keep-alive"] === undefined ? -1 : parseKeepAlive(values["keep-alive"])!,
   };
 }

@@ -83,8 +83,9 @@ export const command: Command = {
       { clusterRoutes },
       { instanceRoutes },
       { InstanceManager },
+      { HomeInstances },
       { modelRoutes },
-      { ModelLibrary },
+      { ModelLibrary, servableModels },
       { clusterKey },
       { hubOptionsFromEnv },
       { startApiServer },
@@ -100,6 +101,7 @@ export const command: Command = {
       import("../../api/cluster-routes.js"),
       import("../../api/instance-routes.js"),
       import("../../instances/manager.js"),
+      import("../../instances/instance-backends.js"),
       import("../../api/model-routes.js"),
       import("../../library/library.js"),
       import("../../cluster/handshake.js"),
@@ -157,19 +159,25 @@ export const command: Command = {
         throw new TesseraError(`cannot listen for peers: ${(e as Error).message}${hint}`, `${host}:${peerPort}`);
       }
       library = new ModelLibrary(
-        { dataDir: dir, modelsDirs, demo: !values["no-demo"], hub: hubOptionsFromEnv(process.env, values.offline), key: clusterKey(cluster, secret), log },
+        { dataDir: dir, modelsDirs, demo: !values["no-demo"], hub: hubOptionsFromEnv(process.env, values.offline), key: clusterKey(cluster, secret), log, onScan: (models) => serving?.local.setLibrary(servableModels(models)) },
         node,
       );
-      instances = new InstanceManager(node, { log });
+      instances = new InstanceManager(node, { log, files: library });
+      const home = new HomeInstances(instances, {
+        node: node.id,
+        maxQueued: serve.maxQueued,
+        onResult: (model, result) => serving?.serving.metrics.observe(model, result),
+      });
       serving = createNodeServing({
         nodeId: node.id,
         modelPaths: serve.modelPaths,
-        engine: { threads: values.threads, contextLength: serve.contextLength, device: values.device === "auto" ? undefined : (values.device as Device) },
+        engine: { threads: values.threads, contextLength: serve.contextLength, device: values.device === "auto" ? undefined : (values.device as Device), slots: serve.parallel },
         aliases: serve.aliases,
         defaultModel: serve.defaultModel,
         autoLaunch: serve.autoLaunch,
         maxQueued: serve.maxQueued,
         keepAliveMs: serve.keepAliveMs,
+        places: [home],
         version,
         log,
       });

@@ -16,16 +16,19 @@ import { ropeTables } from "./rope.js";
  * and give the same output within 1e-7. The new tokens' keys and values are small outputs the
  * caller writes into its cache (session/kv-cache.ts).
  *
+ * B sequences go through at once (continuous batching: B > 1 for decode steps, session/batch-engine.ts);
+ * the matmuls see all B·S rows, attention stays per sequence: each row of past_bias masks its own
+ * sequence's cached length in the shared window W. One sequence is B = 1.
  * Inputs shared by every layer of a graph:
- *   positions    int64   [1, S]     absolute position of each new token (rope)
- *   past_bias    float32 [W]        0 for cached positions < length, −∞ for stale ones
+ *   positions    int64   [B, S]     absolute position of each new token (rope)
+ *   past_bias    float32 [B, W]     0 for the sequence's cached positions < its length, −∞ for stale ones
  *   causal_bias  float32 [S, S]     0 where new token j ≤ new token i, −∞ above the diagonal
  * and, for models with sliding-window layers (their masks depend on the query too):
- *   swa_past_bias    float32 [S, W]  0 where cached position j is < length and within the window of new token i
- *   swa_causal_bias  float32 [S, S]  causal_bias, and −∞ where new token j is out of token i's window
+ *   swa_past_bias    float32 [B, S, W]  0 where cached position j is < length and within the window of new token i
+ *   swa_causal_bias  float32 [S, S]     causal_bias, and −∞ where new token j is out of token i's window
  * Per layer L:
- *   past_key_L / past_value_L  float32 [1, kvHeads, W, headDim]   the cache window, read only
- *   new_key_L / new_value_L    float32 [1, kvHeads, S, headDim]   outputs: rotated keys, values
+ *   past_key_L / past_value_L  float32 [B, kvHeads, W, headDim]   the cache window, read only
+ *   new_key_L / new_value_L    float32 [B, kvHeads, S, headDim]   outputs: rotated keys, values
  *
  * With g = heads / kvHeads, query head h reads KV head ⌊h / g⌋; the queries of one KV head are
  * stacked as g·S rows so each product below is one batched matmul per KV head:
@@ -64,11 +67,12 @@ export interface AttentionInputs {
 
 export function declareAttentionInputs(g: GraphBuilder, cfg: ModelConfig, opts: AttentionOptions): AttentionInputs {
   const { cos, sin } = ropeTables(cfg, opts.maxSeq, opts.ropeFreqFactors);
-  const positions = g.input("positions", "int64", [1, "S"]);
+  const positions = g.input("positions", "int64", ["B", "S"]);
   const dims = [opts.maxSeq, cfg.headDim / 2];
   const io: AttentionInputs = {
     positions,
-    pastBias: g.input("past_bias", "float32", ["kv_seq"]),
+    // [B, W] → [B, 1, 1, W]: broadcasts over heads and query rows.
+    pastBias: g.op("Unsqueeze", [g.input("past_bias", "float32", ["B", "kv_seq"]), g.constInt64([1, 2])]),
     causalBias: g.input("causal_bias", "float32", ["S", "S"]),
     cos: g.weight("rope.cos", "float32", dims, cos),
     sin: g.weight("rope.sin", "float32", dims, sin),
@@ -79,7 +83,8 @@ export function declareAttentionInputs(g: GraphBuilder, cfg: ModelConfig, opts: 
   io.swaCos = io.cos;
   io.swaSin = io.sin;
   if (cfg.slidingWindow !== undefined) {
-    io.swaPastBias = g.input("swa_past_bias", "float32", ["S", "kv_seq"]);
+    // [B, S, W] → [B, 1, 1, S, W]: broadcasts over KV heads and query groups.
+    io.swaPastBias = g.op("Unsqueeze", [g.input("swa_past_bias", "float32", ["B", "S", "kv_seq"]), g.constInt64([1, 2])]);
     io.swaCausalBias = g.input("swa_causal_bias", "float32", ["S", "S"]);
   }
   if (hasSlidingRope(cfg)) {
@@ -120,29 +125,29 @@ export function emitAttention(
   const [cos, sin] = sliding ? [io.swaCos, io.swaSin] : [io.cos, io.sin];
   const rope = (x: string, n: number) => g.op("RotaryEmbedding", [x, io.positions, cos, sin], { num_heads: n, interleaved }, "com.microsoft");
 
-  // [1, S, n·D] → [1, n, S, D]
+  // [B, S, n·D] → [B, n, S, D] (a 0 in a Reshape shape keeps that input dimension: B)
   const toHeads = (x: string, n: number, out: string) =>
-    g.node("Transpose", [g.op("Reshape", [x, g.constInt64([1, -1, n, D])])], [out], { perm: [0, 2, 1, 3] })[0]!;
+    g.node("Transpose", [g.op("Reshape", [x, g.constInt64([0, -1, n, D])])], [out], { perm: [0, 2, 1, 3] })[0]!;
   const newK = toHeads(rope(k, kvHeads), kvHeads, `new_key_${l}`);
   const newV = toHeads(v, kvHeads, `new_value_${l}`);
-  const kvDims = [1, kvHeads, "S", D];
+  const kvDims = ["B", kvHeads, "S", D];
   g.output(newK, "float32", kvDims);
   g.output(newV, "float32", kvDims);
-  const pastDims = [1, kvHeads, "kv_seq", D];
+  const pastDims = ["B", kvHeads, "kv_seq", D];
   const pastK = g.input(`past_key_${l}`, "float32", pastDims);
   const pastV = g.input(`past_value_${l}`, "float32", pastDims);
 
-  // Queries [1, S, heads·D] → [1, kvHeads, group·S, D] (rows: group-major, then position).
-  const q5 = g.op("Reshape", [rope(q, heads), g.constInt64([1, -1, kvHeads, group, D])]);
-  const qg = g.op("Reshape", [g.op("Transpose", [q5], { perm: [0, 2, 3, 1, 4] }), g.constInt64([1, kvHeads, -1, D])]);
+  // Queries [B, S, heads·D] → [B, kvHeads, group·S, D] (rows: group-major, then position).
+  const q5 = g.op("Reshape", [rope(q, heads), g.constInt64([0, -1, kvHeads, group, D])]);
+  const qg = g.op("Reshape", [g.op("Transpose", [q5], { perm: [0, 2, 3, 1, 4] }), g.constInt64([0, kvHeads, -1, D])]);
   const scale = { float: attentionScale(cfg) };
   const sPast0 = g.op("FusedMatMul", [qg, pastK], { transB: 1, alpha: scale }, "com.microsoft");
   const sNew0 = g.op("FusedMatMul", [qg, newK], { transB: 1, alpha: scale }, "com.microsoft");
   // Biases per (new position, key position): view the rows as [group, S] to add them.
   const perPosition = (scores: string, bias: string): string => {
     const cols = g.op("Shape", [scores], { start: -1 });
-    const byPos = g.op("Concat", [g.constInt64([1, kvHeads, group, -1]), cols], { axis: 0 });
-    const byRow = g.op("Concat", [g.constInt64([1, kvHeads, -1]), cols], { axis: 0 });
+    const byPos = g.op("Concat", [g.constInt64([0, kvHeads, group, -1]), cols], { axis: 0 });
+    const byRow = g.op("Concat", [g.constInt64([0, kvHeads, -1]), cols], { axis: 0 });
     return g.op("Reshape", [g.op("Add", [g.op("Reshape", [scores, byPos]), bias]), byRow]);
   };
   if (sliding && !(io.swaPastBias && io.swaCausalBias)) throw new Error(`layer ${l} slides but the graph has no sliding-window masks`);
@@ -152,8 +157,8 @@ export function emitAttention(
   const parts = g.op("Concat", [g.op("Shape", [sPast], { start: -1 }), io.seqLen], { axis: 0 });
   const [pPast, pNew] = g.node("Split", [probs, parts], [g.fresh("p_past"), g.fresh("p_new")], { axis: -1 });
   const o = g.op("Add", [g.op("MatMul", [pPast, pastV]), g.op("MatMul", [pNew, newV])]);
-  // [1, kvHeads, group·S, D] → [1, S, heads·D]
-  const o5 = g.op("Reshape", [o, g.constInt64([1, kvHeads, group, -1, D])]);
-  const attn = g.op("Reshape", [g.op("Transpose", [o5], { perm: [0, 3, 1, 2, 4] }), g.constInt64([1, -1, heads * D])]);
+  // [B, kvHeads, group·S, D] → [B, S, heads·D]
+  const o5 = g.op("Reshape", [o, g.constInt64([0, kvHeads, group, -1, D])]);
+  const attn = g.op("Reshape", [g.op("Transpose", [o5], { perm: [0, 3, 1, 2, 4] }), g.constInt64([0, -1, heads * D])]);
   return emitLinear(g, attn, w.o, p + "attn_output");
 }

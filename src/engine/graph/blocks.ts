@@ -10,7 +10,8 @@ export function emitLinear(g: GraphBuilder, x: string, w: LinearWeight, name: st
     // Gemm with transB reads the [n, k] rows as stored (no transposed copy); it wants 2-D input.
     const x2 = g.op("Reshape", [x, g.constInt64([-1, w.k])]);
     const y2 = g.op("Gemm", [x2, g.weight(name, "float32", [w.n, w.k], w.data)], { transB: 1 });
-    return g.op("Reshape", [y2, g.constInt64([1, -1, w.n])]);
+    // back to x's leading dimensions ([B, S]) with n columns
+    return g.op("Reshape", [y2, g.op("Concat", [g.op("Shape", [x], { end: -1 }), g.constInt64([w.n])], { axis: 0 })]);
   }
   const nb = nBlocks(w);
   const blob = (w.blockSize * w.bits) / 8;

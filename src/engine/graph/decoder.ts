@@ -13,11 +13,11 @@ import { emitMoe } from "./moe.js";
  * partial (A) and MLP partial (B); the caller all-reduces and adds the residual.
  *
  * Graph interface (shard graph):
- *   in  hidden_in     float32 [1, S, hidden]
+ *   in  hidden_in     float32 [B, S, hidden]   B sequences of S new tokens each (B = 1 but for batched decode)
  *   in  positions, past_bias, causal_bias, past_key_L, past_value_L   see attention.ts
  *   in  logits_index  int64   [n]    (last stage) positions in [0, S) whose logits are returned
  *   out new_key_L / new_value_L      the new tokens' keys and values, for the caller's cache
- *   out logits [1, n, vocab] (last stage) or hidden_out [1, S, hidden]
+ *   out logits [B, n, vocab] (last stage) or hidden_out [B, S, hidden]
  * q|k|v and gate|up become one matmul each when stored alike (fewer kernel calls per token);
  * onnxruntime fuses x·sigmoid(x) into one kernel itself. MatMulNBits is ~95% of decode time.
  */
@@ -46,7 +46,7 @@ export function emitHead(g: GraphBuilder, cfg: ModelConfig, stream: string, norm
     logits = g.op("Mul", [g.op("Tanh", [g.op("Mul", [logits, c(1 / cap)])]), c(cap)]);
   }
   g.node("Identity", [logits], ["logits"]);
-  g.output("logits", "float32", [1, "N", lmHead.n]);
+  g.output("logits", "float32", ["B", "N", lmHead.n]);
 }
 
 /**
@@ -61,7 +61,7 @@ export class ShardGraphBuilder {
 
   constructor(private readonly cfg: ModelConfig, private readonly opts: AttentionOptions) {
     this.g = new GraphBuilder("tessera_shard");
-    this.resid = this.g.input("hidden_in", "float32", [1, "S", cfg.hiddenSize]);
+    this.resid = this.g.input("hidden_in", "float32", ["B", "S", cfg.hiddenSize]);
     this.io = declareAttentionInputs(this.g, cfg, opts);
   }
 
@@ -94,7 +94,7 @@ export class ShardGraphBuilder {
   /** Middle stage: hidden states out. */
   finishHidden(): GraphBuilder {
     this.g.node("Identity", [this.stream()], ["hidden_out"]);
-    this.g.output("hidden_out", "float32", [1, "S", this.cfg.hiddenSize]);
+    this.g.output("hidden_out", "float32", ["B", "S", this.cfg.hiddenSize]);
     return this.g;
   }
 
@@ -111,11 +111,11 @@ export class ShardGraphBuilder {
  */
 export function buildTpAttentionGraph(cfg: ModelConfig, opts: AttentionOptions, l: number, w: LayerWeights, shape: AttentionShape): GraphBuilder {
   const g = new GraphBuilder(`tessera_tp_attn_${l}`);
-  const x = g.input("hidden_in", "float32", [1, "S", cfg.hiddenSize]);
+  const x = g.input("hidden_in", "float32", ["B", "S", cfg.hiddenSize]);
   const io = declareAttentionInputs(g, cfg, opts);
   const xn = rmsNorm(g, x, w.attnNorm, cfg.rmsNormEps, `blk.${l}.attn_norm`);
   g.node("Identity", [emitAttention(g, cfg, opts, io, l, w, xn, shape)], ["partial"]);
-  g.output("partial", "float32", [1, "S", cfg.hiddenSize]);
+  g.output("partial", "float32", ["B", "S", cfg.hiddenSize]);
   return g;
 }
 
@@ -125,9 +125,9 @@ export function buildTpAttentionGraph(cfg: ModelConfig, opts: AttentionOptions, 
  */
 export function buildTpMlpGraph(cfg: ModelConfig, l: number, w: LayerWeights): GraphBuilder {
   const g = new GraphBuilder(`tessera_tp_mlp_${l}`);
-  const x = g.input("hidden_in", "float32", [1, "S", cfg.hiddenSize]);
+  const x = g.input("hidden_in", "float32", ["B", "S", cfg.hiddenSize]);
   const xn = rmsNorm(g, x, w.ffnNorm, cfg.rmsNormEps, `blk.${l}.ffn_norm`);
   g.node("Identity", [emitMlp(g, cfg, l, w, xn)], ["partial"]);
-  g.output("partial", "float32", [1, "S", cfg.hiddenSize]);
+  g.output("partial", "float32", ["B", "S", cfg.hiddenSize]);
   return g;
 }

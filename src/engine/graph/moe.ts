@@ -49,5 +49,6 @@ export function emitMoe(g: GraphBuilder, cfg: ModelConfig, l: number, w: MoeWeig
     skip.output(skip.op("Identity", [acc]), "float32", ["S", H]);
     acc = g.op("If", [cond], { then_branch: { graph: then }, else_branch: { graph: skip } });
   }
-  return g.op("Reshape", [acc, g.constInt64([1, -1, H])]);
+  // back to the input's shape ([B, S, H])
+  return g.op("Reshape", [acc, g.op("Shape", [xn])]);
 }

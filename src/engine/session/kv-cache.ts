@@ -95,7 +95,7 @@ export class KvCache {
     }
     const inputs: Record<string, ort.Tensor> = {
       positions: new ort.Tensor("int64", BigInt64Array.from({ length: n }, (_, i) => BigInt(this._length + i)), [1, n]),
-      past_bias: new ort.Tensor("float32", bias, [w]),
+      past_bias: new ort.Tensor("float32", bias, [1, w]),
       causal_bias: causal,
     };
     if (this.slidingWindow !== undefined) Object.assign(inputs, slidingMasks(this._length, n, w, this.slidingWindow));
@@ -204,7 +204,7 @@ export function slidingMasks(cached: number, n: number, window: number, size: nu
   }
   const causal = new Float32Array(n * n).fill(-Infinity);
   for (let i = 0; i < n; i++) causal.fill(0, i * n + Math.max(0, i - size + 1), i * n + i + 1);
-  return { swa_past_bias: new ort.Tensor("float32", past, [n, window]), swa_causal_bias: new ort.Tensor("float32", causal, [n, n]) };
+  return { swa_past_bias: new ort.Tensor("float32", past, [1, n, window]), swa_causal_bias: new ort.Tensor("float32", causal, [n, n]) };
 }
 
 function windowFor(tokens: number, capacity: number): number {

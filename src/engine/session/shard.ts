@@ -107,6 +107,72 @@ export class ShardEngine {
   }
 
   static async create(source: ModelSource, opts: ShardOptions = {}): Promise<ShardEngine> {
+    const built = await buildShardSession(source, opts);
+    const [a, b] = built.layers;
+    const layerIds = Array.from({ length: b - a }, (_, i) => a + i);
+    const cfg = source.config;
+    const kv = new KvCache(layerIds, cfg.numKvHeads, built.contextLength, cfg.headDim, cfg.slidingWindow);
+    return new ShardEngine(cfg, built.layers, built.session, built.embedding, kv, built.vocabSize, built.stagedBytes);
+  }
+
+  /** Hidden states [n × hidden] for token ids (first stage only). */
+  embed(tokens: Int32Array, into?: Float32Array): Float32Array {
+    if (!this.embedding) throw new Error("embed() on a shard that is not the first stage");
+    return embedTokens(this.embedding, tokens, into, this.config.embeddingScale);
+  }
+
+  /**
+   * Runs `n` positions of hidden states through the shard and appends them to the KV cache.
+   * Last stage: logits of the last position ([vocab]) or of all ([n × vocab]); other stages:
+   * hidden states [n × hidden].
+   */
+  run(hidden: Float32Array, n: number, opts: { allLogits?: boolean } = {}): Float32Array {
+    if (n < 1) throw new TesseraError("a forward step needs at least one token");
+    this.kv.prepare(n);
+    const feeds: Record<string, ort.Tensor> = {
+      hidden_in: new ort.Tensor("float32", hidden, [1, n, this.config.hiddenSize]),
+    };
+    const outputs: Record<string, ort.Tensor | null> = {};
+    if (this.isLast) {
+      let index = this.lastIndex;
+      if (opts.allLogits) index = BigInt64Array.from({ length: n }, (_, i) => BigInt(i));
+      else this.lastIndex[0] = BigInt(n - 1);
+      feeds.logits_index = new ort.Tensor("int64", index, [index.length]);
+      outputs.logits = opts.allLogits ? null : this.lastLogits!;
+    } else {
+      outputs.hidden_out = null;
+    }
+    this.kv.bind(feeds, outputs, n);
+    const result = this.session.run(feeds, outputs);
+    this.kv.store(result, n);
+    if (!this.isLast) return result.hidden_out.data as Float32Array;
+    if (opts.allLogits) return result.logits.data as Float32Array;
+    return (this.lastLogits!.data as Float32Array).slice();
+  }
+
+  /** Writes the profiling trace (shards created with profilePrefix). */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
+  dispose(): void {
+    this.session.dispose();
+  }
+}
+
+/** A shard's graph built and its onnxruntime session started, without any KV cache (the caller sizes its own). */
+export interface BuiltShard {
+  layers: [number, number];
+  session: SyncSession;
+  embedding: LinearWeight | undefined;
+  /** lm_head rows on the last stage, else 0. */
+  vocabSize: number;
+  stagedBytes: number;
+  contextLength: number;
+}
+
+/** Reads a layer range's weights, builds its graph and creates the session (shared by ShardEngine and BatchEngine). */
+export async function buildShardSession(source: ModelSource, opts: ShardOptions = {}): Promise<BuiltShard> {
     const cfg = source.config;
     const device = opts.device ?? "cpu";
     checkEngineConfig(cfg, source.path);
@@ -155,52 +221,5 @@ export class ShardEngine {
     } finally {
       staging.discard();
     }
-    const layerIds = Array.from({ length: b - a }, (_, i) => a + i);
-    const kv = new KvCache(layerIds, cfg.numKvHeads, ctx, cfg.headDim, cfg.slidingWindow);
-    return new ShardEngine(cfg, [a, b], session, embedding, kv, vocab, stagedBytes);
-  }
-
-  /** Hidden states [n × hidden] for token ids (first stage only). */
-  embed(tokens: Int32Array, into?: Float32Array): Float32Array {
-    if (!this.embedding) throw new Error("embed() on a shard that is not the first stage");
-    return embedTokens(this.embedding, tokens, into, this.config.embeddingScale);
-  }
-
-  /**
-   * Runs `n` positions of hidden states through the shard and appends them to the KV cache.
-   * Last stage: logits of the last position ([vocab]) or of all ([n × vocab]); other stages:
-   * hidden states [n × hidden].
-   */
-  run(hidden: Float32Array, n: number, opts: { allLogits?: boolean } = {}): Float32Array {
-    if (n < 1) throw new TesseraError("a forward step needs at least one token");
-    this.kv.prepare(n);
-    const feeds: Record<string, ort.Tensor> = {
-      hidden_in: new ort.Tensor("float32", hidden, [1, n, this.config.hiddenSize]),
-    };
-    const outputs: Record<string, ort.Tensor | null> = {};
-    if (this.isLast) {
-      let index = this.lastIndex;
-      if (opts.allLogits) index = BigInt64Array.from({ length: n }, (_, i) => BigInt(i));
-      else this.lastIndex[0] = BigInt(n - 1);
-      feeds.logits_index = new ort.Tensor("int64", index, [index.length]);
-      outputs.logits = opts.allLogits ? null : this.lastLogits!;
-    } else {
-      outputs.hidden_out = null;
-    }
-    this.kv.bind(feeds, outputs, n);
-    const result = this.session.run(feeds, outputs);
-    this.kv.store(result, n);
-    if (!this.isLast) return result.hidden_out.data as Float32Array;
-    if (opts.allLogits) return result.logits.data as Float32Array;
-    return (this.lastLogits!.data as Float32Array).slice();
-  }
-
-  /** Writes the profiling trace (shards created with profilePrefix). */
-  endProfiling(): void {
-    this.session.endProfiling();
-  }
-
-  dispose(): void {
-    this.session.dispose();
-  }
+    return { layers: [a, b], session, embedding, vocabSize: vocab, stagedBytes, contextLength: ctx };
 }

@@ -51,6 +51,8 @@ export interface EngineInfo {
   weightBytes?: number;
   parameterCount?: number;
   format?: string;
+  /** Sequences the engine decodes together (1: one request at a time). */
+  slots?: number;
 }
 
 export interface BenchRequest {

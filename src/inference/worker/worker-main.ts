@@ -5,11 +5,14 @@ import type { EngineOptions } from "../../engine/types.js";
 import { TesseraError } from "../../errors.js";
 import { toWire } from "../errors.js";
 import { Generator } from "../generator.js";
+import { BatchScheduler } from "../batch-scheduler.js";
+import type { PromptInfo, TokenEvent } from "../result.js";
 import { promptTokens } from "../prompt.js";
 import type { BenchRequest, BenchResult, EngineBackend, EngineInfo, FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 
 // The engine's thread: owns the Stepper (ORT session) and runs the generation loop, so the
-// synchronous ORT calls never block the main event loop. Requests run one at a time, in order.
+// synchronous ORT calls never block the main event loop. Requests run one at a time, in order,
+// unless the engine batches (LoadedEngine.batch): then the batch scheduler runs them together.
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -49,6 +52,13 @@ function serve(engine: LoadedEngine): void {
   // which would otherwise land on (and skew the timings of) the first request.
   engine.stepper.forward(Int32Array.of(0));
   engine.stepper.truncate(0);
+  const batch = engine.batch;
+  if (batch) {
+    // and one decode step of every slot: the widest batch's buffers
+    batch.decode(Array.from({ length: batch.slots }, (_, slot) => ({ slot, token: 0 })));
+    for (let s = 0; s < batch.slots; s++) batch.truncate(s, 0);
+  }
+  const scheduler = batch ? new BatchScheduler(batch, engine.tokenizer, { prefillChunk: init.prefillChunk }) : undefined;
   const generator = new Generator(engine.stepper, engine.tokenizer, { prefillChunk: init.prefillChunk });
 
   const info: EngineInfo = {
@@ -62,6 +72,7 @@ function serve(engine: LoadedEngine): void {
     weightBytes: engine.weightBytes,
     parameterCount: engine.parameterCount,
     format: engine.format,
+    slots: batch?.slots ?? 1,
   };
   send({ type: "ready", info });
 
@@ -108,6 +119,7 @@ function serve(engine: LoadedEngine): void {
   async function handle(msg: ToWorker): Promise<void> {
     if (msg.type === "close") {
       await queue;
+      await scheduler?.idle();
       await engine.stepper.dispose();
       await engine.close();
       send({ type: "closed" });
@@ -126,20 +138,25 @@ function serve(engine: LoadedEngine): void {
           const ac = new AbortController();
           cancels.set(id, ac);
           try {
-            value = await serial(() =>
-              generator.generate(msg.request, {
-                signal: ac.signal,
-                onPrompt: (info) => send({ type: "prompt", id, info }),
-                onToken: (event) => send({ type: "token", id, event }),
-              }),
-            );
+            const opts = {
+              signal: ac.signal,
+              onPrompt: (info: PromptInfo) => send({ type: "prompt", id, info }),
+              onToken: (event: TokenEvent) => send({ type: "token", id, event }),
+            };
+            value = await (scheduler ? scheduler.generate(msg.request, opts) : serial(() => generator.generate(msg.request, opts)));
           } finally {
             cancels.delete(id);
           }
           break;
         }
         case "bench":
-          value = await serial(() => bench(msg.bench));
+          value = await serial(async () => {
+            // the bench drives slot 0 directly: once no request runs; the slots' cached prefixes are forgotten after
+            await scheduler?.idle();
+            const r = await bench(msg.bench);
+            scheduler?.resetCache();
+            return r;
+          });
           break;
         case "count":
           value = promptTokens(msg.input, engine.tokenizer).length;

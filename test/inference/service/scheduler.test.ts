@@ -51,3 +51,25 @@ test("several slots run together", async () => {
   c();
   assert.equal(q.running, 0);
 });
+
+test("setSlots: an engine that batches lets its waiters in at once; fewer slots hold new ones back", async () => {
+  const q = new RequestQueue(1, 10);
+  const held = await q.acquire();
+  let granted = 0;
+  const waiters = [1, 2, 3].map(() => q.acquire().then((release) => (granted++, release)));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(granted, 0, "one slot: the three wait");
+  q.setSlots(3);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual([granted, q.running, q.queued, q.slots], [2, 3, 1, 3]);
+  q.setSlots(1);
+  held();
+  (await waiters[0]!)();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(granted, 2, "running (1) is not below one slot: the last still waits");
+  (await waiters[1]!)();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(granted, 3);
+  (await waiters[2]!)();
+  assert.throws(() => q.setSlots(0), /slots must be ≥ 1/);
+});

@@ -1,0 +1,165 @@
+import { ort } from "../onnx/session.js";
+import { TesseraError } from "../../errors.js";
+import { KV_WINDOW_STEP, checkContextRoom, slidingMasks } from "./kv-cache.js";
+
+/**
+ * The KV cache of many sequences (continuous batching): `slots` sequences of up to `capacity`
+ * tokens each, allocated once, each slot with its own length. A run binds a contiguous range of
+ * slots as one [B, kvHeads, W, headDim] tensor per layer, so every slot of the store shares one
+ * window W (the longest slot's length rounded up to KV_WINDOW_STEP); each slot's row of past_bias
+ * masks what lies beyond its own length.
+ *
+ * Layout of one layer's key (and value) buffer while the window is W:
+ *
+ *   [slots][kvHeads][W][headDim] float32, packed from offset 0; rows ≥ the slot's length are stale.
+ *
+ * Slot s is then the subarray [s·kvHeads·W·headDim, (s + 1)·kvHeads·W·headDim): binding slots
+ * [lo, lo + B) costs no copy. When W changes, each (slot, head) block's live rows move to their new
+ * offset (blocks in the order that never overwrites rows not yet moved), as session/kv-cache.ts does
+ * for one sequence. Rows of a slot inside the bound range that takes no part in a step (a free slot
+ * between two busy ones) are fed as padding: its past_bias row is all −∞ and its new keys are dropped.
+ */
+export class SlotKvStore {
+  private readonly keyBufs: Float32Array[] = [];
+  private readonly valueBufs: Float32Array[] = [];
+  private readonly lengths: Int32Array;
+  private _window = 0;
+
+  constructor(
+    readonly layers: number[],
+    readonly kvHeads: number,
+    readonly capacity: number,
+    readonly headDim: number,
+    readonly slots: number,
+    readonly slidingWindow?: number,
+  ) {
+    if (!Number.isInteger(slots) || slots < 1) throw new TesseraError(`KV slots must be an integer ≥ 1, got ${slots}`);
+    const size = slots * kvHeads * capacity * headDim;
+    for (let i = 0; i < layers.length; i++) {
+      this.keyBufs.push(new Float32Array(size));
+      this.valueBufs.push(new Float32Array(size));
+    }
+    this.lengths = new Int32Array(slots);
+    this._window = windowFor(1, capacity);
+  }
+
+  /** Bytes of one slot's keys and values over every layer. */
+  static slotBytes(layers: number, kvHeads: number, capacity: number, headDim: number): number {
+    return layers * 2 * kvHeads * capacity * headDim * 4;
+  }
+
+  get bytes(): number {
+    return this.slots * SlotKvStore.slotBytes(this.layers.length, this.kvHeads, this.capacity, this.headDim);
+  }
+
+  get window(): number {
+    return this._window;
+  }
+
+  /** Tokens cached in `slot`. */
+  length(slot: number): number {
+    return this.lengths[this.checkSlot(slot)]!;
+  }
+
+  /** Throws the user-facing overflow error when `n` more tokens do not fit in `slot`. */
+  reserve(slot: number, n: number): void {
+    checkContextRoom(this.length(slot), n, this.capacity);
+  }
+
+  /** Forgets the slot's cached positions ≥ pos. */
+  truncate(slot: number, pos: number): void {
+    if (!Number.isInteger(pos) || pos < 0) throw new TesseraError(`invalid truncate position ${pos}`);
+    const s = this.checkSlot(slot);
+    this.lengths[s] = Math.min(this.lengths[s]!, pos);
+    const w = windowFor(Math.max(1, ...this.lengths), this.capacity);
+    if (w < this._window) this.setWindow(w);
+  }
+
+  /**
+   * Feeds and outputs of a step of `n` new tokens in each of slots [lo, lo + count); `active[b]`
+   * says whether slot lo + b takes part (a padding row sees nothing cached and its rows are dropped).
+   */
+  bind(lo: number, count: number, n: number, active: readonly boolean[], feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>): void {
+    const w = this._window;
+    const positions = new BigInt64Array(count * n);
+    const pastBias = new Float32Array(count * w).fill(-Infinity);
+    const swaPast = this.slidingWindow !== undefined ? new Float32Array(count * n * w).fill(-Infinity) : undefined;
+    for (let b = 0; b < count; b++) {
+      if (!active[b]) continue;
+      const len = this.length(lo + b);
+      this.reserve(lo + b, n);
+      for (let i = 0; i < n; i++) positions[b * n + i] = BigInt(len + i);
+      pastBias.fill(0, b * w, b * w + len);
+      if (swaPast) swaPast.set(slidingMasks(len, n, w, this.slidingWindow!).swa_past_bias.data as Float32Array, b * n * w);
+    }
+    const causal = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) causal.fill(-Infinity, i * n + i + 1, (i + 1) * n);
+    feeds.positions = new ort.Tensor("int64", positions, [count, n]);
+    feeds.past_bias = new ort.Tensor("float32", pastBias, [count, w]);
+    feeds.causal_bias = new ort.Tensor("float32", causal, [n, n]);
+    if (swaPast) {
+      feeds.swa_past_bias = new ort.Tensor("float32", swaPast, [count, n, w]);
+      feeds.swa_causal_bias = slidingMasks(0, n, w, this.slidingWindow!).swa_causal_bias;
+    }
+    const block = this.kvHeads * w * this.headDim;
+    const dims = [count, this.kvHeads, w, this.headDim];
+    this.layers.forEach((l, i) => {
+      feeds[`past_key_${l}`] = new ort.Tensor("float32", this.keyBufs[i]!.subarray(lo * block, (lo + count) * block), dims);
+      feeds[`past_value_${l}`] = new ort.Tensor("float32", this.valueBufs[i]!.subarray(lo * block, (lo + count) * block), dims);
+      outputs[`new_key_${l}`] = null;
+      outputs[`new_value_${l}`] = null;
+    });
+  }
+
+  /** Appends each active row's `n` new keys and values (outputs [count, kvHeads, n, headDim]) to its slot. */
+  store(lo: number, count: number, n: number, active: readonly boolean[], result: Record<string, ort.Tensor>): void {
+    let longest = 0;
+    for (let b = 0; b < count; b++) if (active[b]) longest = Math.max(longest, this.length(lo + b) + n);
+    if (longest > this._window) this.setWindow(windowFor(longest, this.capacity));
+    const D = this.headDim;
+    const H = this.kvHeads;
+    const w = this._window;
+    const rows = n * D;
+    this.layers.forEach((l, i) => {
+      const k = result[`new_key_${l}`]!.data as Float32Array;
+      const v = result[`new_value_${l}`]!.data as Float32Array;
+      for (let b = 0; b < count; b++) {
+        if (!active[b]) continue;
+        const s = lo + b;
+        for (let h = 0; h < H; h++) {
+          const from = (b * H + h) * rows;
+          const at = ((s * H + h) * w + this.lengths[s]!) * D;
+          this.keyBufs[i]!.set(k.subarray(from, from + rows), at);
+          this.valueBufs[i]!.set(v.subarray(from, from + rows), at);
+        }
+      }
+    });
+    for (let b = 0; b < count; b++) if (active[b]) this.lengths[lo + b]! += n;
+  }
+
+  private setWindow(w: number): void {
+    const old = this._window;
+    const D = this.headDim;
+    const H = this.kvHeads;
+    if (w === old) return;
+    // Growing moves blocks up (last block first); shrinking moves them down (first block first).
+    const order = Array.from({ length: this.slots * H }, (_, i) => i);
+    if (w > old) order.reverse();
+    for (const buf of [...this.keyBufs, ...this.valueBufs]) {
+      for (const blk of order) {
+        const rows = this.lengths[Math.floor(blk / H)]! * D;
+        if (rows > 0) buf.copyWithin(blk * w * D, blk * old * D, blk * old * D + rows);
+      }
+    }
+    this._window = w;
+  }
+
+  private checkSlot(slot: number): number {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots) throw new Error(`KV slot ${slot} is not in [0, ${this.slots})`);
+    return slot;
+  }
+}
+
+function windowFor(tokens: number, capacity: number): number {
+  return Math.min(capacity, Math.ceil(tokens / KV_WINDOW_STEP) * KV_WINDOW_STEP);
+}
