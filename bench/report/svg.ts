@@ -6,6 +6,10 @@ export interface Series {
   points: [number, number][];
   /** Dashed line (references such as llama.cpp). */
   dashed?: boolean;
+  /** A line only (a model's curve sampled densely), no dot per point. */
+  noMarkers?: boolean;
+  /** Palette index, to draw a model's curve in the colour of the series it models. */
+  color?: number;
 }
 
 export interface ChartOptions {
@@ -43,12 +47,16 @@ export function lineChart(series: Series[], o: ChartOptions): string {
   const xv = (x: number): number => (log ? Math.log10(Math.max(x, 1)) : x);
   const xs = pts.map(([x]) => xv(x));
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  const yTicks = ticks(0, Math.max(...pts.map(([, y]) => y)) * 1.08);
+  const yMax = Math.max(...pts.map(([, y]) => y)) * 1.08;
+  const yTicks = ticks(0, yMax);
+  // the top gridline must sit above every point
+  if (yTicks.length > 1 && yTicks[yTicks.length - 1]! < yMax) yTicks.push(Number((2 * yTicks[yTicks.length - 1]! - yTicks[yTicks.length - 2]!).toPrecision(12)));
   const y1 = yTicks[yTicks.length - 1]!;
   const px = (x: number): number => m.l + ((xv(x) - x0) / (x1 - x0 || 1)) * (W - m.l - m.r);
   const py = (y: number): number => H - m.b - (y / (y1 || 1)) * (H - m.t - m.b);
   const distinct = [...new Set(pts.map(([x]) => x))].sort((a, b) => a - b);
-  const xTicks = log || (distinct.length <= 10 && distinct.every(Number.isInteger)) ? distinct : ticks(x0, x1);
+  const decades = Array.from({ length: Math.floor(x1) - Math.ceil(x0) + 1 }, (_, i) => 10 ** (Math.ceil(x0) + i));
+  const xTicks = log ? decades : distinct.length <= 10 && distinct.every(Number.isInteger) ? distinct : ticks(x0, x1);
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
@@ -58,17 +66,17 @@ export function lineChart(series: Series[], o: ChartOptions): string {
     parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${py(t)}" y2="${py(t)}" stroke="#e5e7eb"/>`);
     parts.push(`<text x="${m.l - 6}" y="${py(t) + 4}" text-anchor="end" fill="#374151">${fmt(t)}</text>`);
   }
-  const xText = (t: number): string => (log && t === 0 ? "loopback" : fmt(t));
+  const xText = (t: number): string => (log && t <= 1 ? "loopback" : fmt(t));
   for (const t of xTicks) parts.push(`<text x="${px(t)}" y="${H - m.b + 16}" text-anchor="middle" fill="#374151">${xText(t)}</text>`);
   parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="#9ca3af"/>`);
   parts.push(`<text x="${m.l + (W - m.l - m.r) / 2}" y="${H - 12}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   parts.push(`<text transform="translate(16 ${m.t + (H - m.t - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
   series.forEach((s, i) => {
-    const c = COLORS[i % COLORS.length]!;
+    const c = COLORS[(s.color ?? i) % COLORS.length]!;
     const sorted = [...s.points].sort((a, b) => a[0] - b[0]);
     const d = sorted.map(([x, y], j) => `${j ? "L" : "M"}${px(x).toFixed(1)} ${py(y).toFixed(1)}`).join(" ");
     parts.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`);
-    for (const [x, y] of sorted) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${c}"/>`);
+    if (!s.noMarkers) for (const [x, y] of sorted) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${c}"/>`);
     const ly = m.t + 8 + i * 18;
     parts.push(`<line x1="${W - m.r + 12}" x2="${W - m.r + 32}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`);
     parts.push(`<text x="${W - m.r + 38}" y="${ly + 4}">${esc(s.name)}</text>`);

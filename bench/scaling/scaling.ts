@@ -11,20 +11,24 @@
 //      to; the effective one-way latency measured through it is reported beside the target.
 // Usage: node dist/bench/scaling/scaling.js [--model PATH] [--threads 1] [--configs single,tp2,pp2,...]
 //          [--llama-threads 1,2] [--rounds 8] [--tokens 16] [--prompt-tokens 128] [--ttft-rounds 3]
-//          [--sweep tp2,pp2] [--latencies 5,50,300,2000] [--sweep-rounds 3] [--out FILE]
+//          [--sweep tp2,pp2] [--latencies 5,50,300,2000] [--sweep-rounds 3] [--out FILE] [--notes TEXT]
+//   5. the cost model's prediction (src/placement, fed with this run's machine probe and measured links)
+//      beside every configuration, and its error (predicted / measured − 1); predict.ts.
 //   Configurations: single, tpN, ppN, ppNxtpM. The defaults fit the cores: processes × threads ≤ cores.
 // Targets (16-core machine): TP 2 ≥ 1.7×, TP 4 ≥ 3× one process; all-reduce ≤ 1.3× raw round trip.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { openModel } from "../../src/models/open.js";
 import { synthesize } from "../../src/models/synth/synthesize.js";
 import { makePlan } from "../../src/placement/shard-plan.js";
-import type { LaunchOptions } from "../../src/runner/launcher.js";
+import { placementModel, predictDecode } from "../../src/placement/index.js";
+import { probeMachine, type ProbeResult } from "../../src/cluster/profile.js";
+import { ProxyHost, emulatedLinks } from "./proxies.js";
+import { bandwidthFrom, predict, relativeError, type LinkMeasure, type Prediction } from "./predict.js";
 import { provenance } from "../provenance.js";
 import { median, rotate, round2 as r2 } from "../stats.js";
-import { startChild, type LineChild } from "../parallel/children.js";
 import { PROMPT, shardedConfig, singleConfig, type Block, type Config } from "../parallel/configs.js";
 import { allReduce, rawRtt, type Timings } from "../parallel/probes.js";
 import { llamaConfig } from "../llama/llama-config.js";
@@ -43,6 +47,7 @@ const { values } = parseArgs({
     latencies: { type: "string", default: "5,50,300,2000" },
     "sweep-rounds": { type: "string", default: "3" },
     out: { type: "string" },
+    notes: { type: "string" },
   },
 });
 const int = (name: string, v: string | undefined, min = 1): number => {
@@ -130,50 +135,43 @@ async function ttftRounds(configs: Config[], n: number): Promise<Map<string, num
   return out;
 }
 
-/** The delay proxies of one emulated cluster, hosted by a child process. */
-class ProxyHost {
-  private constructor(private readonly c: LineChild) {}
-  static start(): ProxyHost {
-    return new ProxyHost(startChild("./proxy-host", import.meta.url, []));
-  }
-  async open(port: number, latencyUs: number): Promise<number> {
-    this.c.send(`open 127.0.0.1 ${port} ${latencyUs}`);
-    return Number((await this.c.line()).replace(/^port /, ""));
-  }
-  async lateness(): Promise<unknown> {
-    this.c.send("lateness");
-    return JSON.parse(await this.c.line());
-  }
-  close(): void {
-    this.c.child.kill("SIGTERM");
-  }
-}
-
-/**
- * Links between machines of the emulated cluster go through `host`'s proxies at `setUs`: each runner is
- * a machine, the driver shares world rank 1's, so only the link rank 1 → driver stays direct.
- */
-function emulatedLinks(host: ProxyHost, setUs: number): LaunchOptions["routeLink"] {
-  return async (link, target) => {
-    if (link.group === "world" && link.from === 1 && link.to === 0) return target;
-    return { host: "127.0.0.1", port: await host.open(target.port, setUs) };
-  };
-}
-
 const RTT_BYTES = 2048 * 4;
 const RTT_ITERS = 400;
+/** A bulk message for the links' bandwidth (round trip of 1 MiB vs RTT_BYTES on the same path). */
+const BULK_BYTES = 2 ** 20;
+const BULK_ITERS = 12;
+
+/** The node's machine probe at the runners' thread count, measured now (a fresh cache directory). */
+async function probeNow(): Promise<ProbeResult> {
+  const dir = mkdtempSync(join(os.tmpdir(), "tessera-scaling-probe-"));
+  try {
+    const p = await probeMachine(dir, THREADS, 60000);
+    if (!p) throw new Error("the machine probe (src/cluster/probe-main.ts) failed");
+    return p;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 const started = performance.now();
 const path = await modelPath();
 const src = await openModel(path);
 const cfg = src.config;
+const pmodel = placementModel(src, basename(path));
 await src.close();
+const loadStart = os.loadavg()[0]!;
+const probeStart = await probeNow();
+console.log(`machine probe (${THREADS} thread): decode ${(probeStart.decodeBytesPerSec / 1e9).toFixed(2)} GB/s, MatMul ${probeStart.matmulGflops.toFixed(1)} GFLOP/s`);
 const H = cfg.hiddenSize;
 
 // ---- 1. all-reduce vs raw round trip ----
 const rtt = await rawRtt(H * 4, 1000, true);
 const reduces: Record<string, Timings> = {};
 for (const size of [2, 4, 8].filter((k) => k <= CORES)) reduces[`ranks_${size}`] = await allReduce(H, 1000, "poll", size);
+const loopSmall = await rawRtt(RTT_BYTES, RTT_ITERS, false);
+const loopBulk = await rawRtt(BULK_BYTES, BULK_ITERS, false);
+const loopback: LinkMeasure = { rttMs: rtt.median / 1000, bandwidthBytesPerSec: bandwidthFrom(loopSmall.median, RTT_BYTES, loopBulk.median, BULK_BYTES) };
+console.log(`loopback link for the cost model: RTT ${rtt.median} µs (busy-polled), ${(loopback.bandwidthBytesPerSec / 1e9).toFixed(2)} GB/s`);
 console.log(`${H * 4}-byte busy-polled raw RTT ${rtt.median} µs; all-reduce ${Object.entries(reduces).map(([k, t]) => `${k} ${t.median} µs`).join(", ")}`);
 
 // ---- 2, 3. decode and TTFT, every configuration loaded at once ----
@@ -229,12 +227,17 @@ zero.close();
 const proxyOneWayUs = Math.max(0, (through0.median - direct.median) / 2);
 console.log(`delay proxy's own cost: ${proxyOneWayUs.toFixed(1)} µs one way (RTT ${through0.median} through it vs ${direct.median} µs direct)`);
 const emulated = [];
+const emulatedShapes: Shape[] = [];
+const emulatedLinksUsed: LinkMeasure[] = [];
 for (const targetUs of LATENCIES) {
   const setUs = Math.max(0, targetUs - proxyOneWayUs);
   const probe = ProxyHost.start();
   const via = await rawRtt(RTT_BYTES, RTT_ITERS, false, (p) => probe.open(p, setUs));
+  const viaBulk = await rawRtt(BULK_BYTES, BULK_ITERS, false, (p) => probe.open(p, setUs));
   probe.close();
   const effectiveUs = r2(Math.max(0, (via.median - direct.median) / 2));
+  // the runners' all-reduce busy-polls: the loopback floor plus what the proxy adds each way
+  const link: LinkMeasure = { rttMs: (rtt.median + 2 * effectiveUs) / 1000, bandwidthBytesPerSec: bandwidthFrom(via.median, RTT_BYTES, viaBulk.median, BULK_BYTES) };
   for (const s of sweep) {
     if (!fits(s) && values.sweep === undefined) continue;
     const host = ProxyHost.start();
@@ -253,13 +256,54 @@ for (const targetUs of LATENCIES) {
       proxy_set_us: r2(setUs),
       effective_one_way_us: effectiveUs,
       ...decodeSummary(b, name),
+      single_median_tps: decodeSummary(b, "single").median_tps,
       ratio_to_direct: b.has(s.name) ? decodeSummary(b, name, s.name).ratio_to_ref : undefined,
       ttft_ms: t ? r2(t.get(name)![0]!) : undefined,
       proxy_lateness: lateness,
+      link_for_cost_model: { rtt_ms: r2(link.rttMs * 1000) / 1000, bandwidth_bytes_per_sec: Math.round(link.bandwidthBytesPerSec) },
+      predicted: undefined as Prediction | undefined,
     });
+    emulatedShapes.push(s);
+    emulatedLinksUsed.push(link);
   }
 }
 for (const c of base) await c.close();
+
+// ---- 5. the cost model beside every measured configuration ----
+const probeEnd = await probeNow();
+const loadEnd = os.loadavg()[0]!;
+// The probe is a best-of-windows figure; taken before and after, their mean stands for the run.
+const probe: ProbeResult = {
+  decodeBytesPerSec: (probeStart.decodeBytesPerSec + probeEnd.decodeBytesPerSec) / 2,
+  matmulGflops: (probeStart.matmulGflops + probeEnd.matmulGflops) / 2,
+  providers: probeStart.providers,
+};
+const predictShape = (s: Shape, link: LinkMeasure): Prediction => predict(pmodel, probe, s.pp, s.tp, link, CTX, PROMPT_TOKENS);
+// The same model's split costs from the single process measured in the same rounds (predictDecode):
+// it leaves out the probe, so its error is what the model gets wrong about splitting alone.
+const fromSingle = (s: Shape, link: LinkMeasure, singleTps: number): number =>
+  r2(predictDecode({ singleMsPerToken: 1000 / singleTps, layers: cfg.numLayers, hiddenSize: H, vocabSize: cfg.vocabSize, pp: s.pp, tp: s.tp, rttMs: link.rttMs, bandwidthBytesPerSec: link.bandwidthBytesPerSec }).decodeTps);
+const singleTps = (decode.single as { median_tps: number }).median_tps;
+for (const s of shapes) {
+  const d = decode[s.name] as { median_tps: number };
+  const p = predictShape(s, loopback);
+  const t = ttftSummary?.[s.name]?.median_ms;
+  const calibrated = fromSingle(s, loopback, singleTps);
+  Object.assign(decode[s.name] as object, {
+    predicted: p,
+    error: { decode_tps: relativeError(p.decode_tps, d.median_tps), ttft_ms: relativeError(p.ttft_ms, t) },
+    predicted_from_single: { decode_tps: calibrated, error: relativeError(calibrated, d.median_tps) },
+  });
+}
+emulated.forEach((e, i) => {
+  const p = predictShape(emulatedShapes[i]!, emulatedLinksUsed[i]!);
+  const calibrated = fromSingle(emulatedShapes[i]!, emulatedLinksUsed[i]!, e.single_median_tps);
+  Object.assign(e, {
+    predicted: p,
+    error: { decode_tps: relativeError(p.decode_tps, e.median_tps), ttft_ms: relativeError(p.ttft_ms, e.ttft_ms) },
+    predicted_from_single: { decode_tps: calibrated, error: relativeError(calibrated, e.median_tps) },
+  });
+});
 
 const ratioOf = (name: string): number | undefined => (decode[name] as { ratio_to_single: number } | undefined)?.ratio_to_single;
 const arRatio = (k: string): number | undefined => (reduces[k] ? r2(reduces[k]!.median / rtt.median) : undefined);
@@ -286,6 +330,17 @@ const result = {
   ttft: ttftSummary,
   proxy: { own_one_way_us: r2(proxyOneWayUs), rtt_direct_us: direct, rtt_through_0us_proxy_us: through0 },
   emulated,
+  cost_model: {
+    source: "src/placement place(): each runner a node with this run's machine probe (src/cluster/profile.ts, at the runners' thread count; mean of a probe before and after the run), links as measured (loopback: busy-polled RTT and bulk bandwidth; emulated: that RTT plus the proxy's measured one-way latency twice, bulk bandwidth through the proxy)",
+    probe_start: probeStart,
+    probe_end: probeEnd,
+    probe_used: probe,
+    loopback_link: { rtt_ms: loopback.rttMs, bandwidth_bytes_per_sec: Math.round(loopback.bandwidthBytesPerSec) },
+    error: "predicted / measured − 1 per configuration (decode tok/s and TTFT); target within ±20 %",
+    predicted_from_single: "predictDecode (src/placement/cost.ts): the same cost model fed the single process's decode speed measured in the same rounds instead of the probe, so only the split costs are predicted",
+  },
+  load: { load_average_1m_start: r2(loadStart), load_average_1m_end: r2(loadEnd), cores: CORES },
+  notes: values.notes ?? "",
   targets,
   met: {
     tp2: ratioOf("tp2") === undefined ? "not measured" : ratioOf("tp2")! >= targets.tp2,
@@ -300,10 +355,12 @@ for (const c of configs) {
   const d = decode[c.name] as ReturnType<typeof decodeSummary> & { vs_llama_cpp_same_threads?: number };
   const vs = d.vs_llama_cpp_same_threads === undefined ? "" : `, ${d.vs_llama_cpp_same_threads}× llama.cpp at the same threads`;
   const t = ttftSummary?.[c.name] ? `; TTFT ${ttftSummary[c.name]!.median_ms} ms` : "";
-  console.log(`  ${c.name.padEnd(16)} ${d.median_tps.toFixed(2).padStart(7)} tok/s  ${d.ratio_to_single.toFixed(2)}× one process${vs}${t}`);
+  const p = (d as { predicted?: Prediction }).predicted;
+  const pr = p ? `; predicted ${p.decode_tps} tok/s, TTFT ${p.ttft_ms} ms` : "";
+  console.log(`  ${c.name.padEnd(16)} ${d.median_tps.toFixed(2).padStart(7)} tok/s  ${d.ratio_to_single.toFixed(2)}× one process${vs}${t}${pr}`);
 }
 for (const e of emulated) {
-  console.log(`  ${e.config} at ${e.target_one_way_us} µs (effective ${e.effective_one_way_us}): ${e.median_tps} tok/s, ${e.ratio_to_single}× one process, ${e.ratio_to_direct ?? "-"}× direct`);
+  console.log(`  ${e.config} at ${e.target_one_way_us} µs (effective ${e.effective_one_way_us}): ${e.median_tps} tok/s, ${e.ratio_to_single}× one process, ${e.ratio_to_direct ?? "-"}× direct; predicted ${e.predicted?.decode_tps ?? "-"} tok/s`);
 }
 console.log(`targets: TP 2 ${String(result.met.tp2)} (${ratioOf("tp2") ?? "-"}×), TP 4 ${String(result.met.tp4)} (${ratioOf("tp4") ?? "-"}×), all-reduce ${String(result.met.all_reduce)} (${arRatio("ranks_2") ?? "-"}× raw RTT)`);
 const out = values.out ?? join("bench", "results", `scaling-${result.date.slice(0, 10)}-${CORES}cores.json`);
