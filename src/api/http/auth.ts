@@ -16,8 +16,11 @@ export interface AuthOptions {
   nodeToken?: string;
 }
 
-/** Paths that never need a key: the health check and the dashboard's static assets. */
-const PUBLIC_PATHS = new Set(["/healthz", "/favicon.ico"]);
+/**
+ * Paths that never need a key: the health check, the dashboard's page and static assets (the page
+ * asks for the key), and GET / (the page for browsers, "Ollama is running" for Ollama clients).
+ */
+const PUBLIC_PATHS = new Set(["/", "/healthz", "/favicon.ico"]);
 const PUBLIC_PREFIXES = ["/dashboard/", "/assets/"];
 
 export function isPublicPath(url: string): boolean {
