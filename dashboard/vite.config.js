@@ -18,5 +18,7 @@ export default defineConfig({
     sourcemap: false,
     target: "es2022",
     reportCompressedSize: false,
+    // The Svelte compiler is most of a small build; rolldown's note saying so is noise.
+    rolldownOptions: { checks: { pluginTimings: false } },
   },
 });

@@ -61,6 +61,7 @@ export async function streamChat(model: string, messages: ChatMessage[], s: Chat
     if (c?.finish_reason) finish = c.finish_reason;
     if (chunk.usage) tokens = chunk.usage.completion_tokens;
   }
+  if (signal.aborted) throw new DOMException("stopped", "AbortError");
   const n = tokens ?? pieces;
   const span = (last - first) / 1000;
   return { ttftMs: first ? first - start : performance.now() - start, tokens: n, tps: n > 1 && span > 0 ? (n - 1) / span : null, finish };
