@@ -202,6 +202,39 @@ test("chat streams an answer and shows TTFT and tok/s; the stop button cuts an a
   await page.context().close();
 });
 
+test("model text is rendered as markdown and never as HTML", async () => {
+  const hostile = [
+    "Some **bold** and `code` and [a link](https://example.com/x) and [bad](javascript:alert(1))",
+    "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>",
+    "```js",
+    "if (a < b) { console.log('<b>not bold</b>'); }",
+    "```",
+    "- one",
+    "- two",
+  ].join("\n");
+  const stored = JSON.stringify([{ id: "c1", title: "t", model: "small", turns: [{ role: "user", content: "<i>hi</i>" }, { role: "assistant", content: hostile }] }]);
+  const ctx = await contextWithKey(session.browser, KEY);
+  await ctx.addInitScript((c) => (globalThis as any).localStorage.setItem("tessera.conversations", c), stored);
+  const page = await ctx.newPage();
+  const errors = consoleErrors(page);
+  await page.goto(home().url("/#/chat"));
+  const answer = page.locator('[data-role="assistant"]');
+  await answer.waitFor();
+  // markdown is parsed: bold, inline code, a code block, a list, an http link
+  assert.equal(await answer.locator("strong").first().textContent(), "bold");
+  assert.equal(await answer.locator("pre code").textContent(), "if (a < b) { console.log('<b>not bold</b>'); }");
+  assert.equal(await answer.locator("li").count(), 2);
+  assert.equal(await answer.locator('a[href="https://example.com/x"]').count(), 1);
+  // ...and HTML is not: no element from the text, the tags shown as text, no javascript: link
+  assert.equal(await answer.locator("img, script, b").count(), 0);
+  assert.equal(await page.locator('[data-role="user"] i').count(), 0);
+  assert.match((await answer.textContent())!, /<img src=x onerror=/);
+  assert.equal(await answer.locator('a[href^="javascript"]').count(), 0);
+  assert.notEqual(await page.title(), "pwned");
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test("screenshots of every view at desktop and phone size, light and dark", async () => {
   for (const size of ["desktop", "phone"] as const) {
     const { page, errors } = await keyedPage("", size);
