@@ -46,10 +46,11 @@ async function keyedPage(hash = "", size: "desktop" | "phone" = "desktop"): Prom
   return { page, errors };
 }
 
-test("GET / gives browsers the page and other clients Ollama's answer, both without a key", async () => {
-  const plain = await fetch(home().url("/"));
+test("GET / gives browsers the page without a key, other clients Ollama's answer with the key", async () => {
+  const plain = await keyed(home().url("/"));
   assert.equal(plain.status, 200);
-  assert.equal(await plain.text(), "Ollama is running");
+  assert.equal(plain.body, "Ollama is running");
+  assert.equal((await fetch(home().url("/"))).status, 401, "Ollama's GET / still needs the key");
   const browser = await fetch(home().url("/"), { headers: { accept: "text/html,application/xhtml+xml" } });
   assert.equal(browser.status, 200);
   assert.match(browser.headers.get("content-type")!, /^text\/html/);
@@ -72,8 +73,9 @@ test("the page asks for the API key, refuses a wrong one, then works with the ri
   const prompt = page.getByTestId("key-prompt");
   await prompt.waitFor();
   await screenshot(page, "key-prompt-desktop");
-  await page.getByLabel("API key", { exact: true }).fill("not-the-key");
-  await page.getByRole("button", { name: "Use key" }).click();
+  // by keyboard: the field has the focus, Enter submits
+  await page.keyboard.type("not-the-key");
+  await page.keyboard.press("Enter");
   await page.getByTestId("key-error").waitFor();
   assert.equal(await page.locator("[data-node]").count(), 0, "nothing of the cluster shows with a wrong key");
   await page.getByLabel("API key", { exact: true }).fill(KEY);

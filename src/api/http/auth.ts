@@ -16,16 +16,22 @@ export interface AuthOptions {
   nodeToken?: string;
 }
 
-/**
- * Paths that never need a key: the health check, the dashboard's page and static assets (the page
- * asks for the key), and GET / (the page for browsers, "Ollama is running" for Ollama clients).
- */
-const PUBLIC_PATHS = new Set(["/", "/healthz", "/favicon.ico"]);
+/** Paths that never need a key: the health check and the dashboard's static assets. */
+const PUBLIC_PATHS = new Set(["/healthz", "/favicon.ico"]);
 const PUBLIC_PREFIXES = ["/dashboard/", "/assets/"];
 
 export function isPublicPath(url: string): boolean {
   const path = url.split("?")[0]!;
   return PUBLIC_PATHS.has(path) || path === "/dashboard" || PUBLIC_PREFIXES.some((p) => path.startsWith(p));
+}
+
+/**
+ * The dashboard's page at GET /: a browser's request (Accept: text/html) is routed to the page,
+ * never to Ollama's "Ollama is running" (dashboard-routes.ts), so it needs no key either; other
+ * clients' GET / stays behind the key.
+ */
+export function isDashboardPage(req: Pick<FastifyRequest, "method" | "url" | "headers">): boolean {
+  return (req.method === "GET" || req.method === "HEAD") && req.url.split("?")[0] === "/" && /\btext\/html\b/.test(String(req.headers.accept ?? ""));
 }
 
 export function isLoopback(address: string | undefined): boolean {
@@ -54,7 +60,7 @@ function same(a: string, b: string): boolean {
 export function authHook(opts: AuthOptions) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const key = opts.key;
-    if (!key || isPublicPath(req.url)) return;
+    if (!key || isPublicPath(req.url) || isDashboardPage(req)) return;
     if (opts.loopbackExempt && isLoopback(req.socket.remoteAddress)) return;
     const token = req.headers[NODE_TOKEN_HEADER];
     if (opts.nodeToken && typeof token === "string" && req.url.startsWith(`${INTERNAL_PREFIX}/`) && same(token, opts.nodeToken)) return;
