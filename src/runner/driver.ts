@@ -210,7 +210,7 @@ export class ShardedDriver {
   }
 
   /** Tells the runners to exit and waits for them (killing what is left after `ms`). */
-  close(ms = 5000): Promise<void> {
+  close(ms = 10000): Promise<void> {
     this.closing ??= (async () => {
       const h = this.header;
       h.fill(0);

@@ -247,7 +247,11 @@ export function spawnRunnerProcess(): ChildProcess {
 
 function spawnRunner(place: RankPlace): Runner {
   const child = spawnRunnerProcess();
-  const gone = new Promise<void>((res) => child.once("close", () => res()));
+  // 'close' can come before the last IPC messages (the runner's "exiting" with its peak RSS) are
+  // read: gone also waits for the channel to be done.
+  const closed = new Promise<void>((res) => child.once("close", () => res()));
+  const disconnected = new Promise<void>((res) => child.once("disconnect", () => res()));
+  const gone = closed.then(() => (child.connected ? disconnected : undefined));
   const r: Runner = { place, child, peakRssBytes: 0, gone, stderrTail: "", exited: false, inbox: [], waiter: undefined };
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (r.stderrTail = (r.stderrTail + d).slice(-STDERR_TAIL)));
   child.on("message", (m: FromRunner) => {

@@ -82,6 +82,8 @@ type Tensor = Uint8Array | Float32Array | Int32Array | Uint32Array | Float64Arra
 export class Group {
   readonly links: (Link | undefined)[];
   private error: TesseraError | undefined;
+  /** A peer that said BYE while nothing waited on it: no failure, but the group is done (see lost()). */
+  private departed: TesseraError | undefined;
   private closed = false;
   private readonly active = new Set<Op>();
   private readonly failureListeners: ((e: TesseraError) => void)[] = [];
@@ -157,7 +159,7 @@ export class Group {
       links: group.links,
       labelOf: (r) => group.labelOf(r),
       established: (link) => {
-        link.onLost = (e) => group.fail(e);
+        link.onLost = (e) => group.lost(link, e);
         link.onControl = (kind, payload) => group.onControl(link, kind, payload);
       },
     });
@@ -273,7 +275,7 @@ export class Group {
 
   private unusable(): TesseraError | undefined {
     if (this.closed) return new TesseraError("the group was closed", `rank ${this.rank}`);
-    return this.error;
+    return this.error ?? this.departed;
   }
 
   private checkPeer(r: number): TesseraError | undefined {
@@ -281,6 +283,20 @@ export class Group {
       return new TesseraError(`no peer rank ${r} in a group of ${this.size} (this is rank ${this.rank})`);
     }
     return undefined;
+  }
+
+  /**
+   * A link went away. A peer that said BYE while no operation waits on its link is leaving with the
+   * rest (an instance closing: ranks hear CLOSE at different times), so it fails nothing now; any
+   * later operation is refused with its departure, and one that comes to wait on the link fails then
+   * (Link.expect). Anything else is a lost peer.
+   */
+  private lost(link: Link, err: TesseraError): void {
+    if (link.said !== undefined && !link.awaiting && !this.abortJoin) {
+      this.departed ??= err;
+      return;
+    }
+    this.fail(err);
   }
 
   private fail(err: TesseraError): void {
@@ -336,7 +352,7 @@ export class Group {
       const polled = this.poller.waiting;
       for (let r = 0; r < this.size; r++) {
         const link = this.links[r];
-        if (!link) continue;
+        if (!link || link.lost) continue;
         // a link this rank stopped reading (too much unclaimed data) is not the peer's silence
         if (link.rxSinceTick || link.socket.isPaused()) {
           link.rxSinceTick = false;

@@ -156,6 +156,8 @@ export class Link {
       return;
     }
     this.sinks.push(sink);
+    // the peer left earlier without failing the group (Group.lost): waiting on it is the failure
+    if (this.lost) this.onLost(this.lost);
   }
 
   /** True while some operation waits for this link's next DATA frame. */

@@ -28,7 +28,7 @@ test("bad serving flags fail with one clear error", () => {
     [["--model", "/no/such/model.gguf"], /--model must be an existing file or folder, got '\/no\/such\/model.gguf'/],
     [["--alias", "nope"], /--alias must be NAME=ID, got 'nope'/],
     [["--keep-alive", "soon"], /--keep-alive must be a duration/],
-    [["--max-queue=-1"], /--max-queue must be an integer/],
+    [["--max-queue=-1"], /--max-queue must be a whole number ≥ 0, got .-1./],
     [["--ctx", "8"], /--ctx must be .*16/],
   ];
   for (const [argv, message] of cases) assert.throws(() => parse(argv), (e: unknown) => e instanceof TesseraError && message.test(e.message), argv.join(" "));

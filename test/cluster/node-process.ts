@@ -19,6 +19,8 @@ export interface NodeProcess {
   proc: ChildProcess;
   output(): string;
   url(path: string): string;
+  /** What every request to this node carries: the API key, when it was started with one. */
+  headers: Record<string, string>;
   view(): Promise<ClusterView>;
   /** SIGTERM, then SIGKILL after 3 s; resolves with the exit code (null if killed). */
   stop(): Promise<number | null>;
@@ -39,12 +41,14 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Let the node write the demo model (a few seconds of CPU); off unless a test is about models. */
   demo?: boolean;
+  /** Started with --api-key: the tests' requests carry it (non-loopback callers of a secret-mode node need one). */
+  apiKey?: string;
 }
 
 export async function startNode(args: string[], opts: StartOptions = {}): Promise<NodeProcess> {
   const dataDir = opts.dataDir ?? tempDir();
   const { command, args: base } = cliCommand();
-  const full = [...base, "start", "--data-dir", dataDir, ...(opts.demo ? [] : ["--no-demo"]), ...args];
+  const full = [...base, "start", "--data-dir", dataDir, ...(opts.demo ? [] : ["--no-demo"]), ...(opts.apiKey ? ["--api-key", opts.apiKey] : []), ...args];
   const [cmd, ...rest] = opts.wrap?.length ? [...opts.wrap, command, ...full] : [command, ...full];
   const proc = spawn(cmd!, rest, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
   let out = "";
@@ -61,7 +65,8 @@ export async function startNode(args: string[], opts: StartOptions = {}): Promis
     proc,
     output: () => out,
     url: (path) => `http://${host}:${node.http}${path}`,
-    view: async () => (await getJson(node.url("/cluster"))) as ClusterView,
+    headers: opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {},
+    view: async () => (await getJson(node.url("/cluster"), node.headers)) as ClusterView,
     stop: async () => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
       const timer = setTimeout(() => proc.kill("SIGKILL"), 3000);
@@ -108,8 +113,8 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export async function getJson(url: string): Promise<unknown> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+export async function getJson(url: string, headers: Record<string, string> = {}): Promise<unknown> {
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(3000) });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   return res.json();
 }

@@ -74,16 +74,16 @@ export async function startCluster(count: number, args: (i: number, first?: Node
 }
 
 export async function instancesOf(n: NodeProcess): Promise<InstanceView[]> {
-  return (await getJson(n.url("/instances"))) as InstanceView[];
+  return (await getJson(n.url("/instances"), n.headers)) as InstanceView[];
 }
 
-export async function post(url: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(60000) });
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body), signal: AbortSignal.timeout(60000) });
   return { status: res.status, body: await res.json() };
 }
 
-export async function del(url: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { method: "DELETE", signal: AbortSignal.timeout(60000) });
+export async function del(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { method: "DELETE", headers, signal: AbortSignal.timeout(60000) });
   return { status: res.status, body: await res.json() };
 }
 

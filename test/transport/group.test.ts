@@ -209,6 +209,19 @@ test("a rank that leaves fails its peers' pending collective, naming it", async 
   closeAll([a!, c!]);
 });
 
+test("a rank that leaves while its peers wait on nothing fails nothing; their next collective is refused, naming it", async () => {
+  const [a, b, c] = await formGroups(3);
+  const failures: string[] = [];
+  for (const g of [a!, c!]) g.onFailure((e) => failures.push(e.message));
+  b!.close();
+  await new Promise((r) => setTimeout(r, 300));
+  // instances close this way: ranks hear CLOSE at different times, and the first to go is no loss
+  assert.deepEqual(failures, []);
+  assert.equal(c!.failure, undefined);
+  await assert.rejects(c!.allReduce(new Float32Array(16)), /rank 1 \(127\.0\.0\.1:\d+\): left the group/);
+  closeAll([a!, c!]);
+});
+
 test("a sender far ahead of its receiver is held back by backpressure, and nothing is lost", async () => {
   const [a, b] = await formGroups(2);
   try {
