@@ -25,7 +25,7 @@ export async function keyed(url: string, init: RequestInit & { json?: unknown } 
 
 const args = (i: number, model: string, extra: string[] = []) => [
   "--host", "127.0.0.1", "--port", "0", "--no-discovery", "--secret", SECRET, "--api-key", KEY, "--cluster", "dash",
-  "--measure-every", "600", "--threads", "1", "--name", `n${i}`, ...(i === 0 ? ["--model", model] : []), ...extra,
+  "--measure-every", "600", "--threads", "1", "--offline", "--name", `n${i}`, ...(i === 0 ? ["--model", model] : []), ...extra,
 ];
 
 /** Node 0 first (its machine probe is then copied to node 1), then node 1 joining it; resolves once both see each other's profile and link. */

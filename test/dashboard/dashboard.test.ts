@@ -108,8 +108,34 @@ test("the page loads without console errors and draws both nodes and their link 
   await page.context().close();
 });
 
+test("a pull from the page copies a model another node holds, and shows it held by both", async () => {
+  assert.equal((await keyed(home().url("/models"), { method: "POST", json: { path: model, name: "small" } })).status, 201);
+  const ctx = await contextWithKey(session.browser, KEY);
+  const page = await ctx.newPage();
+  const errors = consoleErrors(page);
+  await page.goto(nodes[1]!.url("/#/models"));
+  const held = page.getByTestId("model-table").locator("tr", { hasText: "small" });
+  await held.waitFor();
+  assert.equal(await held.locator(".badge").count(), 1, "only n0 holds it at first");
+  // negative control: a name nothing knows is refused, with the node's reason on the page
+  await page.getByLabel("Model to pull").fill("no-such-model-anywhere");
+  await page.getByRole("button", { name: "Pull onto this node" }).click();
+  await page.getByTestId("pull-error").waitFor();
+  assert.equal(errors.length, 1, errors.join("; "));
+  errors.length = 0;
+
+  await page.getByLabel("Model to pull").fill("small");
+  await page.getByRole("button", { name: "Pull onto this node" }).click();
+  await waitFor("small held by both nodes on the page", 60000, async () => (await held.locator(".badge.ok").count()) === 2).catch(async (e) => {
+    throw new Error(`${(e as Error).message}; n1's downloads: ${JSON.stringify((await keyed(nodes[1]!.url("/downloads"))).body)}; page: ${await page.locator("main").textContent()}`);
+  });
+  const api = (await keyed(home().url("/models"))).body.models.find((m: { id: string }) => m.id === "small");
+  assert.deepEqual(api.holders.map((h: { nodeName: string; complete: boolean }) => `${h.nodeName}:${h.complete}`).sort(), ["n0:true", "n1:true"]);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test("launching from the page shows plans with predictions, then progress, then ready", async () => {
-  for (const n of nodes) assert.equal((await keyed(n.url("/models"), { method: "POST", json: { path: model, name: "small" } })).status, 201);
   const { page, errors } = await keyedPage("#/launch");
   // negative control first: a model no node has gives an error and no plans
   await page.getByTestId("launch-model").fill("/nonexistent/model.gguf");
@@ -195,10 +221,15 @@ test("chat streams an answer and shows TTFT and tok/s; the stop button cuts an a
   assert.equal(Number(/(\d+) tokens/.exec(line)![1]), direct.usage.completion_tokens);
   // negative control: an answer stopped early has no stats line, and says so
   await page.getByLabel("Max tokens").fill("3000");
+  // a slow network (2 kB/s) keeps this answer streaming until the click
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: 2000, uploadThroughput: -1 });
   await chatOnce(page, "Tell me a long story");
+  await page.locator('[data-role="assistant"]').nth(1).locator("p").first().waitFor();
   await page.getByRole("button", { name: "Stop" }).click();
   await page.locator('[data-role="assistant"]').nth(1).getByText("stopped").waitFor();
   assert.equal(await page.getByTestId("chat-stats").count(), 1);
+  await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
   await screenshot(page, "chat-answer-desktop");
   assert.deepEqual(errors, []);
   await page.context().close();

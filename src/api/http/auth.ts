@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { InferenceError } from "../../inference/errors.js";
 import { sendError, styleOfPath } from "../errors.js";
 import { INTERNAL_PREFIX, NODE_TOKEN_HEADER } from "../internal-routes.js";
+import { PEER_HEADER } from "../../library/peer-auth.js";
 
 /**
  * API keys. With a key set, every route but the public ones needs it, in any of the three APIs'
@@ -62,6 +63,9 @@ export function authHook(opts: AuthOptions) {
     const key = opts.key;
     if (!key || isPublicPath(req.url) || isDashboardPage(req)) return;
     if (opts.loopbackExempt && isLoopback(req.socket.remoteAddress)) return;
+    // Model bytes for peers (library/peer-files.ts) check their own signed header against the
+    // cluster key: a pull from a peer must not need the API key as well.
+    if (req.url.startsWith("/peer/") && typeof req.headers[PEER_HEADER] === "string") return;
     const token = req.headers[NODE_TOKEN_HEADER];
     if (opts.nodeToken && typeof token === "string" && req.url.startsWith(`${INTERNAL_PREFIX}/`) && same(token, opts.nodeToken)) return;
     const given = presentedKey(req.headers);
