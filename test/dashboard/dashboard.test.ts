@@ -160,6 +160,19 @@ test("launching from the page shows plans with predictions, then progress, then 
   }
   await screenshot(page, "launch-plans-desktop");
 
+  // negative control: asking for 3 nodes of a 2-node cluster, every plan is rejected with the API's reason and none can be launched
+  await page.getByLabel("Min nodes").fill("3");
+  await page.getByRole("button", { name: "Show plans" }).click();
+  await page.locator('[data-plan][data-feasible="false"]').first().waitFor();
+  const rejected = (await keyed(home().url(`/instances/previews?model=${encodeURIComponent(model)}&minNodes=3`))).body.plans as { feasible: boolean; reason?: string }[];
+  assert.ok(rejected.length > 0 && rejected.every((p) => !p.feasible && p.reason), JSON.stringify(rejected));
+  assert.deepEqual(await page.getByTestId("reason").allTextContents(), rejected.map((p) => p.reason));
+  assert.equal(await page.getByTestId("plans").getByRole("button", { name: "Launch" }).count(), 0);
+  await screenshot(page, "launch-rejected-desktop");
+  await page.getByLabel("Min nodes").fill("");
+  await page.getByRole("button", { name: "Show plans" }).click();
+  await page.locator('[data-feasible="true"]').first().waitFor();
+
   // Every status the instance card shows, recorded as it changes.
   await page.evaluate(() => {
     const w = globalThis as any;
