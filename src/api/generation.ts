@@ -24,7 +24,7 @@ export function modelId(serving: Serving, name: string, param = "model"): string
   const id = serving.models.resolveName(name);
   if (id !== undefined) return id;
   const known = serving.models.uniqueModels().map((c) => c.id);
-  const list = known.length ? `models here: ${known.join(", ")}` : "this cluster serves no models yet (start a node with --model PATH)";
+  const list = known.length ? `models here: ${known.join(", ")}` : "this cluster serves no models yet (give a node one: tessera pull, tessera models add, or --model PATH)";
   throw new InferenceError("not_found", `model '${name}' not found (${list})`, { param });
 }
 

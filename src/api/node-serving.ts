@@ -19,6 +19,8 @@ export interface NodeServingOptions {
   autoLaunch?: boolean;
   maxQueued?: number;
   keepAliveMs?: number;
+  /** This node's other places models run (the instances it is home to), beside its --model files. */
+  places?: ModelBackends[];
   version: string;
   log(message: string): void;
 }
@@ -26,6 +28,8 @@ export interface NodeServingOptions {
 export interface NodeServing {
   serving: Serving;
   local: LocalModels;
+  /** This node's own places (its models and instances): what other nodes forward to. */
+  own: ModelRouter;
   router: ModelRouter;
   /** Replaces the backends of other nodes (forwarding); this node's own stay first. */
   setRemote(backends: ModelBackends[]): void;
@@ -34,7 +38,7 @@ export interface NodeServing {
   close(): Promise<void>;
 }
 
-/** The serving stack of one node: its local models, the router over them (and, later, other places), metrics. */
+/** The serving stack of one node: its local models and instances, the router over them and other nodes, metrics. */
 export function createNodeServing(o: NodeServingOptions): NodeServing {
   const specs = o.modelPaths.map(modelSpecFromPath);
   const metrics = new ServingMetrics();
@@ -46,7 +50,8 @@ export function createNodeServing(o: NodeServingOptions): NodeServing {
     log: o.log,
     onResult: (model, result) => metrics.observe(model, result),
   });
-  const router = new ModelRouter([local], {
+  const own = new ModelRouter([local, ...(o.places ?? [])], { node: o.nodeId, autoLaunch: o.autoLaunch });
+  const router = new ModelRouter([own], {
     node: o.nodeId,
     aliases: o.aliases,
     defaultModel: o.defaultModel ?? specs[0]?.id,
@@ -56,9 +61,10 @@ export function createNodeServing(o: NodeServingOptions): NodeServing {
   return {
     serving,
     local,
+    own,
     router,
-    setRemote: (backends) => router.setBackends([local, ...backends]),
-    internalRoutes: internalRoutes(local, serving.requests, o.log),
+    setRemote: (backends) => router.setBackends([own, ...backends]),
+    internalRoutes: internalRoutes(own, serving.requests, o.log),
     close: () => local.close(),
   };
 }

@@ -56,7 +56,7 @@ export interface InstanceRequest {
 export interface ModelRef {
   /** Path of the model on every node. */
   path: string;
-  /** sha256 of the file's header and tensor table (models/header-digest.ts). */
+  /** sha256 of the file's header and tensor table (models/registry/describe.ts: the registry's digest). */
   digest: string;
 }
 

@@ -139,7 +139,8 @@ export class StaticPeers {
       void this.resolve(ev.key, e, ev.host, ev.port);
       return;
     }
-    if (e.resolving && e.status.state === "connecting" && ev.link.answeredHttp) return;
+    // the HTTP lookup's answer (found, or why not) says more than a redial's "answers HTTP"
+    if (e.resolving && ev.link.answeredHttp) return;
     this.set(e, outcome);
   }
 

@@ -28,6 +28,8 @@ export interface LocalModelsOptions {
 
 interface Entry {
   spec: LocalModelSpec;
+  /** From the node's model library (setLibrary), not --model: it goes when the library drops it. */
+  library?: boolean;
   queue: RequestQueue;
   worker?: EngineWorker;
   loading?: Promise<EngineWorker>;
@@ -58,15 +60,36 @@ export class LocalModels implements ModelBackends {
     this.node = opts.node;
     for (const spec of specs) {
       if (this.entries.has(spec.id)) throw new InferenceError("invalid_request", `two models are named '${spec.id}' (${this.entries.get(spec.id)!.spec.path} and ${spec.path})`);
-      let sizeBytes: number | undefined;
-      try {
-        const s = statSync(spec.path);
-        if (s.isFile()) sizeBytes = s.size;
-      } catch {
-        // reported when it is loaded
-      }
-      this.entries.set(spec.id, { spec, queue: new RequestQueue(1, opts.maxQueued ?? DEFAULT_MAX_QUEUED), keepAliveMs: opts.keepAliveMs ?? -1, sizeBytes });
+      this.entries.set(spec.id, this.newEntry(spec));
     }
+  }
+
+  /**
+   * The complete models of the node's library (its models dir, the demo model): served on demand
+   * beside the --model files, which win a name they share. A model the library no longer has goes
+   * once it is not loaded.
+   */
+  setLibrary(specs: readonly LocalModelSpec[]): void {
+    const ids = new Set(specs.map((s) => s.id));
+    for (const [id, e] of this.entries) {
+      if (e.library && !ids.has(id) && !e.worker && !e.loading && e.queue.running + e.queue.queued === 0) this.entries.delete(id);
+    }
+    for (const spec of specs) {
+      const e = this.entries.get(spec.id);
+      if (!e) this.entries.set(spec.id, { ...this.newEntry(spec), library: true });
+      else if (e.library && e.spec.path !== spec.path && !e.worker && !e.loading) e.spec = spec;
+    }
+  }
+
+  private newEntry(spec: LocalModelSpec): Entry {
+    let sizeBytes: number | undefined;
+    try {
+      const s = statSync(spec.path);
+      if (s.isFile()) sizeBytes = s.size;
+    } catch {
+      // reported when it is loaded
+    }
+    return { spec, queue: new RequestQueue(1, this.opts.maxQueued ?? DEFAULT_MAX_QUEUED), keepAliveMs: this.opts.keepAliveMs ?? -1, sizeBytes };
   }
 
   models(): ModelCard[] {

@@ -8,7 +8,7 @@ export interface RouterOptions {
   node: string;
   /** Extra names for model ids (`--alias name=id`). */
   aliases?: Record<string, string>;
-  /** The model that `claude-*`, `gpt-*`, `o1`… names map to (clients with a fixed model list). */
+  /** The model that `claude-*`, `gpt-*`, `o1`… names map to (clients with a fixed model list); unset: the only model, if there is one. */
   defaultModel?: string;
   /** false (`--no-auto-launch`): a request never loads a model; one that is not running gets `unavailable`. */
   autoLaunch?: boolean;
@@ -28,7 +28,9 @@ const RETRY_AFTER_S = 5;
  *
  * Backends come and go (peers join and leave): `setBackends` replaces the remote ones.
  */
-export class ModelRouter implements ModelDirectory {
+export class ModelRouter implements ModelDirectory, ModelBackends {
+  /** This node: a router over one node's places is itself a place (what other nodes forward to). */
+  readonly node: string;
   private backends: ModelBackends[];
   private readonly aliases: Map<string, string>;
 
@@ -36,6 +38,7 @@ export class ModelRouter implements ModelDirectory {
     backends: ModelBackends[],
     private readonly opts: RouterOptions,
   ) {
+    this.node = opts.node;
     this.backends = [...backends];
     this.aliases = new Map(Object.entries(opts.aliases ?? {}));
   }
@@ -67,7 +70,8 @@ export class ModelRouter implements ModelDirectory {
     if (untagged !== undefined && ids.has(untagged)) return untagged;
     const alias = this.aliases.get(name) ?? (untagged !== undefined ? this.aliases.get(untagged) : undefined);
     if (alias !== undefined && ids.has(alias)) return alias;
-    const fallback = this.opts.defaultModel;
+    // no --default-model: a cluster with one model (a fresh node's demo) answers vendor names with it
+    const fallback = this.opts.defaultModel ?? (ids.size === 1 ? [...ids][0] : undefined);
     if (fallback !== undefined && VENDOR_NAME.test(name) && ids.has(fallback)) return fallback;
     return undefined;
   }

@@ -8,6 +8,7 @@ import { resolveRequest, type ResolvedRequest } from "../inference/request.js";
 import type { GenerationResult } from "../inference/result.js";
 import type { FromDriverControl, ToDriverControl } from "../runner/bridge-protocol.js";
 import type { ClusterRemote } from "../runner/cluster-backend.js";
+import type { ModelFiles } from "./model-source.js";
 import type { RankReporter } from "./reporter.js";
 import { STALL_TIMEOUT_MS } from "./supervisor.js";
 import { groupOf, shardPlanOf, wiring } from "./wiring.js";
@@ -40,6 +41,7 @@ export class DriverHost {
     private readonly node: ClusterNode,
     private readonly reporter: RankReporter,
     readonly instance: InstanceRecord,
+    files: ModelFiles,
     private readonly log: (m: string) => void,
   ) {
     this.id = instance.id;
@@ -56,7 +58,10 @@ export class DriverHost {
     });
     port1.unref();
     const remote: ClusterRemote = { group: groupOf(instance), plan: shardPlanOf(instance), host: node.bindHost, key: node.dataPlaneKey(instance.id), stallTimeoutMs: STALL_TIMEOUT_MS };
-    this.starting = EngineWorker.start(instance.source.path, { contextLength: instance.plan.ctx, threads: 1, backend: { kind: "cluster", remote, control: port2 } });
+    // The driver reads the header only (tokenizer, config): any copy or shard of the model here will do.
+    this.starting = files
+      .rankPath(instance.source, { layers: [0, 0] })
+      .then((path) => EngineWorker.start(path, { contextLength: instance.plan.ctx, threads: 1, backend: { kind: "cluster", remote, control: port2 } }));
     this.starting.then(
       (engine) => {
         if (this.stopped) return void engine.close().catch(() => {});

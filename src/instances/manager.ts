@@ -9,7 +9,7 @@ import type { GenerationResult } from "../inference/result.js";
 import { createInstance, DEFAULT_POLICY, noRoom, previews, reconcile, type Policy } from "./decide.js";
 import { DriverHost } from "./driver-host.js";
 import { KeptStore } from "./kept-store.js";
-import { resolveModelSource, type ResolvedModel } from "./model-source.js";
+import { PATHS_ONLY, resolveModelSource, type ModelFiles, type ResolvedModel } from "./model-source.js";
 import { RankReporter } from "./reporter.js";
 import { isInstanceCommand, parseCreate, RequestError, type InstanceCommand } from "./requests.js";
 import { Supervisor } from "./supervisor.js";
@@ -19,6 +19,8 @@ const TICK_MS = 500;
 
 export interface InstanceManagerOptions {
   log(message: string): void;
+  /** Where models' bytes come from (the node's library); default: models are paths every node holds. */
+  files?: ModelFiles;
   policy?: Policy;
 }
 
@@ -52,7 +54,7 @@ export class InstanceManager {
   ) {
     this.policy = opts.policy ?? DEFAULT_POLICY;
     this.reporter = new RankReporter(node);
-    this.supervisor = new Supervisor(node, this.reporter, opts.log);
+    this.supervisor = new Supervisor(node, this.reporter, opts.files ?? PATHS_ONLY, opts.log);
     this.kept = new KeptStore(node, node.dataDir, opts.log);
     node.handleCommands((from, body) => this.onCommand(from, body));
   }
@@ -150,9 +152,9 @@ export class InstanceManager {
 
   private async resolve(model: string): Promise<ResolvedModel> {
     try {
-      return await resolveModelSource(model);
+      return await resolveModelSource(model, this.opts.files);
     } catch (e) {
-      if (isTesseraError(e)) throw new RequestError(/no such file|not found/.test(e.message) ? 404 : 400, `${e.message} (the model must be present on the nodes)`);
+      if (isTesseraError(e)) throw new RequestError(/no such file|not found/.test(e.message) ? 404 : 400, `${e.message} (neither a model in the cluster's registry, see GET /models, nor a model file on this node)`);
       throw e;
     }
   }
@@ -200,7 +202,7 @@ export class InstanceManager {
           this.reporter.report({ id: i.id, generation: i.generation, rank: 0, status: "failed", progress: 0, error: "its driver is gone (the node restarted)" });
           continue;
         }
-        d = new DriverHost(this.node, this.reporter, i, this.opts.log);
+        d = new DriverHost(this.node, this.reporter, i, this.opts.files ?? PATHS_ONLY, this.opts.log);
         this.drivers.set(i.id, d);
       }
       d.sync(state, i);

@@ -6,7 +6,9 @@ import type { Device } from "../engine/types.js";
 import { spawnRunnerProcess } from "../runner/launcher.js";
 import type { FromRunner, RunnerInit, ToRunner } from "../runner/protocol.js";
 import type { RankPorts } from "../cluster/instance-state.js";
+import type { ModelFiles } from "./model-source.js";
 import type { RankReporter } from "./reporter.js";
+import { rankPlaces } from "../placement/shard-plan.js";
 import { groupOf, shardPlanOf, wiring } from "./wiring.js";
 
 /** Characters of a runner's stderr kept for its failure message. */
@@ -41,6 +43,7 @@ export class Supervisor {
   constructor(
     private readonly node: ClusterNode,
     private readonly reporter: RankReporter,
+    private readonly files: ModelFiles,
     private readonly log: (m: string) => void,
   ) {}
 
@@ -123,12 +126,26 @@ export class Supervisor {
       // give a "failed" message still in flight the first word
       setTimeout(() => fail(`runner exited (${signal ?? `code ${code}`})${tail ? `: ${tail}` : ""}`), 20);
     });
-    const init: RunnerInit = {
+    const place = rankPlaces(shardPlanOf(i))[rank - 1]!;
+    const part = { layers: place.layers, ...(place.tpSize > 1 ? { tp: { rank: place.tpRank, size: place.tpSize } } : {}) };
+    // This node's copy of the model, or the bytes of this rank's part fetched from a holder first.
+    this.files.rankPath(i.source, part).then(
+      (modelPath) => {
+        if (r.stopping || r.failed) return;
+        post(child, this.init(i, rank, modelPath));
+        this.log(`instance ${i.id}: starting rank ${rank} (pid ${child.pid})`);
+      },
+      (e: Error) => fail(`the model's bytes for this rank: ${e.message}`),
+    );
+  }
+
+  private init(i: InstanceRecord, rank: number, modelPath: string): RunnerInit {
+    return {
       type: "init",
       instance: groupOf(i),
       world: rank,
       plan: shardPlanOf(i),
-      modelPath: i.source.path,
+      modelPath,
       threads: this.node.threads,
       device: runnerDevice(this.node.device),
       contextLength: i.plan.ctx,
@@ -138,8 +155,6 @@ export class Supervisor {
       key: this.node.dataPlaneKey(i.id),
       digest: i.source.digest,
     };
-    post(child, init);
-    this.log(`instance ${i.id}: starting rank ${rank} (pid ${child.pid})`);
   }
 
   private sendPeers(state: ClusterState, i: InstanceRecord, r: Runner): void {

@@ -7,6 +7,10 @@ import { ensureDemoModel } from "./demo.js";
 import { DownloadManager } from "./downloads.js";
 import { peerFileRoutes, type PeerServeStats } from "./peer-files.js";
 import { fetchShard, type ShardRequest, type ShardResult } from "./shard.js";
+import type { ModelRef } from "../cluster/instance-state.js";
+import { dirname } from "node:path";
+import { readPullManifest } from "../models/registry/manifest.js";
+import { samePathHere, type ModelFiles } from "../instances/model-source.js";
 
 /**
  * A node's model library: its ModelStore (what is on its disks), rescanned every few seconds, and
@@ -28,11 +32,13 @@ export interface LibraryOptions {
   /** The cluster key (cluster/handshake.ts clusterKey): signs and checks peer byte requests. */
   key: Buffer;
   log(message: string): void;
+  /** After every scan: the models on this node's disks (the serving stack serves the complete ones). */
+  onScan?: (models: LocalModel[]) => void;
 }
 
 const RESCAN_MS = 5000;
 
-export class ModelLibrary {
+export class ModelLibrary implements ModelFiles {
   readonly store: ModelStore;
   private offReporter: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -77,6 +83,21 @@ export class ModelLibrary {
     if (own?.complete) return own.path;
     const m = resolveModel(this.node.replica.state, ref);
     return m ? this.store.models.find((x) => x.digest === m.digest && x.complete)?.path : undefined;
+  }
+
+  /** ModelFiles: a complete copy here, else the header fetched from a holder (placement, a driver's tokenizer). */
+  async headerPath(ref: string): Promise<string | undefined> {
+    const local = this.localPath(ref);
+    if (local) return local;
+    if (!resolveModel(this.node.replica.state, ref)) return undefined;
+    return (await this.fetchShard({ model: ref, layers: [0, 0] })).path;
+  }
+
+  /** ModelFiles: a complete copy here, the placing node's path when the same file is here, else the rank's shard fetched. */
+  async rankPath(source: ModelRef, part: { layers: [number, number]; tp?: { rank: number; size: number } }): Promise<string> {
+    const local = this.localPath(source.digest) ?? (await wholeFileHere(source));
+    if (local) return local;
+    return (await this.fetchShard({ model: source.digest, layers: part.layers, tp: part.tp })).path;
   }
 
   /** GET /peer/models/... (the bytes of the models this node holds, for its peers). */
@@ -140,7 +161,10 @@ export class ModelLibrary {
     );
     this.scanning = next.catch(() => {});
     return next.then((models) => {
-      if (!this.stopped) this.node.report();
+      if (!this.stopped) {
+        this.node.report();
+        this.opts.onScan?.(models);
+      }
       return models;
     });
   }
@@ -168,6 +192,17 @@ export class ModelLibrary {
   private logProblems(): void {
     for (const p of this.store.problems) this.opts.log(`not a usable model, skipped: ${p.error}`);
   }
+}
+
+/** The placing node's path, when the same model is there and is not a shard (a shard has the model's header, not all its bytes). */
+async function wholeFileHere(source: ModelRef): Promise<string | undefined> {
+  const path = await samePathHere(source);
+  return path && (await readPullManifest(dirname(path)))?.state !== "shard" ? path : undefined;
+}
+
+/** The models a node serves from its library: whole copies the engine can run, by their ids. */
+export function servableModels(models: readonly LocalModel[]): { id: string; path: string }[] {
+  return models.filter((m) => m.complete && !m.meta.unsupported).map((m) => ({ id: m.id, path: m.path }));
 }
 
 export function toHolding(m: LocalModel): ModelHolding {

@@ -32,7 +32,7 @@ import { peerSources } from "./peer-files.js";
 export interface ShardRequest {
   /** The model: id, a holder's name, or digest. */
   model: string;
-  /** Layers [a, b) of the rank's stage. */
+  /** Layers [a, b) of the rank's stage; [a, a]: the header only (a driver's tokenizer, a placement view). */
   layers: [number, number];
   /** The rank's place in its tensor-parallel group, if the stage has more than one rank. */
   tp?: { rank: number; size: number };
@@ -122,7 +122,7 @@ export async function fetchShard(ctx: ShardContext, req: ShardRequest): Promise<
     if (!table && prefix >= file.bytes) throw new TesseraError("the GGUF header does not parse", dest);
   }
   if (!Number.isInteger(numLayers) || numLayers <= 0) throw new TesseraError("the GGUF header has no block count", dest);
-  const ranges = shardByteRanges(table, { layers: req.layers, numLayers, slice: req.tp && req.tp.size > 1 ? await rankSlice(dest, req) : undefined });
+  const ranges = req.layers[0] === req.layers[1] ? [] : shardByteRanges(table, { layers: req.layers, numLayers, slice: req.tp && req.tp.size > 1 ? await rankSlice(dest, req) : undefined });
   held = await job(ranges);
   await save(held);
   await ctx.changed();

@@ -59,7 +59,7 @@ export interface RunnerInit {
   testStepDelay?: { world: number; ms: number };
   /** The instance's data-plane key (64 hex digits): every group and liveness link proves it. Default: the open key. */
   key?: string;
-  /** The model header digest the instance was placed with (models/header-digest.ts): checked before loading. */
+  /** The model header digest the instance was placed with (models/registry/describe.ts: the registry's digest): checked before loading. */
   digest?: string;
 }
 

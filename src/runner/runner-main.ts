@@ -4,7 +4,7 @@
 import { TesseraError, isTesseraError } from "../errors.js";
 import { openModel } from "../models/open.js";
 import { countReads } from "../models/source/counting.js";
-import { modelHeaderDigest } from "../models/header-digest.js";
+import { modelDigest } from "../models/registry/describe.js";
 import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/index.js";
 import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks } from "../placement/shard-plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
   if (!me) throw new Error(`world rank ${init.world} is not in the plan`);
   who = describeRank(me);
   if (init.digest) {
-    const digest = await modelHeaderDigest(init.modelPath);
+    const digest = await modelDigest(init.modelPath);
     if (digest !== init.digest) {
       throw new TesseraError(`the model file here differs from the one the instance was placed with (header digest ${digest.slice(0, 12)}…, expected ${init.digest.slice(0, 12)}…): copy the same file to every node`, init.modelPath);
     }

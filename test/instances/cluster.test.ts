@@ -288,7 +288,7 @@ test("tessera launch waits until ready; ps and status show the instance; stop en
   // user errors: one line each, exit 1
   const missing = await cli("launch", join(modelDir, "nope.gguf"), "--url", url);
   assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /^tessera launch: .*nope\.gguf: no such file or folder \(the model must be present on the nodes\)\n$/);
+  assert.match(missing.stderr, /^tessera launch: .*nope\.gguf: no such file or folder \(neither a model in the cluster's registry, see GET \/models, nor a model file on this node\)\n$/);
   const tooBig = await cli("launch", model, "--strategy", "single", "--url", url);
   assert.equal(tooBig.code, 1);
   assert.match(tooBig.stderr, /^tessera launch: cannot place .*: no plan fits \(best: single on 1 node: needs .* free\)\s+single on n\d: needs/);

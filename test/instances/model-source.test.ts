@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { once } from "node:events";
-import { modelHeaderDigest } from "../../src/models/header-digest.js";
+import { modelDigest } from "../../src/models/registry/describe.js";
 import { synthesize } from "../../src/models/synth/synthesize.js";
 import { resolveModelSource } from "../../src/instances/model-source.js";
 import { spawnRunnerProcess } from "../../src/runner/launcher.js";
@@ -28,16 +28,16 @@ after(() => removeDir(dir));
 test("the header digest is the same for a copy and differs for another model", async () => {
   const copy = join(dir, "copy.gguf");
   copyFileSync(a, copy);
-  assert.equal(await modelHeaderDigest(copy), await modelHeaderDigest(a));
-  assert.notEqual(await modelHeaderDigest(b), await modelHeaderDigest(a));
-  assert.match(await modelHeaderDigest(a), /^[0-9a-f]{64}$/);
+  assert.equal(await modelDigest(copy), await modelDigest(a));
+  assert.notEqual(await modelDigest(b), await modelDigest(a));
+  assert.match(await modelDigest(a), /^[0-9a-f]{64}$/);
 });
 
 test("resolveModelSource: path, digest and placement view; a missing model is a clear error", async () => {
   const r = await resolveModelSource(a);
   assert.equal(r.model, a);
   assert.equal(r.source.path, a);
-  assert.equal(r.source.digest, await modelHeaderDigest(a));
+  assert.equal(r.source.digest, await modelDigest(a));
   assert.equal(r.summary.layers, 2);
   await assert.rejects(resolveModelSource(join(dir, "missing.gguf")), (e) => isTesseraError(e) && /no such file or folder/.test((e as Error).message));
 });
@@ -56,7 +56,7 @@ test("a runner whose model file differs from the placed one refuses to load", as
     host: "127.0.0.1",
     stallTimeoutMs: 3000,
     compressActivations: false,
-    digest: await modelHeaderDigest(b),
+    digest: await modelDigest(b),
   };
   child.send(init);
   const [m] = (await once(child, "message")) as [FromRunner];
@@ -66,7 +66,7 @@ test("a runner whose model file differs from the placed one refuses to load", as
   assert.equal(code, 3);
   // negative control: the right digest gets as far as listening
   const ok = spawnRunnerProcess();
-  ok.send({ ...init, digest: await modelHeaderDigest(a) });
+  ok.send({ ...init, digest: await modelDigest(a) });
   const [first] = (await once(ok, "message")) as [FromRunner];
   assert.equal(first.type, "ports");
   ok.kill("SIGKILL");

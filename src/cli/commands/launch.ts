@@ -24,7 +24,7 @@ function progressLine(i: InstanceView): string {
 
 export const command: Command = {
   summary: "Place a model on the cluster and start it (pipeline, tensor parallel or both, as placement decides).",
-  usage: `tessera launch MODEL [options]   (MODEL: a model file or folder present on the nodes)
+  usage: `tessera launch MODEL [options]   (MODEL: a name from tessera models, or a path on the node asked)
   --strategy S        single, pipeline, tensor or hybrid (default: the best plan that fits)
   --nodes A,B         only these nodes (names or ids)
   --min-nodes N       use at least N nodes
@@ -37,7 +37,7 @@ export const command: Command = {
 
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, OPTIONS, { envFallback: false });
-    if (positionals.length !== 1) throw new TesseraError("tessera launch takes one MODEL (a path present on the nodes)");
+    if (positionals.length !== 1) throw new TesseraError("tessera launch takes one MODEL (a name from tessera models, or a model file's path)");
     const url = values.url ?? process.env.TESSERA_URL;
     const base = baseUrl(url);
     const body: Record<string, unknown> = { model: positionals[0] };

@@ -84,8 +84,9 @@ export const command: Command = {
       { clusterRoutes },
       { instanceRoutes },
       { InstanceManager },
+      { HomeInstances },
       { modelRoutes },
-      { ModelLibrary },
+      { ModelLibrary, servableModels },
       { clusterKey },
       { hubOptionsFromEnv },
       { startApiServer },
@@ -101,6 +102,7 @@ export const command: Command = {
       import("../../api/cluster-routes.js"),
       import("../../api/instance-routes.js"),
       import("../../instances/manager.js"),
+      import("../../instances/instance-backends.js"),
       import("../../api/model-routes.js"),
       import("../../library/library.js"),
       import("../../cluster/handshake.js"),
@@ -158,10 +160,15 @@ export const command: Command = {
         throw new TesseraError(`cannot listen for peers: ${(e as Error).message}${hint}`, `${host}:${peerPort}`);
       }
       library = new ModelLibrary(
-        { dataDir: dir, modelsDirs, demo: !values["no-demo"], hub: hubOptionsFromEnv(process.env, values.offline), key: clusterKey(cluster, secret), log },
+        { dataDir: dir, modelsDirs, demo: !values["no-demo"], hub: hubOptionsFromEnv(process.env, values.offline), key: clusterKey(cluster, secret), log, onScan: (models) => serving?.local.setLibrary(servableModels(models)) },
         node,
       );
-      instances = new InstanceManager(node, { log });
+      instances = new InstanceManager(node, { log, files: library });
+      const home = new HomeInstances(instances, {
+        node: node.id,
+        maxQueued: serve.maxQueued,
+        onResult: (model, result) => serving?.serving.metrics.observe(model, result),
+      });
       serving = createNodeServing({
         nodeId: node.id,
         modelPaths: serve.modelPaths,
@@ -171,6 +178,7 @@ export const command: Command = {
         autoLaunch: serve.autoLaunch,
         maxQueued: serve.maxQueued,
         keepAliveMs: serve.keepAliveMs,
+        places: [home],
         version,
         log,
       });

@@ -220,3 +220,8 @@ function dominant(counts: Map<string, number>): string | undefined {
   for (const [k, n] of counts) if (n > most) [best, most] = [k, n];
   return best;
 }
+
+/** A model's digest (see the top of this file): what a runner checks before it loads its shard. */
+export async function modelDigest(path: string): Promise<string> {
+  return (await describeModel(path)).digest;
+}

@@ -104,3 +104,30 @@ async function waitState(id: string, state: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+test("library models join and leave with the library's scans; --model keeps its name; a loaded one stays until unloaded", async () => {
+  const lib = new LocalModels([{ id: "hello", path: "script:0:from the flag" }], { node: "n2", engine: { backend, contextLength: 256 } });
+  try {
+    const ids = () => lib.models().map((c) => c.id).sort();
+    lib.setLibrary([
+      { id: "hello", path: "script:0:from the library" },
+      { id: "demo", path: "script:0:demo answer" },
+    ]);
+    assert.deepEqual(ids(), ["demo", "hello"]);
+    // the flag's model keeps the name it shares with a library model
+    assert.equal((await lib.generate(chat("hello", { maxTokens: 2 }))).text, "from the");
+    assert.equal((await lib.generate(chat("demo", { maxTokens: 2 }))).text, "demo answer");
+    lib.setLibrary([{ id: "other", path: "script:0:x" }]);
+    // demo is loaded: it stays until unloaded; then the next scan drops it
+    assert.deepEqual(ids(), ["demo", "hello", "other"]);
+    assert.equal(await lib.unload("demo"), true);
+    lib.setLibrary([{ id: "other", path: "script:0:x" }]);
+    assert.deepEqual(ids(), ["hello", "other"]);
+    await assert.rejects(lib.generate(chat("demo")), (e) => kindOf(e) === "not_found");
+    // control: a flag model is never dropped by a scan
+    lib.setLibrary([]);
+    assert.deepEqual(ids(), ["hello"]);
+  } finally {
+    await lib.close();
+  }
+});

@@ -26,7 +26,9 @@ test("names: ids, id:latest, aliases, vendor names to the default model; anythin
   assert.equal(r.resolveName("gpt5"), undefined);
   assert.equal(r.resolveName("mistral"), undefined);
   assert.equal(r.resolveName(""), undefined);
-  const noDefault = new ModelRouter([place("a", [{ id: "llama" }])], { node: "a" });
+  const onlyOne = new ModelRouter([place("a", [{ id: "llama" }])], { node: "a" });
+  assert.equal(onlyOne.resolveName("claude-3-haiku"), "llama");
+  const noDefault = new ModelRouter([place("a", [{ id: "llama" }, { id: "qwen" }])], { node: "a" });
   assert.equal(noDefault.resolveName("claude-3-haiku"), undefined);
 });
 
