@@ -148,7 +148,7 @@ test("launching from the page shows plans with predictions, then progress, then 
   await page.getByTestId("launch-model").fill("small");
   await page.getByRole("button", { name: "Show plans" }).click();
   await page.getByTestId("plans").waitFor();
-  const api = (await keyed(home().url(`/instances/previews?model=${encodeURIComponent(model)}`))).body.plans as { strategy: string; feasible: boolean; predicted: { decodeTps: number }; reason?: string }[];
+  const api = (await keyed(home().url(`/instances/previews?model=small`))).body.plans as { strategy: string; feasible: boolean; predicted: { decodeTps: number }; reason?: string }[];
   const rows = page.locator("[data-plan]");
   assert.equal(await rows.count(), api.length, "one row per plan");
   for (let k = 0; k < api.length; k++) {
@@ -164,7 +164,7 @@ test("launching from the page shows plans with predictions, then progress, then 
   await page.getByLabel("Min nodes").fill("3");
   await page.getByRole("button", { name: "Show plans" }).click();
   await page.locator('[data-plan][data-feasible="false"]').first().waitFor();
-  const rejected = (await keyed(home().url(`/instances/previews?model=${encodeURIComponent(model)}&minNodes=3`))).body.plans as { feasible: boolean; reason?: string }[];
+  const rejected = (await keyed(home().url(`/instances/previews?model=small&minNodes=3`))).body.plans as { feasible: boolean; reason?: string }[];
   assert.ok(rejected.length > 0 && rejected.every((p) => !p.feasible && p.reason), JSON.stringify(rejected));
   assert.deepEqual(await page.getByTestId("reason").allTextContents(), rejected.map((p) => p.reason));
   assert.equal(await page.getByTestId("plans").getByRole("button", { name: "Launch" }).count(), 0);
@@ -198,6 +198,7 @@ test("launching from the page shows plans with predictions, then progress, then 
   const inst = (await keyed(home().url(`/instances/${id}`))).body;
   assert.equal(inst.status, "ready");
   assert.equal(inst.strategy, strategy);
+  assert.equal(inst.model, "small", "launched by its registry name");
   assert.deepEqual(errors, []);
   await page.context().close();
 });
@@ -207,7 +208,7 @@ async function chatOnce(page: Page, text: string): Promise<void> {
   await page.getByTestId("chat-input").press("Enter");
 }
 
-test("chat streams an answer and shows TTFT and tok/s; the stop button cuts an answer short", async () => {
+test("chat streams an answer and shows TTFT and tok/s, from a --model and from the launched instance; the stop button cuts an answer short", async () => {
   const { page, errors } = await keyedPage("#/chat");
   const served = (await keyed(home().url("/v1/models"))).body.data.map((m: { id: string }) => m.id) as string[];
   await waitFor("the model list", 5000, async () => (await page.getByTestId("chat-model").locator("option").count()) === served.length);
@@ -243,6 +244,18 @@ test("chat streams an answer and shows TTFT and tok/s; the stop button cuts an a
   await page.locator('[data-role="assistant"]').nth(1).getByText("stopped").waitFor();
   assert.equal(await page.getByTestId("chat-stats").count(), 1);
   await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+
+  // The instance launched from the page serves its registry name through the same API: a new
+  // conversation with it answers what the single-process --model serving of the same file answers.
+  assert.equal(((await keyed(home().url("/instances"))).body as { model: string; status: string }[]).filter((i) => i.model === "small" && i.status === "ready").length, 1);
+  await page.getByRole("button", { name: "New chat" }).click();
+  await page.getByTestId("chat-model").selectOption("small");
+  await page.getByLabel("Max tokens").fill("24");
+  await chatOnce(page, "Hello there");
+  await page.getByTestId("chat-stats").waitFor({ timeout: 60000 });
+  const fromInstance = JSON.parse((await page.evaluate(() => (globalThis as any).localStorage.getItem("tessera.conversations"))) as string) as { model: string; turns: { content: string }[] }[];
+  assert.equal(fromInstance[0]!.model, "small");
+  assert.equal(fromInstance[0]!.turns[1]!.content, direct.choices[0].message.content);
   await screenshot(page, "chat-answer-desktop");
   assert.deepEqual(errors, []);
   await page.context().close();
