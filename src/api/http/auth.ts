@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { InferenceError } from "../../inference/errors.js";
 import { sendError, styleOfPath } from "../errors.js";
 import { INTERNAL_PREFIX, NODE_TOKEN_HEADER } from "../internal-routes.js";
+import { PEER_HEADER } from "../../library/peer-auth.js";
 
 /**
  * API keys. With a key set, every route but the public ones needs it, in any of the three APIs'
@@ -23,6 +24,15 @@ const PUBLIC_PREFIXES = ["/dashboard/", "/assets/"];
 export function isPublicPath(url: string): boolean {
   const path = url.split("?")[0]!;
   return PUBLIC_PATHS.has(path) || path === "/dashboard" || PUBLIC_PREFIXES.some((p) => path.startsWith(p));
+}
+
+/**
+ * The dashboard's page at GET /: a browser's request (Accept: text/html) is routed to the page,
+ * never to Ollama's "Ollama is running" (dashboard-routes.ts), so it needs no key either; other
+ * clients' GET / stays behind the key.
+ */
+export function isDashboardPage(req: Pick<FastifyRequest, "method" | "url" | "headers">): boolean {
+  return (req.method === "GET" || req.method === "HEAD") && req.url.split("?")[0] === "/" && /\btext\/html\b/.test(String(req.headers.accept ?? ""));
 }
 
 export function isLoopback(address: string | undefined): boolean {
@@ -51,8 +61,11 @@ function same(a: string, b: string): boolean {
 export function authHook(opts: AuthOptions) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const key = opts.key;
-    if (!key || isPublicPath(req.url)) return;
+    if (!key || isPublicPath(req.url) || isDashboardPage(req)) return;
     if (opts.loopbackExempt && isLoopback(req.socket.remoteAddress)) return;
+    // Model bytes for peers (library/peer-files.ts) check their own signed header against the
+    // cluster key: a pull from a peer must not need the API key as well.
+    if (req.url.startsWith("/peer/") && typeof req.headers[PEER_HEADER] === "string") return;
     const token = req.headers[NODE_TOKEN_HEADER];
     if (opts.nodeToken && typeof token === "string" && req.url.startsWith(`${INTERNAL_PREFIX}/`) && same(token, opts.nodeToken)) return;
     const given = presentedKey(req.headers);

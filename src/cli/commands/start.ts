@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import type { ClusterNode } from "../../cluster/node.js";
 import type { ApiServer } from "../../api/server.js";
+import { dashboardRoutes } from "../../api/dashboard-routes.js";
 import { DEFAULT_HTTP_PORT, DEVICES, clusterNameProblem, defaultNodeName, parsePeers } from "../../cluster/options.js";
 import { readSecretFile } from "../../cluster/secret.js";
 import type { InstanceManager } from "../../instances/manager.js";
@@ -199,6 +200,7 @@ export const command: Command = {
         auth,
         routes: [
           clusterRoutes(node, { moreMetrics: () => metrics.families(router.models()) }),
+          dashboardRoutes(),
           instanceRoutes(instances),
           modelRoutes(node, library),
           library.peerRoutes(),

@@ -91,3 +91,14 @@ test("the official clients pass the key their own way; without it they get their
   assert.deepEqual((await new Ollama({ host: node.url(""), headers: { Authorization: `Bearer ${KEY}` } }).list()).models, []);
   await assert.rejects(new Ollama({ host: node.url("") }).list(), (e: unknown) => (e as { status_code?: number }).status_code === 401);
 });
+
+test("a browser's GET / gets the dashboard without the key; peer model requests are left to their own signature check", async () => {
+  const page = await call("GET", "/", { accept: "text/html,application/xhtml+xml" });
+  assert.equal(page.status, 200);
+  assert.match(page.text, /<!doctype html>/i);
+  assert.equal((await call("GET", "/")).status, 401, "the same path for an Ollama client still needs the key");
+  // a forged peer signature gets past the API key to the route's own check, which refuses it
+  const forged = await call("GET", "/peer/models/00/file.gguf", { "x-tessera-peer": "0000000000000000.1.00" });
+  assert.equal(forged.status, 403, forged.text);
+  assert.equal((await call("GET", "/peer/models/00/file.gguf")).status, 401, "without the peer header the key is needed");
+});
