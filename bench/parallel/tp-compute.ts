@@ -56,7 +56,7 @@ async function child(rank: number): Promise<void> {
     headMs += performance.now() - t;
   };
   const block = async (tokens: number): Promise<string> => {
-    engine.truncate(0);
+    engine.truncate(0, 0);
     prompt.fill(0.01);
     engine.logits(await engine.layersForward(prompt, PROMPT, noop), PROMPT, false);
     for (let i = 0; i < 2; i++) await step();

@@ -8,7 +8,7 @@ import type { RouteModule } from "./server.js";
 
 /**
  * Instances (shapes in src/instances/views.ts):
- *   POST   /instances            {model, strategy?, nodes?, minNodes?, ctx?, keep?} → 201 instance | 4xx {error:{message, plans?}}
+ *   POST   /instances            {model, strategy?, nodes?, minNodes?, ctx?, parallel?, keep?} → 201 instance | 4xx {error:{message, plans?}}
  *   GET    /instances            every instance in the cluster
  *   GET    /instances/previews   ?model=&ctx=&strategy=&nodes=&minNodes= → {model, ctx, plans} (all plans, best first, with reasons)
  *   GET    /instances/:id        one instance | 404

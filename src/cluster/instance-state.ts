@@ -51,6 +51,8 @@ export interface InstanceRequest {
   nodes?: string[];
   minNodes?: number;
   ctx?: number;
+  /** Sequences decoded together (KV slots on every rank). */
+  parallel?: number;
 }
 
 export interface ModelRef {
@@ -63,6 +65,8 @@ export interface ModelRef {
 export interface InstancePlan {
   stages: PlanStage[];
   ctx: number;
+  /** KV slots every rank holds (absent: 1). */
+  parallel?: number;
   memoryBytes: Record<string, number>;
 }
 

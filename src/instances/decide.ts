@@ -68,7 +68,7 @@ function placedRecord(from: Pick<InstanceRecord, "id" | "model" | "source" | "su
     failures,
     generation,
     strategy: plan.strategy,
-    plan: { stages: plan.stages, ctx: plan.ctx, memoryBytes: plan.memoryBytes },
+    plan: { stages: plan.stages, ctx: plan.ctx, parallel: plan.parallel, memoryBytes: plan.memoryBytes },
     home: plan.home,
     ranks: ranksOf(plan),
     status: "starting",

@@ -57,7 +57,7 @@ export class DriverHost {
       }
     });
     port1.unref();
-    const remote: ClusterRemote = { group: groupOf(instance), plan: shardPlanOf(instance), host: node.bindHost, key: node.dataPlaneKey(instance.id), stallTimeoutMs: STALL_TIMEOUT_MS };
+    const remote: ClusterRemote = { group: groupOf(instance), plan: shardPlanOf(instance), slots: instance.plan.parallel ?? 1, host: node.bindHost, key: node.dataPlaneKey(instance.id), stallTimeoutMs: STALL_TIMEOUT_MS };
     // The driver reads the header only (tokenizer, config): any copy or shard of the model here will do.
     this.starting = files
       .rankPath(instance.source, { layers: [0, 0] })

@@ -109,9 +109,12 @@ export class HomeInstances implements ModelBackends {
     return i;
   }
 
+  /** The instance's queue: one request at a time while it starts, then as many as its engine batches. */
   private queue(id: string): RequestQueue {
     let q = this.queues.get(id);
     if (!q) this.queues.set(id, (q = new RequestQueue(1, this.opts.maxQueued)));
+    const slots = this.manager.engine(id)?.info.slots;
+    if (slots !== undefined && slots !== q.slots) q.setSlots(slots);
     return q;
   }
 
@@ -120,7 +123,10 @@ export class HomeInstances implements ModelBackends {
     let told = false;
     while (true) {
       const engine = this.manager.engine(id);
-      if (engine) return engine;
+      if (engine) {
+        this.queue(id); // waiters get the slots the engine has
+        return engine;
+      }
       const i = this.manager.get(id);
       if (!i || (i.status !== "starting" && i.status !== "ready")) {
         throw new InferenceError("unavailable", `instance ${id} is ${i ? i.status : "gone"}${i?.reason ? `: ${i.reason}` : ""}`, { retryAfterS: 5 });

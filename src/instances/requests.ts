@@ -64,7 +64,7 @@ export function nodeIds(state: ClusterState, v: unknown): string[] | undefined {
 
 /** The body of POST /instances (or the query of a preview) → a model name and a request. */
 export function parseCreate(state: ClusterState, body: unknown, needModel = true): { model: string; request: CreateRequest } {
-  if (!isObj(body)) throw new RequestError(400, "the body must be a JSON object: {model, strategy?, nodes?, minNodes?, ctx?, keep?}");
+  if (!isObj(body)) throw new RequestError(400, "the body must be a JSON object: {model, strategy?, nodes?, minNodes?, ctx?, parallel?, keep?}");
   const model = body.model;
   if (typeof model !== "string" || !model.trim()) {
     if (needModel) throw new RequestError(400, "model is required: a model path present on the nodes");
@@ -83,6 +83,8 @@ export function parseCreate(state: ClusterState, body: unknown, needModel = true
   if (minNodes !== undefined) request.minNodes = minNodes;
   const ctx = intField(body, "ctx", 1);
   if (ctx !== undefined) request.ctx = ctx;
+  const parallel = intField(body, "parallel", 1);
+  if (parallel !== undefined) request.parallel = parallel;
   if (keep === true || keep === "true") request.keep = true;
   return { model: typeof model === "string" ? model.trim() : "", request };
 }

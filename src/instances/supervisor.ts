@@ -149,6 +149,7 @@ export class Supervisor {
       threads: this.node.threads,
       device: runnerDevice(this.node.device),
       contextLength: i.plan.ctx,
+      slots: i.plan.parallel ?? 1,
       host: this.node.bindHost,
       stallTimeoutMs: STALL_TIMEOUT_MS,
       compressActivations: false,

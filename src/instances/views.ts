@@ -27,6 +27,8 @@ export interface InstanceView {
   keep: boolean;
   home: string;
   ctx: number;
+  /** Requests it decodes together. */
+  parallel: number;
   plan: InstanceRecord["plan"];
   ranks: RankView[];
   predicted: InstanceRecord["predicted"];
@@ -49,6 +51,7 @@ export function instanceView(state: ClusterState, i: InstanceRecord): InstanceVi
     keep: i.keep,
     home: i.home,
     ctx: i.plan.ctx,
+    parallel: i.plan.parallel ?? 1,
     plan: i.plan,
     ranks: i.ranks.map(({ ports: _ports, ...r }, k) => ({ rank: k, role: k === 0 ? "driver" : "runner", name: name(r.node), ...r })),
     predicted: i.predicted,

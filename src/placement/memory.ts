@@ -42,8 +42,9 @@ export function rankWeightBytes(m: PlacementModel, s: RankShare): number {
   return s.layers * perLayer + (s.first ? m.embeddingBytes : 0) + (s.last ? m.head.heldBytes * s.vocabShare : 0);
 }
 
-export function rankKvBytes(m: PlacementModel, s: RankShare, ctx: number): number {
-  return s.layers * 2 * s.kvHeads * m.headDim * ctx * 4;
+/** KV bytes of a rank for `kvTokens` cached tokens (ctx × the slots it holds). */
+export function rankKvBytes(m: PlacementModel, s: RankShare, kvTokens: number): number {
+  return s.layers * 2 * s.kvHeads * m.headDim * kvTokens * 4;
 }
 
 function activationBytes(m: PlacementModel, s: RankShare): number {
@@ -55,8 +56,8 @@ export function driverBytes(m: PlacementModel): number {
   return Math.ceil(DRIVER_BASE_BYTES + DRIVER_BYTES_PER_TOKEN * m.vocabSize);
 }
 
-export function rankMemoryBytes(m: PlacementModel, s: RankShare, ctx: number): number {
-  return Math.ceil(RUNNER_BASE_BYTES + rankWeightBytes(m, s) + rankKvBytes(m, s, ctx) + activationBytes(m, s));
+export function rankMemoryBytes(m: PlacementModel, s: RankShare, kvTokens: number): number {
+  return Math.ceil(RUNNER_BASE_BYTES + rankWeightBytes(m, s) + rankKvBytes(m, s, kvTokens) + activationBytes(m, s));
 }
 
 /** Decode cost of a rank: 4-bit-weight equivalents it streams per token. */

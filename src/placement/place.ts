@@ -20,6 +20,8 @@ import { STRATEGIES, type PlacementCluster, type PlacementNode, type PlacementPl
  */
 export const MAX_NODES = 8;
 export const DEFAULT_PROMPT_TOKENS = 128;
+/** Most sequences an instance decodes together: a runner's DECODE step names its slots in one int32 mask (runner/protocol.ts). */
+export const MAX_PARALLEL = 32;
 
 interface Candidate {
   strategy: Strategy;
@@ -33,13 +35,16 @@ interface Candidate {
 
 export function place(model: PlacementModel, cluster: PlacementCluster, request: PlacementRequest = {}): PlacementPlan[] {
   const ctx = checkRequest(model, cluster, request);
+  const parallel = request.parallel ?? 1;
+  // every slot holds ctx tokens of KV: memory is sized for all of them
+  const kvTokens = ctx * parallel;
   const links = linkTable(cluster);
   const nodes = eligible(cluster, request);
   const candidates: Candidate[] = [];
   for (const subset of subsets(nodes)) {
     const k = subset.length;
     if (k === 1) candidates.push({ strategy: "single", groups: [subset] });
-    if (k >= 2 && k <= model.layers) candidates.push(pipeline(model, subset, ctx));
+    if (k >= 2 && k <= model.layers) candidates.push(pipeline(model, subset, kvTokens));
     if (k >= 2) candidates.push({ strategy: "tensor", groups: [subset], reason: splitProblem(model, k) });
     for (const t of divisors(k)) {
       const s = k / t;
@@ -48,7 +53,7 @@ export function place(model: PlacementModel, cluster: PlacementCluster, request:
       candidates.push({ strategy: "hybrid", groups: hybridGroups(subset, t, links), reason: splitProblem(model, t) });
     }
   }
-  const plans = candidates.map((c) => build(model, c, ctx, links, request));
+  const plans = candidates.map((c) => build(model, c, { ctx, parallel }, links, request));
   return rank(plans);
 }
 
@@ -64,6 +69,9 @@ function checkRequest(model: PlacementModel, cluster: PlacementCluster, r: Place
   const ctx = r.ctx ?? Math.min(limit, DEFAULT_CTX);
   if (!Number.isInteger(ctx) || ctx < 1) throw new TesseraError(`ctx must be an integer ≥ 1, got ${r.ctx}`);
   if (ctx > limit) throw new TesseraError(`ctx ${ctx} is more than the ${limit} tokens ${model.name} was trained for`);
+  if (r.parallel !== undefined && !(Number.isInteger(r.parallel) && r.parallel >= 1 && r.parallel <= MAX_PARALLEL)) {
+    throw new TesseraError(`parallel must be an integer from 1 to ${MAX_PARALLEL}, got ${r.parallel}`);
+  }
   return ctx;
 }
 
@@ -198,7 +206,7 @@ function stageShare(model: PlacementModel, layers: number, first: boolean, last:
 
 // ---- building and ranking ----
 
-function build(model: PlacementModel, c: Candidate, ctx: number, links: LinkTable, r: PlacementRequest): PlacementPlan {
+function build(model: PlacementModel, c: Candidate, { ctx, parallel }: { ctx: number; parallel: number }, links: LinkTable, r: PlacementRequest): PlacementPlan {
   const L = model.layers;
   const S = c.groups.length;
   const counts = c.counts ?? (S === 1 ? [L] : weightedByGroups(model, c.groups));
@@ -217,7 +225,7 @@ function build(model: PlacementModel, c: Candidate, ctx: number, links: LinkTabl
     const prefill: number[] = [];
     group.forEach((node, t) => {
       const share = stageShare(model, layers[1] - layers[0], s === 0, s === S - 1, size, t, slices?.[t]);
-      const bytes = rankMemoryBytes(model, share, ctx);
+      const bytes = rankMemoryBytes(model, share, ctx * parallel);
       ranks.push({ world: ranks.length + 1, node: node.id, stage: s, tpRank: t, tpSize: size, layers, memoryBytes: bytes });
       memory[node.id] = (memory[node.id] ?? 0) + bytes;
       compute.push(rankComputeMs(rankStream(model, share), share.layers, size, node.decodeBytesPerSec));
@@ -238,6 +246,7 @@ function build(model: PlacementModel, c: Candidate, ctx: number, links: LinkTabl
     home,
     memoryBytes: memory,
     ctx,
+    parallel,
     predicted: { decodeTps: round(cost.decodeTps, 2), ttftMs: round(ttftMs(shape, r.promptTokens ?? DEFAULT_PROMPT_TOKENS), 1) },
     feasible: true,
   };

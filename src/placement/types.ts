@@ -38,6 +38,8 @@ export interface PlacementRequest {
   minNodes?: number;
   /** KV cache capacity in tokens for every rank (default: min(model context, DEFAULT_CTX)). */
   ctx?: number;
+  /** Sequences decoded together (KV slots of ctx each on every rank; default 1). */
+  parallel?: number;
   /** Prompt length the TTFT prediction is for (default 128). */
   promptTokens?: number;
 }
@@ -57,7 +59,7 @@ export interface PlanRank {
   tpRank: number;
   tpSize: number;
   layers: [number, number];
-  /** Bytes this runner process needs (weights as held, KV for ctx, process base). */
+  /** Bytes this runner process needs (weights as held, KV for ctx × parallel, process base). */
   memoryBytes: number;
 }
 
@@ -77,6 +79,8 @@ export interface PlacementPlan {
   /** Bytes needed per node: its ranks, plus the driver on the home node. */
   memoryBytes: Record<string, number>;
   ctx: number;
+  /** KV slots of ctx tokens each that every rank holds (continuous batching). */
+  parallel: number;
   predicted: Prediction;
   feasible: boolean;
   /** Why the plan was rejected (feasible plans have none). */

@@ -9,14 +9,16 @@ import type { RemoteOptions } from "./remote.js";
  * Engine thread ⇄ driver thread. Requests go over a MessagePort; the engine thread then blocks in
  * Atomics.wait on flag[0] until the driver thread has posted the reply and set it to 1, and takes
  * the reply with receiveMessageOnPort (no event loop turn needed). Truncate and prefill have no reply: a
- * prefill that fails is answered with its error at the next request.
+ * prefill that fails is answered with its error at the next request. Slot 0 is the one-sequence
+ * Stepper's; forward, decode and truncate name other slots for the batch scheduler.
  */
 export type BridgeRequest =
-  | { type: "forward"; tokens: Int32Array; allLogits: boolean }
+  | { type: "forward"; tokens: Int32Array; allLogits: boolean; slot: number }
   | { type: "beginSampling"; params: ResolvedSamplingParams; logprobs?: number; prompt: number[] }
   | { type: "forwardSample"; tokens: Int32Array }
   | { type: "prefill"; tokens: Int32Array }
-  | { type: "truncate"; pos: number }
+  | { type: "decode"; slots: Int32Array; tokens: Int32Array }
+  | { type: "truncate"; pos: number; slot: number }
   | { type: "close" };
 
 export interface WireError {

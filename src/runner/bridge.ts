@@ -2,7 +2,7 @@ import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } f
 import { startModuleWorker } from "../spawn.js";
 import { checkContextRoom } from "../engine/session/kv-cache.js";
 import { TesseraError } from "../errors.js";
-import type { LoadProgress, SamplingStepper } from "../engine/types.js";
+import type { BatchStepper, LoadProgress, SamplingStepper } from "../engine/types.js";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import type { BridgeReply, BridgeRequest, DriverThreadData, DriverThreadEvent, WireError } from "./bridge-protocol.js";
 import type { LaunchOptions } from "./launcher.js";
@@ -24,8 +24,11 @@ function toError(w: WireError): Error {
  * data plane raised (naming the rank).
  */
 export class ShardedStepper implements SamplingStepper {
-  private pos = 0;
+  /** Tokens cached in each slot, as the driver counts them (slot 0 is this Stepper's). */
+  private readonly lengths: Int32Array;
   private closed = false;
+  /** Every slot, for continuous batching (when the runners hold more than one). */
+  readonly batch: BatchStepper | undefined;
 
   private constructor(
     private readonly thread: Worker,
@@ -36,21 +39,26 @@ export class ShardedStepper implements SamplingStepper {
     /** RSS of each runner process after loading. */
     readonly runnerRss: number[],
     readonly runnerPids: number[],
-  ) {}
+    slots: number,
+  ) {
+    this.lengths = new Int32Array(slots);
+    this.batch = slots > 1 ? this.slotsView() : undefined;
+  }
 
   /** Starts the runner processes of `launch` on this machine. */
   static start({ onProgress, ...launch }: LaunchOptions): Promise<ShardedStepper> {
-    return ShardedStepper.open({ launch }, launch.contextLength, onProgress);
+    return ShardedStepper.open({ launch }, launch.contextLength, launch.slots ?? 1, onProgress);
   }
 
   /** Joins runners that the cluster's nodes started; `control` is the driver's line to its node (bridge-protocol.ts). */
   static startRemote(remote: RemoteOptions, control: MessagePort): Promise<ShardedStepper> {
-    return ShardedStepper.open({ remote, control }, remote.contextLength);
+    return ShardedStepper.open({ remote, control }, remote.contextLength, remote.slots ?? 1);
   }
 
   private static async open(
     what: Pick<DriverThreadData, "launch" | "remote" | "control">,
     contextLength: number,
+    slots: number,
     onProgress?: (p: LoadProgress) => void,
   ): Promise<ShardedStepper> {
     const { port1, port2 } = new MessageChannel();
@@ -67,11 +75,11 @@ export class ShardedStepper implements SamplingStepper {
     }
     thread.removeAllListeners();
     thread.on("error", () => {});
-    return new ShardedStepper(thread, port1, flag, event.vocabSize, contextLength, event.rssBytes, event.pids);
+    return new ShardedStepper(thread, port1, flag, event.vocabSize, contextLength, event.rssBytes, event.pids, slots);
   }
 
   get position(): number {
-    return this.pos;
+    return this.lengths[0]!;
   }
 
   private call(req: BridgeRequest): BridgeReply {
@@ -86,9 +94,9 @@ export class ShardedStepper implements SamplingStepper {
     return reply;
   }
 
-  private checkStep(tokens: Int32Array): void {
+  private checkStep(tokens: Int32Array, slot = 0): void {
     if (this.closed) throw new Error("forward() after dispose()");
-    checkContextRoom(this.pos, tokens.length, this.contextLength);
+    checkContextRoom(this.lengths[slot]!, tokens.length, this.contextLength);
   }
 
   private expect<T extends BridgeReply["type"]>(reply: BridgeReply, type: T, to: string): Extract<BridgeReply, { type: T }> {
@@ -98,10 +106,51 @@ export class ShardedStepper implements SamplingStepper {
   }
 
   forward(tokens: Int32Array, opts: { allLogits?: boolean } = {}): Float32Array {
-    this.checkStep(tokens);
-    const reply = this.expect(this.call({ type: "forward", tokens, allLogits: opts.allLogits === true }), "logits", "forward");
-    this.pos += tokens.length;
+    return this.forwardSlot(0, tokens, opts.allLogits === true);
+  }
+
+  private forwardSlot(slot: number, tokens: Int32Array, allLogits: boolean): Float32Array {
+    this.checkStep(tokens, slot);
+    const reply = this.expect(this.call({ type: "forward", tokens, allLogits, slot }), "logits", "forward");
+    this.lengths[slot]! += tokens.length;
     return reply.logits;
+  }
+
+  private decodeSlots(entries: readonly { slot: number; token: number }[]): Float32Array {
+    if (this.closed) throw new Error("decode() after dispose()");
+    for (const e of entries) checkContextRoom(this.lengths[e.slot]!, 1, this.contextLength);
+    const slots = Int32Array.from(entries, (e) => e.slot);
+    const tokens = Int32Array.from(entries, (e) => e.token);
+    const reply = this.expect(this.call({ type: "decode", slots, tokens }), "logits", "decode");
+    for (const e of entries) this.lengths[e.slot]!++;
+    return reply.logits;
+  }
+
+  private truncateSlot(slot: number, pos: number): void {
+    if (!Number.isInteger(pos) || pos < 0) throw new TesseraError(`invalid truncate position ${pos}`);
+    if (pos >= this.lengths[slot]!) return;
+    this.lengths[slot] = pos;
+    this.port.postMessage({ type: "truncate", pos, slot } satisfies BridgeRequest);
+  }
+
+  /** The runners' slots behind the BatchStepper contract: the batch scheduler's view of this driver. */
+  private slotsView(): BatchStepper {
+    const lengths = this.lengths;
+    const slotOf = (slot: number): number => {
+      if (!Number.isInteger(slot) || slot < 0 || slot >= lengths.length) throw new Error(`KV slot ${slot} is not in [0, ${lengths.length})`);
+      return slot;
+    };
+    return {
+      vocabSize: this.vocabSize,
+      contextLength: this.contextLength,
+      slots: lengths.length,
+      length: (slot) => lengths[slotOf(slot)]!,
+      prefill: (slot, tokens) => this.forwardSlot(slotOf(slot), tokens, false),
+      decode: (entries) => this.decodeSlots(entries.map((e) => ({ slot: slotOf(e.slot), token: e.token }))),
+      truncate: (slot, pos) => this.truncateSlot(slotOf(slot), pos),
+      // the runners go with the Stepper's dispose()
+      dispose: () => undefined,
+    };
   }
 
   beginSampling(params: ResolvedSamplingParams, opts: { logprobs?: number }, prompt: readonly number[]): void {
@@ -112,21 +161,18 @@ export class ShardedStepper implements SamplingStepper {
   prefill(tokens: Int32Array): void {
     this.checkStep(tokens);
     this.port.postMessage({ type: "prefill", tokens } satisfies BridgeRequest);
-    this.pos += tokens.length;
+    this.lengths[0]! += tokens.length;
   }
 
   forwardSample(tokens: Int32Array): SampleResult {
     this.checkStep(tokens);
     const reply = this.expect(this.call({ type: "forwardSample", tokens }), "sample", "forwardSample");
-    this.pos += tokens.length;
+    this.lengths[0]! += tokens.length;
     return reply.sample;
   }
 
   truncate(pos: number): void {
-    if (!Number.isInteger(pos) || pos < 0) throw new TesseraError(`invalid truncate position ${pos}`);
-    if (pos >= this.pos) return;
-    this.pos = pos;
-    this.port.postMessage({ type: "truncate", pos } satisfies BridgeRequest);
+    this.truncateSlot(0, pos);
   }
 
   async dispose(): Promise<void> {

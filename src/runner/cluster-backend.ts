@@ -28,7 +28,7 @@ export async function openClusterEngine(modelPath: string, opts: EngineOptions, 
       throw new TesseraError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's output only ${stepper.vocabSize}`, modelPath);
     }
     const weightBytes = source.tensors().reduce((s, t) => s + t.byteLength, 0);
-    return { stepper, tokenizer, architecture: cfg.architecture, weightBytes, close: () => source.close() };
+    return { stepper, ...(stepper.batch ? { batch: stepper.batch } : {}), tokenizer, architecture: cfg.architecture, weightBytes, close: () => source.close() };
   } catch (e) {
     await source.close();
     throw e;

@@ -23,7 +23,7 @@ let driver: ShardedDriver;
 try {
   if (data.remote) {
     const r = data.remote;
-    driver = await ShardedDriver.attach(await RemoteRunners.join(r, data.control!), r.contextLength, r.microBatch);
+    driver = await ShardedDriver.attach(await RemoteRunners.join(r, data.control!), r.contextLength, r.microBatch, r.slots);
   } else {
     driver = await ShardedDriver.start({ ...data.launch!, onProgress: (progress) => tell({ type: "progress", progress }) });
   }
@@ -38,7 +38,7 @@ let queue = Promise.resolve();
 let deferred: unknown;
 port.on("message", (m: BridgeRequest) => {
   queue = queue.then(async () => {
-    if (m.type === "truncate") return driver.truncate(m.pos);
+    if (m.type === "truncate") return driver.truncate(m.pos, m.slot);
     if (m.type === "close") {
       await driver.close();
       answer({ type: "closed" });
@@ -61,7 +61,10 @@ port.on("message", (m: BridgeRequest) => {
       } else if (m.type === "forwardSample") {
         answer({ type: "sample", sample: await driver.forwardSample(m.tokens) });
       } else {
-        const logits = await driver.forward(m.tokens, { allLogits: m.allLogits });
+        const logits =
+          m.type === "decode"
+            ? await driver.decode(Array.from(m.slots, (slot, i) => ({ slot, token: m.tokens[i]! })))
+            : await driver.forward(m.tokens, { allLogits: m.allLogits, slot: m.slot });
         answer({ type: "logits", logits }, [logits.buffer as ArrayBuffer]);
       }
     } catch (e) {

@@ -2,7 +2,8 @@ import { TesseraError } from "../errors.js";
 import type { ReadCounts } from "../models/source/counting.js";
 import { checkContextRoom } from "../engine/session/kv-cache.js";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
-import { HEADER_INTS, Op, StepFlag, Tag } from "./protocol.js";
+import { HEADER_INTS, MAX_DECODE_SPAN, Op, StepFlag, Tag } from "./protocol.js";
+import { decodeRange, pickRows, type DecodeEntry } from "../engine/session/batch-engine.js";
 import { decodeSample, encodeSampling, sampleWireLength } from "./sample-wire.js";
 import { LocalRunners, type LaunchOptions } from "./launcher.js";
 import type { Group } from "../transport/index.js";
@@ -38,7 +39,8 @@ export interface RunnerSet {
  * loop); ShardedStepper (bridge.ts) turns it into the synchronous Stepper the generation loop uses.
  */
 export class ShardedDriver {
-  private pos = 0;
+  /** Tokens cached in each slot (the runners keep the same count). */
+  private readonly lengths: Int32Array;
   private readonly header = new Int32Array(HEADER_INTS);
   private readonly firstStage: number[];
   /** The last stage's ranks and the vocabulary slice each sends. */
@@ -55,7 +57,10 @@ export class ShardedDriver {
     readonly runners: RunnerSet,
     readonly contextLength: number,
     private readonly microBatch: number,
+    readonly slots: number,
   ) {
+    if (!Number.isInteger(slots) || slots < 1) throw new TesseraError(`KV slots must be an integer ≥ 1, got ${slots}`);
+    this.lengths = new Int32Array(slots);
     this.stages = runners.places[runners.places.length - 1]!.stage + 1;
     this.firstStage = runners.places.filter((p) => p.stage === 0).map((p) => p.world);
     const last = runners.places.filter((p) => p.stage === runners.places[runners.places.length - 1]!.stage);
@@ -66,12 +71,12 @@ export class ShardedDriver {
 
   /** Starts the runners, waits until all are connected, and warms them up with one step. */
   static async start(o: LaunchOptions): Promise<ShardedDriver> {
-    return ShardedDriver.attach(await LocalRunners.start(o), o.contextLength, o.microBatch);
+    return ShardedDriver.attach(await LocalRunners.start(o), o.contextLength, o.microBatch, o.slots);
   }
 
   /** Drives runners whose world group is already joined; warms them up with one step. */
-  static async attach(runners: RunnerSet, contextLength: number, microBatch = PIPELINE_MICRO_BATCH): Promise<ShardedDriver> {
-    const d = new ShardedDriver(runners, contextLength, microBatch);
+  static async attach(runners: RunnerSet, contextLength: number, microBatch = PIPELINE_MICRO_BATCH, slots = 1): Promise<ShardedDriver> {
+    const d = new ShardedDriver(runners, contextLength, microBatch, slots);
     try {
       await d.forward(Int32Array.of(0));
       d.truncate(0);
@@ -87,8 +92,19 @@ export class ShardedDriver {
     return this.runners.vocabSize;
   }
 
+  /** Tokens cached in slot 0 (the one-sequence calls use it). */
   get position(): number {
-    return this.pos;
+    return this.lengths[0]!;
+  }
+
+  /** Tokens cached in `slot`. */
+  length(slot: number): number {
+    return this.lengths[this.checkSlot(slot)]!;
+  }
+
+  private checkSlot(slot: number): number {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots) throw new Error(`KV slot ${slot} is not in [0, ${this.slots})`);
+    return slot;
   }
 
   /** Steps sent to the runners so far (a pipelined prefill sends one per micro-batch). */
@@ -96,22 +112,28 @@ export class ShardedDriver {
     return this.steps;
   }
 
-  private checkRoom(n: number): void {
+  private checkRoom(n: number, slot: number): void {
     if (n < 1) throw new TesseraError("a forward step needs at least one token");
-    checkContextRoom(this.pos, n, this.contextLength);
+    checkContextRoom(this.length(slot), n, this.contextLength);
+  }
+
+  private setHeader(op: number, n: number, flags: number, position: number, slot: number, mask = 0): Int32Array {
+    const h = this.header;
+    h[0] = op;
+    h[1] = n;
+    h[2] = flags;
+    h[3] = position;
+    h[4] = slot;
+    h[5] = mask;
+    return h;
   }
 
   /** Sends the step header and the tokens; the runners take it from there. */
-  private async startStep(tokens: Int32Array, flags: number): Promise<void> {
+  private async startStep(tokens: Int32Array, flags: number, slot: number): Promise<void> {
     const n = tokens.length;
-    this.checkRoom(n);
+    this.checkRoom(n, slot);
     const world = this.runners.world;
-    const h = this.header;
-    h[0] = Op.STEP;
-    h[1] = n;
-    h[2] = flags;
-    h[3] = this.pos;
-    await world.broadcast(0, h);
+    await world.broadcast(0, this.setHeader(Op.STEP, n, flags, this.lengths[slot]!, slot));
     this.steps++;
     for (const r of this.firstStage) await world.send(r, tokens, Tag.TOKENS);
   }
@@ -122,16 +144,16 @@ export class ShardedDriver {
    * computes k − 1 (a pipeline computes one stage at a time otherwise). Returns the last micro-batch,
    * which the caller runs as a normal step.
    */
-  private async pipelinePrefix(tokens: Int32Array): Promise<Int32Array> {
-    this.checkRoom(tokens.length); // before any micro-batch goes out
+  private async pipelinePrefix(tokens: Int32Array, slot: number): Promise<Int32Array> {
+    this.checkRoom(tokens.length, slot); // before any micro-batch goes out
     const m = this.microBatch;
     if (this.stages < 2 || m <= 0 || tokens.length <= m) return tokens;
     const k = Math.ceil(tokens.length / m);
     const size = Math.ceil(tokens.length / k); // k even micro-batches, not k − 1 full ones and a stub
     let at = 0;
     for (; tokens.length - at > size; at += size) {
-      await this.startStep(tokens.subarray(at, at + size), StepFlag.NO_OUTPUT);
-      this.pos += size;
+      await this.startStep(tokens.subarray(at, at + size), StepFlag.NO_OUTPUT, slot);
+      this.lengths[slot]! += size;
     }
     return tokens.subarray(at);
   }
@@ -140,15 +162,17 @@ export class ShardedDriver {
    * Runs tokens into the cache without waiting for them: steps that return nothing (micro-batches
    * under a pipeline), so consecutive prefill chunks stay in flight. A failure shows at the next step.
    */
-  async prefill(tokens: Int32Array): Promise<void> {
-    const last = await this.pipelinePrefix(tokens);
-    await this.startStep(last, StepFlag.NO_OUTPUT);
-    this.pos += last.length;
+  async prefill(tokens: Int32Array, slot = 0): Promise<void> {
+    const last = await this.pipelinePrefix(tokens, slot);
+    await this.startStep(last, StepFlag.NO_OUTPUT, slot);
+    this.lengths[slot]! += last.length;
   }
 
-  async forward(tokens: Int32Array, opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
-    if (!opts.allLogits) tokens = await this.pipelinePrefix(tokens);
-    await this.startStep(tokens, opts.allLogits ? StepFlag.ALL_LOGITS : 0);
+  /** Runs tokens into a slot: logits of the last token ([vocab]) or of every one ([n × vocab]). */
+  async forward(tokens: Int32Array, opts: { allLogits?: boolean; slot?: number } = {}): Promise<Float32Array> {
+    const slot = opts.slot ?? 0;
+    if (!opts.allLogits) tokens = await this.pipelinePrefix(tokens, slot);
+    await this.startStep(tokens, opts.allLogits ? StepFlag.ALL_LOGITS : 0, slot);
     const n = tokens.length;
     const world = this.runners.world;
     const V = this.vocabSize;
@@ -164,8 +188,38 @@ export class ShardedDriver {
         if (rows > 1) for (let r = 0; r < rows; r++) logits.set(into.subarray(r * w, (r + 1) * w), r * V + v0);
       }),
     );
-    this.pos += n;
+    this.lengths[slot]! += n;
     return logits;
+  }
+
+  /**
+   * One token for each entry's slot as one batch through every stage (op DECODE): returns
+   * [entries × vocab] logits, row i for entries[i]. The step spans the lowest to the highest slot
+   * named (at most MAX_DECODE_SPAN); free slots between them ride along as padding rows.
+   */
+  async decode(entries: readonly DecodeEntry[]): Promise<Float32Array> {
+    const r = decodeRange(entries);
+    if (r.count > MAX_DECODE_SPAN) throw new Error(`a decode step spans slots ${r.lo}..${r.lo + r.count - 1}: more than ${MAX_DECODE_SPAN}`);
+    for (const e of entries) checkContextRoom(this.length(e.slot), 1, this.contextLength);
+    let mask = 0;
+    r.active.forEach((a, b) => (mask |= a ? 1 << b : 0));
+    const world = this.runners.world;
+    await world.broadcast(0, this.setHeader(Op.DECODE, r.count, 0, 0, r.lo, mask));
+    this.steps++;
+    for (const rank of this.firstStage) await world.send(rank, r.tokens, Tag.TOKENS);
+    const V = this.vocabSize;
+    const all = new Float32Array(r.count * V);
+    await Promise.all(
+      this.lastStage.map(async ({ world: from, rows: [v0, v1] }) => {
+        const w = v1 - v0;
+        const into = this.lastStage.length === 1 ? all : new Float32Array(r.count * w);
+        const got = await world.recv(from, into, Tag.LOGITS);
+        if (got !== into.byteLength) throw new Error(`got ${got} bytes of logits from world rank ${from}, expected ${into.byteLength}`);
+        if (into !== all) for (let b = 0; b < r.count; b++) all.set(into.subarray(b * w, (b + 1) * w), b * V + v0);
+      }),
+    );
+    for (const e of entries) this.lengths[e.slot]!++;
+    return pickRows(all, r.lo, entries, V);
   }
 
   /**
@@ -176,12 +230,7 @@ export class ShardedDriver {
     const logprobs = opts.logprobs ?? -1;
     if (!Number.isInteger(logprobs) || logprobs < -1) throw new TesseraError(`logprobs must be an integer ≥ 0, got ${opts.logprobs}`, "request");
     const world = this.runners.world;
-    const h = this.header;
-    h[0] = Op.SAMPLING;
-    h[1] = prompt.length;
-    h[2] = logprobs;
-    h[3] = this.pos;
-    await world.broadcast(0, h);
+    await world.broadcast(0, this.setHeader(Op.SAMPLING, prompt.length, logprobs, this.lengths[0]!, 0));
     await world.send(this.samplerRank, encodeSampling(params), Tag.SAMPLING);
     await world.send(this.samplerRank, Int32Array.from(prompt), Tag.TOKENS);
     if (this.sampleWire.length < sampleWireLength(logprobs)) this.sampleWire = new Float64Array(sampleWireLength(logprobs));
@@ -189,33 +238,25 @@ export class ShardedDriver {
 
   /** forward(tokens), sampled where the logits are: only the token and its logprobs come back. */
   async forwardSample(tokens: Int32Array): Promise<SampleResult> {
-    tokens = await this.pipelinePrefix(tokens);
-    await this.startStep(tokens, StepFlag.SAMPLE);
+    tokens = await this.pipelinePrefix(tokens, 0);
+    await this.startStep(tokens, StepFlag.SAMPLE, 0);
     const got = await this.runners.world.recv(this.samplerRank, this.sampleWire, Tag.SAMPLE);
-    this.pos += tokens.length;
+    this.lengths[0]! += tokens.length;
     return decodeSample(this.sampleWire.subarray(0, got / 8));
   }
 
-  truncate(pos: number): void {
+  truncate(pos: number, slot = 0): void {
     if (!Number.isInteger(pos) || pos < 0) throw new TesseraError(`invalid truncate position ${pos}`);
-    if (pos >= this.pos) return;
-    this.pos = pos;
-    const h = this.header;
-    h[0] = Op.TRUNCATE;
-    h[1] = 0;
-    h[2] = 0;
-    h[3] = pos;
+    if (pos >= this.length(slot)) return;
+    this.lengths[slot] = pos;
     // The root's broadcast is queued at once; a broken group shows up at the next forward.
-    this.runners.world.broadcast(0, h).catch(() => {});
+    this.runners.world.broadcast(0, this.setHeader(Op.TRUNCATE, 0, 0, pos, slot)).catch(() => {});
   }
 
   /** Tells the runners to exit and waits for them (killing what is left after `ms`). */
   close(ms = 10000): Promise<void> {
     this.closing ??= (async () => {
-      const h = this.header;
-      h.fill(0);
-      h[0] = Op.CLOSE;
-      await this.runners.world.broadcast(0, h).catch(() => {});
+      await this.runners.world.broadcast(0, this.setHeader(Op.CLOSE, 0, 0, 0, 0)).catch(() => {});
       await this.runners.close(ms);
     })();
     return this.closing;

@@ -22,6 +22,8 @@ export interface LaunchOptions {
   threads?: number;
   device?: Device;
   contextLength: number;
+  /** Sequences whose KV every runner holds (continuous batching; default 1). */
+  slots?: number;
   /** Interface for the data plane (default 127.0.0.1). */
   host?: string;
   /**
@@ -146,6 +148,7 @@ export class LocalRunners {
         threads: o.threads ?? 1,
         device: o.device ?? "cpu",
         contextLength: o.contextLength,
+        slots: o.slots ?? 1,
         host,
         stallTimeoutMs,
         compressActivations: o.compressActivations === true,

@@ -17,8 +17,9 @@ import type { ShardPlan } from "../placement/shard-plan.js";
  *   runner → parent  exiting {peakRssBytes}     after CLOSE, its peak RSS over its whole life, then it exits 0
  *
  * Data (world group over src/transport; the driver is world rank 0): every step starts with a
- * broadcast of a StepHeader from the driver, Int32Array [op, n, flags, position]:
- *   op STEP      n tokens at `position`. The driver then sends the tokens (int32 [n], tag TOKENS) to
+ * broadcast of a StepHeader from the driver, Int32Array [op, n, flags, position, slot, mask]. Every
+ * rank holds the KV of RunnerInit.slots sequences; `slot` says whose a step is:
+ *   op STEP      n tokens of `slot` at `position`. The driver then sends the tokens (int32 [n], tag TOKENS) to
  *                every rank of stage 0; stage s > 0 receives hidden states (float32 [n × hidden], tag
  *                HIDDEN) from the rank of stage s − 1 with the same tensor rank modulo that stage's
  *                size. Then, by flags:
@@ -28,16 +29,23 @@ import type { ShardPlan } from "../placement/shard-plan.js";
  *                - SAMPLE: the last stage's other ranks send their slices to its tensor rank 0 (the
  *                  sampler rank, tag LOGITS), which samples the last token's logits and sends the driver
  *                  the result (SAMPLE_LAYOUT below), float64, tag SAMPLE.
+ *   op DECODE    one token for each of the slots [slot, slot + n) whose bit is set in `mask` (bit b:
+ *                slot + b; n ≤ 32), as one batch: the driver sends stage 0 int32 [n] tokens (0 for
+ *                padding rows), hidden states go on as float32 [n × hidden], and every rank of the last
+ *                stage sends the driver its vocabulary slice for every row, float32 [n × slice], tag
+ *                LOGITS (the driver samples; padding rows are dropped).
  *   op SAMPLING  a request starts (n = prompt length, flags = logprobs count or -1): the driver sends the
  *                sampler rank the parameters (float64 [SAMPLING_FIELDS], tag SAMPLING), then the prompt
  *                (int32 [n], tag TOKENS) for the penalty window.
- *   op TRUNCATE  forget positions ≥ `position`.
+ *   op TRUNCATE  forget `slot`'s positions ≥ `position`.
  *   op CLOSE     leave the groups and exit 0.
  */
-export const Op = { STEP: 1, TRUNCATE: 2, CLOSE: 3, SAMPLING: 4 } as const;
+export const Op = { STEP: 1, TRUNCATE: 2, CLOSE: 3, SAMPLING: 4, DECODE: 5 } as const;
 export const Tag = { TOKENS: 1, HIDDEN: 2, LOGITS: 3, SAMPLING: 4, SAMPLE: 5 } as const;
 export const StepFlag = { ALL_LOGITS: 1, SAMPLE: 2, NO_OUTPUT: 4 } as const;
-export const HEADER_INTS = 4;
+export const HEADER_INTS = 6;
+/** Slots one DECODE step can name (its mask is one int32). */
+export const MAX_DECODE_SPAN = 32;
 
 export interface RunnerInit {
   type: "init";
@@ -49,6 +57,8 @@ export interface RunnerInit {
   threads: number;
   device: Device;
   contextLength: number;
+  /** Sequences whose KV each rank holds (continuous batching; default 1). */
+  slots?: number;
   /** Interface to listen on for peers. */
   host: string;
   /** A peer silent on both its data links and its liveness thread is lost after this long. */

@@ -11,6 +11,8 @@ export interface RemoteOptions {
   group: string;
   plan: ShardPlan;
   contextLength: number;
+  /** Sequences whose KV every runner holds (the instance's plan says; default 1). */
+  slots?: number;
   /** Interface to listen on. */
   host: string;
   /** The instance's data-plane key, 64 hex digits. */

@@ -119,6 +119,7 @@ async function main(): Promise<void> {
       layers: me.layers,
       slice,
       contextLength: init.contextLength,
+      slots: init.slots ?? 1,
       threads: init.threads,
       device: init.device,
       allReduce,

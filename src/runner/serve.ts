@@ -28,19 +28,21 @@ export async function serveSteps(
   const sampling = stage.logitRows && me.tpRank === 0 ? new SamplingRank(world, lastStage, vocabRows) : undefined;
   let tokens = new Int32Array(1);
   let buf = new Float32Array(hidden);
+  const one = [true];
   for (;;) {
     await world.broadcast(0, header);
-    const [op, n, flags, position] = [header[0]!, header[1]!, header[2]!, header[3]!];
+    const [op, n, flags, position, slot, mask] = [header[0]!, header[1]!, header[2]!, header[3]!, header[4]!, header[5]!];
     if (op === Op.CLOSE) return;
     if (op === Op.TRUNCATE) {
-      stage.truncate(position);
+      stage.truncate(slot, position);
       continue;
     }
     if (op === Op.SAMPLING) {
       await sampling?.begin(n, flags);
       continue;
     }
-    if (op !== Op.STEP) throw new Error(`unknown step op ${op}`);
+    if (op !== Op.STEP && op !== Op.DECODE) throw new Error(`unknown step op ${op}`);
+    // A DECODE step is n rows of one token (one per slot of its range), a STEP n tokens of one slot.
     let x: Float32Array;
     if (stage.first) {
       if (tokens.length < n) tokens = new Int32Array(n);
@@ -52,9 +54,16 @@ export async function serveSteps(
       x = buf.subarray(0, n * hidden);
       await world.recv(from, x, Tag.HIDDEN);
     }
+    if (op === Op.DECODE) {
+      const active = Array.from({ length: n }, (_, b) => ((mask >>> b) & 1) === 1);
+      const out = await stage.step(x, 1, false, slot, n, active);
+      if (stage.logitRows) await world.send(0, out, Tag.LOGITS);
+      else for (const r of to) await world.send(r, out, Tag.HIDDEN);
+      continue;
+    }
     if (testPrefillDelayMs > 0 && n > 1) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, testPrefillDelayMs);
     const allLogits = (flags & StepFlag.ALL_LOGITS) !== 0;
-    const out = await stage.step(x, n, allLogits);
+    const out = await stage.step(x, n, allLogits, slot, 1, one);
     const rows = stage.logitRows;
     if (rows) {
       const want = (allLogits ? n : 1) * (rows[1] - rows[0]);

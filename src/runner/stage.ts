@@ -1,5 +1,5 @@
 import type { ModelSource } from "../models/types.js";
-import { ShardEngine } from "../engine/session/shard.js";
+import { SlotStage } from "../engine/session/slot-stage.js";
 import { TpRankEngine, type AllReduce } from "../engine/tp/rank-engine.js";
 import type { Device, LoadProgress } from "../engine/types.js";
 import { evenSplit, type TpSlice } from "../placement/split.js";
@@ -7,16 +7,19 @@ import { lmHeadInfo } from "../engine/weights/load.js";
 
 /**
  * What one runner computes for a step, whatever its kind: a whole pipeline stage in one graph
- * (tensor group of 1), or one tensor-parallel rank of a stage (two graphs per layer).
+ * (tensor group of 1), or one tensor-parallel rank of a stage (two graphs per layer). Either holds
+ * the KV of `slots` sequences; a step runs `n` new tokens of each slot of a range [lo, lo + count),
+ * of which `active` take part (the others are padding rows: nothing cached, nothing kept).
  */
 export interface StageCompute {
   readonly first: boolean;
   /** Returns logits for these vocabulary ids (last stage), which it sends to the driver. */
   readonly logitRows: [number, number] | undefined;
+  readonly slots: number;
   embed(tokens: Int32Array): Float32Array;
-  /** hidden [n × hidden] in → hidden out, or (last stage) logits [n or 1 × rows]. */
-  step(hidden: Float32Array, n: number, allLogits: boolean): Promise<Float32Array>;
-  truncate(pos: number): void;
+  /** hidden [count × n × hidden] in → hidden out, or (last stage) logits [count × (1 or n) × rows]. */
+  step(hidden: Float32Array, n: number, allLogits: boolean, lo: number, count: number, active: readonly boolean[]): Promise<Float32Array>;
+  truncate(slot: number, pos: number): void;
   dispose(): void;
 }
 
@@ -24,6 +27,8 @@ export interface StageOptions {
   layers: [number, number];
   slice: TpSlice;
   contextLength: number;
+  /** Sequences whose KV the stage holds at once (continuous batching). */
+  slots: number;
   threads: number;
   device: Device;
   allReduce: AllReduce;
@@ -31,24 +36,27 @@ export interface StageOptions {
 }
 
 class WholeStage implements StageCompute {
-  constructor(private readonly shard: ShardEngine) {}
+  constructor(private readonly stage: SlotStage) {}
   get first(): boolean {
-    return this.shard.isFirst;
+    return this.stage.isFirst;
   }
   get logitRows(): [number, number] | undefined {
-    return this.shard.isLast ? [0, this.shard.vocabSize] : undefined;
+    return this.stage.isLast ? [0, this.stage.vocabSize] : undefined;
+  }
+  get slots(): number {
+    return this.stage.kv.slots;
   }
   embed(tokens: Int32Array): Float32Array {
-    return this.shard.embed(tokens);
+    return this.stage.embed(tokens);
   }
-  async step(hidden: Float32Array, n: number, allLogits: boolean): Promise<Float32Array> {
-    return this.shard.run(hidden, n, { allLogits });
+  async step(hidden: Float32Array, n: number, allLogits: boolean, lo: number, count: number, active: readonly boolean[]): Promise<Float32Array> {
+    return this.stage.run(lo, count, n, active, hidden, allLogits);
   }
-  truncate(pos: number): void {
-    this.shard.kv.truncate(pos);
+  truncate(slot: number, pos: number): void {
+    this.stage.kv.truncate(slot, pos);
   }
   dispose(): void {
-    this.shard.dispose();
+    this.stage.dispose();
   }
 }
 
@@ -59,15 +67,18 @@ class TensorStage implements StageCompute {
     readonly logitRows: [number, number] | undefined,
     private readonly allReduce: AllReduce,
   ) {}
+  get slots(): number {
+    return this.engine.kv.slots;
+  }
   embed(tokens: Int32Array): Float32Array {
     return this.engine.embed(tokens);
   }
-  async step(hidden: Float32Array, n: number, allLogits: boolean): Promise<Float32Array> {
-    const out = await this.engine.layersForward(hidden, n, this.allReduce);
-    return this.logitRows ? this.engine.logits(out, n, allLogits) : out;
+  async step(hidden: Float32Array, n: number, allLogits: boolean, lo: number, count: number, active: readonly boolean[]): Promise<Float32Array> {
+    const out = await this.engine.layersForward(hidden, n, this.allReduce, lo, count, active);
+    return this.logitRows ? this.engine.logits(out, n, allLogits, count) : out;
   }
-  truncate(pos: number): void {
-    this.engine.truncate(pos);
+  truncate(slot: number, pos: number): void {
+    this.engine.truncate(slot, pos);
   }
   dispose(): void {
     this.engine.dispose();
@@ -85,8 +96,9 @@ export async function loadStage(source: ModelSource, o: StageOptions): Promise<S
   const first = o.layers[0] === 0;
   const last = o.layers[1] === L;
   if (o.slice.size === 1) {
-    const shard = await ShardEngine.create(source, {
+    const stage = await SlotStage.create(source, {
       layers: o.layers,
+      slots: o.slots,
       threads: o.threads,
       device: o.device,
       contextLength: o.contextLength,
@@ -94,7 +106,7 @@ export async function loadStage(source: ModelSource, o: StageOptions): Promise<S
       spinning: false,
       onProgress: o.onProgress,
     });
-    return new WholeStage(shard);
+    return new WholeStage(stage);
   }
   const vocabRows = last ? vocabSlices(lmHeadRows(source), o.slice.size)[o.slice.rank] : undefined;
   const engine = await TpRankEngine.create(source, {
@@ -105,6 +117,7 @@ export async function loadStage(source: ModelSource, o: StageOptions): Promise<S
     device: o.device,
     embedding: first,
     vocabRows,
+    slots: o.slots,
     onProgress: o.onProgress,
   });
   return new TensorStage(engine, first, vocabRows, o.allReduce);

@@ -10,6 +10,7 @@ const OPTIONS = {
   nodes: { type: "string" },
   "min-nodes": { type: "string" },
   ctx: { type: "string" },
+  parallel: { type: "string" },
   keep: { type: "boolean" },
   "no-wait": { type: "boolean" },
   timeout: { type: "string" },
@@ -29,6 +30,7 @@ export const command: Command = {
   --nodes A,B         only these nodes (names or ids)
   --min-nodes N       use at least N nodes
   --ctx N             context (KV cache) in tokens per sequence (default: the model's, at most 4096)
+  --parallel N        requests it decodes together (KV slots of --ctx each on every rank; default 1)
   --keep              a deployment: re-placed whenever it is not running, also after every node restarted
   --no-wait           return once placed, without waiting until it is ready
   --timeout S         seconds to wait until ready (default 600)
@@ -45,6 +47,7 @@ export const command: Command = {
     if (values.nodes) body.nodes = values.nodes.split(",").map((s) => s.trim()).filter(Boolean);
     if (values["min-nodes"] !== undefined) body.minNodes = intOption("min-nodes", values["min-nodes"], 1, 1);
     if (values.ctx !== undefined) body.ctx = intOption("ctx", values.ctx, 1, 1);
+    if (values.parallel !== undefined) body.parallel = intOption("parallel", values.parallel, 1, 1);
     if (values.keep) body.keep = true;
     const timeoutMs = intOption("timeout", values.timeout, 600, 1) * 1000;
     const r = await request(base, "POST", "/instances", body);

@@ -1,17 +1,11 @@
 import type { ModelSource } from "../../models/types.js";
 import { TesseraError } from "../../errors.js";
-import { ort, type SyncSession } from "../onnx/session.js";
-import type { LinearWeight } from "../weights/linear.js";
-import { embedTokens } from "../weights/linear.js";
 import type { BatchStepper, Stepper } from "../types.js";
-import { buildShardSession, type ShardOptions } from "./shard.js";
-import { SlotKvStore } from "./slot-kv.js";
+import type { SlotKvStore } from "./slot-kv.js";
+import { SlotStage, type SlotStageOptions } from "./slot-stage.js";
 import type { ModelConfig } from "../../models/types.js";
 
-export interface BatchEngineOptions extends ShardOptions {
-  /** Sequences the KV store holds at once. */
-  slots: number;
-}
+export type BatchEngineOptions = SlotStageOptions;
 
 /** One decode step's work for a slot: the token whose successor it wants. */
 export interface DecodeEntry {
@@ -27,23 +21,25 @@ export interface DecodeEntry {
  * The graph is the same one a single sequence runs (graph/decoder.ts with B = 1).
  */
 export class BatchEngine implements BatchStepper {
-  private constructor(
-    readonly config: ModelConfig,
-    private readonly session: SyncSession,
-    private readonly embedding: LinearWeight,
-    readonly kv: SlotKvStore,
-    readonly vocabSize: number,
-  ) {}
+  private constructor(private readonly stage: SlotStage) {}
 
   static async create(source: ModelSource, opts: BatchEngineOptions): Promise<BatchEngine> {
     if (opts.layers && (opts.layers[0] !== 0 || opts.layers[1] !== source.config.numLayers)) {
       throw new TesseraError("a batch engine runs the whole model (pipeline stages batch through the runner)");
     }
-    const built = await buildShardSession(source, { ...opts, layers: undefined });
-    const cfg = source.config;
-    const layerIds = Array.from({ length: cfg.numLayers }, (_, i) => i);
-    const kv = new SlotKvStore(layerIds, cfg.numKvHeads, built.contextLength, cfg.headDim, opts.slots, cfg.slidingWindow);
-    return new BatchEngine(cfg, built.session, built.embedding!, kv, built.vocabSize);
+    return new BatchEngine(await SlotStage.create(source, { ...opts, layers: undefined }));
+  }
+
+  get config(): ModelConfig {
+    return this.stage.config;
+  }
+
+  get kv(): SlotKvStore {
+    return this.stage.kv;
+  }
+
+  get vocabSize(): number {
+    return this.stage.vocabSize;
   }
 
   get slots(): number {
@@ -64,12 +60,9 @@ export class BatchEngine implements BatchStepper {
 
   /** Runs a chunk of one slot's prompt; logits of its last token ([vocab]) or of every token. */
   prefill(slot: number, tokens: Int32Array, opts: { allLogits?: boolean } = {}): Float32Array {
-    const n = tokens.length;
-    if (n < 1) throw new TesseraError("a forward step needs at least one token");
-    this.kv.reserve(slot, n);
-    const hidden = embedTokens(this.embedding, tokens, undefined, this.config.embeddingScale);
-    const index = opts.allLogits ? BigInt64Array.from({ length: n }, (_, i) => BigInt(i)) : BigInt64Array.of(BigInt(n - 1));
-    return this.run(slot, 1, n, [true], hidden, index);
+    if (tokens.length < 1) throw new TesseraError("a forward step needs at least one token");
+    this.kv.reserve(slot, tokens.length);
+    return this.stage.run(slot, 1, tokens.length, [true], this.stage.embed(tokens), opts.allLogits);
   }
 
   /**
@@ -78,37 +71,10 @@ export class BatchEngine implements BatchStepper {
    * them ride along as padding.
    */
   decode(entries: readonly DecodeEntry[]): Float32Array {
-    if (entries.length === 0) throw new TesseraError("a decode step needs at least one sequence");
-    const lo = Math.min(...entries.map((e) => e.slot));
-    const hi = Math.max(...entries.map((e) => e.slot));
-    const count = hi - lo + 1;
-    const active = new Array<boolean>(count).fill(false);
-    const tokens = new Int32Array(count);
-    for (const e of entries) {
-      if (active[e.slot - lo]) throw new Error(`slot ${e.slot} appears twice in one decode step`);
-      active[e.slot - lo] = true;
-      tokens[e.slot - lo] = e.token;
-      this.kv.reserve(e.slot, 1);
-    }
-    const hidden = embedTokens(this.embedding, tokens, undefined, this.config.embeddingScale);
-    const all = this.run(lo, count, 1, active, hidden, BigInt64Array.of(0n));
-    const V = this.vocabSize;
-    if (count === entries.length && entries.every((e, i) => e.slot === lo + i)) return all;
-    const out = new Float32Array(entries.length * V);
-    entries.forEach((e, i) => out.set(all.subarray((e.slot - lo) * V, (e.slot - lo + 1) * V), i * V));
-    return out;
-  }
-
-  private run(lo: number, count: number, n: number, active: boolean[], hidden: Float32Array, index: BigInt64Array): Float32Array {
-    const feeds: Record<string, ort.Tensor> = {
-      hidden_in: new ort.Tensor("float32", hidden, [count, n, this.config.hiddenSize]),
-      logits_index: new ort.Tensor("int64", index, [index.length]),
-    };
-    const outputs: Record<string, ort.Tensor | null> = { logits: null };
-    this.kv.bind(lo, count, n, active, feeds, outputs);
-    const result = this.session.run(feeds, outputs);
-    this.kv.store(lo, count, n, active, result);
-    return result.logits.data as Float32Array;
+    const range = decodeRange(entries);
+    for (const e of entries) this.kv.reserve(e.slot, 1);
+    const all = this.stage.run(range.lo, range.count, 1, range.active, this.stage.embed(range.tokens));
+    return pickRows(all, range.lo, entries, this.vocabSize);
   }
 
   /** One sequence in one slot behind the Stepper contract (warm-up, benchmarks, the one-at-a-time loop). */
@@ -127,6 +93,37 @@ export class BatchEngine implements BatchStepper {
   }
 
   dispose(): void {
-    this.session.dispose();
+    this.stage.dispose();
   }
+}
+
+/** The contiguous slot range a decode step binds: which of its rows take part, and each one's token (0 for padding). */
+export interface DecodeRange {
+  lo: number;
+  count: number;
+  active: boolean[];
+  tokens: Int32Array;
+}
+
+export function decodeRange(entries: readonly DecodeEntry[]): DecodeRange {
+  if (entries.length === 0) throw new TesseraError("a decode step needs at least one sequence");
+  const lo = Math.min(...entries.map((e) => e.slot));
+  const hi = Math.max(...entries.map((e) => e.slot));
+  const count = hi - lo + 1;
+  const active = new Array<boolean>(count).fill(false);
+  const tokens = new Int32Array(count);
+  for (const e of entries) {
+    if (active[e.slot - lo]) throw new Error(`slot ${e.slot} appears twice in one decode step`);
+    active[e.slot - lo] = true;
+    tokens[e.slot - lo] = e.token;
+  }
+  return { lo, count, active, tokens };
+}
+
+/** Rows [count × width] of a range starting at slot `lo` → [entries × width], row i for entries[i]. */
+export function pickRows(all: Float32Array, lo: number, entries: readonly DecodeEntry[], width: number): Float32Array {
+  if (all.length === entries.length * width && entries.every((e, i) => e.slot === lo + i)) return all;
+  const out = new Float32Array(entries.length * width);
+  entries.forEach((e, i) => out.set(all.subarray((e.slot - lo) * width, (e.slot - lo + 1) * width), i * width));
+  return out;
 }

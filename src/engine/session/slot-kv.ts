@@ -23,6 +23,8 @@ export class SlotKvStore {
   private readonly keyBufs: Float32Array[] = [];
   private readonly valueBufs: Float32Array[] = [];
   private readonly lengths: Int32Array;
+  /** Each layer's new keys and values of the step under way (storeLayer), written by advance(). */
+  private readonly pending: ([Float32Array, Float32Array] | undefined)[];
   private _window = 0;
 
   constructor(
@@ -40,6 +42,7 @@ export class SlotKvStore {
       this.valueBufs.push(new Float32Array(size));
     }
     this.lengths = new Int32Array(slots);
+    this.pending = layers.map(() => undefined);
     this._window = windowFor(1, capacity);
   }
 
@@ -76,10 +79,11 @@ export class SlotKvStore {
   }
 
   /**
-   * Feeds and outputs of a step of `n` new tokens in each of slots [lo, lo + count); `active[b]`
-   * says whether slot lo + b takes part (a padding row sees nothing cached and its rows are dropped).
+   * Inputs every attention layer of a step of `n` new tokens in each of slots [lo, lo + count)
+   * shares; `active[b]` says whether slot lo + b takes part (a padding row sees nothing cached and
+   * its rows are dropped).
    */
-  bind(lo: number, count: number, n: number, active: readonly boolean[], feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>): void {
+  stepInputs(lo: number, count: number, n: number, active: readonly boolean[]): Record<string, ort.Tensor> {
     const w = this._window;
     const positions = new BigInt64Array(count * n);
     const pastBias = new Float32Array(count * w).fill(-Infinity);
@@ -94,25 +98,50 @@ export class SlotKvStore {
     }
     const causal = new Float32Array(n * n);
     for (let i = 0; i < n; i++) causal.fill(-Infinity, i * n + i + 1, (i + 1) * n);
-    feeds.positions = new ort.Tensor("int64", positions, [count, n]);
-    feeds.past_bias = new ort.Tensor("float32", pastBias, [count, w]);
-    feeds.causal_bias = new ort.Tensor("float32", causal, [n, n]);
+    const feeds: Record<string, ort.Tensor> = {
+      positions: new ort.Tensor("int64", positions, [count, n]),
+      past_bias: new ort.Tensor("float32", pastBias, [count, w]),
+      causal_bias: new ort.Tensor("float32", causal, [n, n]),
+    };
     if (swaPast) {
       feeds.swa_past_bias = new ort.Tensor("float32", swaPast, [count, n, w]);
       feeds.swa_causal_bias = slidingMasks(0, n, w, this.slidingWindow!).swa_causal_bias;
     }
-    const block = this.kvHeads * w * this.headDim;
-    const dims = [count, this.kvHeads, w, this.headDim];
-    this.layers.forEach((l, i) => {
-      feeds[`past_key_${l}`] = new ort.Tensor("float32", this.keyBufs[i]!.subarray(lo * block, (lo + count) * block), dims);
-      feeds[`past_value_${l}`] = new ort.Tensor("float32", this.valueBufs[i]!.subarray(lo * block, (lo + count) * block), dims);
-      outputs[`new_key_${l}`] = null;
-      outputs[`new_value_${l}`] = null;
-    });
+    return feeds;
   }
 
-  /** Appends each active row's `n` new keys and values (outputs [count, kvHeads, n, headDim]) to its slot. */
+  /** The i-th layer's window of slots [lo, lo + count) as that layer's inputs (named by its graph layer id). */
+  bindLayer(i: number, lo: number, count: number, feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>): void {
+    const l = this.layers[i]!;
+    const block = this.kvHeads * this._window * this.headDim;
+    const dims = [count, this.kvHeads, this._window, this.headDim];
+    feeds[`past_key_${l}`] = new ort.Tensor("float32", this.keyBufs[i]!.subarray(lo * block, (lo + count) * block), dims);
+    feeds[`past_value_${l}`] = new ort.Tensor("float32", this.valueBufs[i]!.subarray(lo * block, (lo + count) * block), dims);
+    outputs[`new_key_${l}`] = null;
+    outputs[`new_value_${l}`] = null;
+  }
+
+  /** Step inputs plus every layer's window: all a one-graph shard needs besides its hidden states. */
+  bind(lo: number, count: number, n: number, active: readonly boolean[], feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor | null>): void {
+    Object.assign(feeds, this.stepInputs(lo, count, n, active));
+    this.layers.forEach((_, i) => this.bindLayer(i, lo, count, feeds, outputs));
+  }
+
+  /** Keeps the i-th layer's new keys and values (outputs [count, kvHeads, n, headDim]) until advance(). */
+  storeLayer(i: number, result: Record<string, ort.Tensor>): void {
+    const l = this.layers[i]!;
+    this.pending[i] = [result[`new_key_${l}`]!.data as Float32Array, result[`new_value_${l}`]!.data as Float32Array];
+  }
+
+  /** storeLayer for every layer, then advance: the end of a one-graph step. */
   store(lo: number, count: number, n: number, active: readonly boolean[], result: Record<string, ort.Tensor>): void {
+    this.layers.forEach((_, i) => this.storeLayer(i, result));
+    this.advance(lo, count, n, active);
+  }
+
+  /** Appends each active row's `n` stored keys and values to its slot (growing the window first if they do not fit). */
+  advance(lo: number, count: number, n: number, active: readonly boolean[]): void {
+    if (this.pending.some((p) => p === undefined)) throw new Error("KV slots: advance() before every layer stored its rows");
     let longest = 0;
     for (let b = 0; b < count; b++) if (active[b]) longest = Math.max(longest, this.length(lo + b) + n);
     if (longest > this._window) this.setWindow(windowFor(longest, this.capacity));
@@ -120,9 +149,8 @@ export class SlotKvStore {
     const H = this.kvHeads;
     const w = this._window;
     const rows = n * D;
-    this.layers.forEach((l, i) => {
-      const k = result[`new_key_${l}`]!.data as Float32Array;
-      const v = result[`new_value_${l}`]!.data as Float32Array;
+    this.pending.forEach((p, i) => {
+      const [k, v] = p!;
       for (let b = 0; b < count; b++) {
         if (!active[b]) continue;
         const s = lo + b;
@@ -134,6 +162,7 @@ export class SlotKvStore {
         }
       }
     });
+    this.pending.fill(undefined);
     for (let b = 0; b < count; b++) if (active[b]) this.lengths[lo + b]! += n;
   }
 

@@ -4,7 +4,7 @@ import type { TpSlice } from "../../placement/split.js";
 import { buildTpAttentionGraph, buildTpMlpGraph } from "../graph/decoder.js";
 import { SyncSession, ort } from "../onnx/session.js";
 import { checkEngineConfig, loadCounter } from "../session/shard.js";
-import { KvCache } from "../session/kv-cache.js";
+import { SlotKvStore } from "../session/slot-kv.js";
 import type { Device, LoadProgress } from "../types.js";
 import { embedTokens, type LinearWeight } from "../weights/linear.js";
 import { loadEmbedding, loadLayer, loadRopeFreqs } from "../weights/load.js";
@@ -24,6 +24,8 @@ export interface TpRankOptions {
   embedding: boolean;
   /** Rows of lm_head (vocabulary ids [start, end)) this rank computes logits for (last stage). */
   vocabRows?: [number, number];
+  /** Sequences its KV store holds at once (continuous batching); default 1. */
+  slots?: number;
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -58,8 +60,8 @@ export class TpRankEngine {
     private readonly head: SyncSession | undefined,
     /** Logits this rank computes per position (its slice of the vocabulary). */
     readonly vocabSize: number,
-    /** This rank's heads' KV cache, one entry per layer of `sessions`. */
-    readonly kv: KvCache,
+    /** This rank's heads' KV cache, one entry per layer of `sessions`, for every slot. */
+    readonly kv: SlotKvStore,
   ) {
     this.partial1 = new ort.Tensor("float32", new Float32Array(config.hiddenSize), [1, 1, config.hiddenSize]);
     if (head) this.lastLogits = new ort.Tensor("float32", new Float32Array(vocabSize), [1, 1, vocabSize]);
@@ -102,7 +104,7 @@ export class TpRankEngine {
         head = SyncSession.create(g.toBytes(), g.blobs, settings);
       }
       progress.session();
-      const kv = new KvCache(sessions.map((s) => s.layer), o.slice.kvHeads, o.contextLength, cfg.headDim, cfg.slidingWindow);
+      const kv = new SlotKvStore(sessions.map((s) => s.layer), o.slice.kvHeads, o.contextLength, cfg.headDim, o.slots ?? 1, cfg.slidingWindow);
       return new TpRankEngine(cfg, o.layers, sessions, embedding, head, vocab, kv);
     } catch (e) {
       for (const s of sessions) {
@@ -120,48 +122,52 @@ export class TpRankEngine {
   }
 
   /**
-   * Runs `n` positions through this rank's layers (all-reducing twice per layer) and appends them to
-   * its KV cache. Returns the hidden states [n × hidden], updated in place in `hidden`.
+   * Runs `n` positions of each slot of [lo, lo + count) through this rank's layers (all-reducing
+   * twice per layer, once for the whole batch) and appends the active rows to their slots. Returns
+   * the hidden states [count × n × hidden], updated in place in `hidden`.
    */
-  async layersForward(hidden: Float32Array, n: number, allReduce: AllReduce): Promise<Float32Array> {
-    this.kv.prepare(n);
+  async layersForward(hidden: Float32Array, n: number, allReduce: AllReduce, lo = 0, count = 1, active: readonly boolean[] = [true]): Promise<Float32Array> {
     const H = this.config.hiddenSize;
-    const x = new ort.Tensor("float32", hidden, [1, n, H]);
-    const step = this.kv.stepInputs(n);
+    const x = new ort.Tensor("float32", hidden, [count, n, H]);
+    const step = this.kv.stepInputs(lo, count, n, active);
+    const out = () => ({ partial: n === 1 && count === 1 ? this.partial1 : null });
     for (const [i, s] of this.sessions.entries()) {
       const feeds: Record<string, ort.Tensor> = { hidden_in: x, ...step };
-      const outA: Record<string, ort.Tensor | null> = { partial: n === 1 ? this.partial1 : null };
-      this.kv.bindLayer(i, feeds, outA);
+      const outA: Record<string, ort.Tensor | null> = out();
+      this.kv.bindLayer(i, lo, count, feeds, outA);
       const ra = s.attn.run(feeds, outA);
       this.kv.storeLayer(i, ra);
       const pa = ra.partial.data as Float32Array;
       await allReduce(pa);
       if (s.attnPostNorm) rmsNormRows(pa, s.attnPostNorm, this.config.rmsNormEps);
       addInto(hidden, pa);
-      const pb = s.mlp.run({ hidden_in: x }, { partial: n === 1 ? this.partial1 : null }).partial.data as Float32Array;
+      const pb = s.mlp.run({ hidden_in: x }, out()).partial.data as Float32Array;
       await allReduce(pb);
       if (s.ffnPostNorm) rmsNormRows(pb, s.ffnPostNorm, this.config.rmsNormEps);
       addInto(hidden, pb);
     }
-    this.kv.advance(n);
+    this.kv.advance(lo, count, n, active);
     return hidden;
   }
 
-  /** Final norm + this rank's lm_head rows: logits of the last position ([rows]) or of all ([n × rows]). */
-  logits(hidden: Float32Array, n: number, allLogits: boolean): Float32Array {
+  /**
+   * Final norm + this rank's lm_head rows: logits of each sequence's last position ([count × rows])
+   * or of all ([count × n × rows]).
+   */
+  logits(hidden: Float32Array, n: number, allLogits: boolean, count = 1): Float32Array {
     if (!this.head) throw new Error("logits() on a rank without lm_head");
     const index = allLogits ? BigInt64Array.from({ length: n }, (_, i) => BigInt(i)) : this.lastIndex;
     if (!allLogits) this.lastIndex[0] = BigInt(n - 1);
     const feeds = {
-      hidden_in: new ort.Tensor("float32", hidden, [1, n, this.config.hiddenSize]),
+      hidden_in: new ort.Tensor("float32", hidden, [count, n, this.config.hiddenSize]),
       logits_index: new ort.Tensor("int64", index, [index.length]),
     };
-    const out = this.head.run(feeds, { logits: allLogits ? null : this.lastLogits! });
+    const out = this.head.run(feeds, { logits: allLogits || count > 1 ? null : this.lastLogits! });
     return out.logits.data as Float32Array;
   }
 
-  truncate(pos: number): void {
-    this.kv.truncate(pos);
+  truncate(slot: number, pos: number): void {
+    this.kv.truncate(slot, pos);
   }
 
   dispose(): void {
