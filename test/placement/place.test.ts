@@ -176,6 +176,24 @@ test("KV for the requested context is counted", () => {
   assert.equal(big.feasible, false);
 });
 
+test("parallel sizes KV for every slot, and a pipeline gives the smaller node fewer layers for it", () => {
+  const cluster: PlacementCluster = { nodes: [node("a", 2.1 * GiB)], links: [] };
+  const one = place(model, cluster, { ctx: 1024 })[0]!;
+  const four = place(model, cluster, { ctx: 1024, parallel: 4 })[0]!;
+  // 3 more slots × 16 layers × 2 × 8 × 64 × 1024 positions × 4 B = 3 × 64 MiB
+  assert.equal(four.memoryBytes.a! - one.memoryBytes.a!, 192 * MiB);
+  assert.equal(one.parallel, 1);
+  assert.equal(four.parallel, 4);
+  assert.equal(one.feasible, true);
+  assert.equal(four.feasible, false);
+  // with room for either, the layer split moves: b's 1 GiB holds 7 layers of 104 MiB, but only 6 of 116 MiB (4 slots' KV)
+  const pair: PlacementCluster = { nodes: [node("a", 1.5 * GiB), node("b", 1 * GiB)], links: mesh(["a", "b"], 0.2) };
+  const split = (parallel: number) => place(model, pair, { ctx: CTX, parallel, strategy: "pipeline" })[0]!.stages.map((s) => s.layers);
+  assert.deepEqual(split(1), [[0, 9], [9, 16]]);
+  assert.deepEqual(split(4), [[0, 10], [10, 16]]);
+  for (const bad of [0, 1.5, 33]) assert.throws(() => place(model, cluster, { parallel: bad }), /parallel must be an integer from 1 to 32/);
+});
+
 test("placementModel counts weights and held bytes per group from the header", () => {
   const cfg = tinyConfig("llama", { numLayers: 3 });
   const src = randomSource(cfg, { linearType: "Q8_0" });
