@@ -90,6 +90,14 @@ export interface BatchStepper {
   prefill(slot: number, tokens: Int32Array): Float32Array;
   /** One token per entry, one run: [entries × vocab] logits, row i for entries[i]. */
   decode(entries: readonly { slot: number; token: number }[]): Float32Array;
+  /**
+   * Decode steps that can compute at once (a pipeline's stages: each works on a different step).
+   * Above 1, startDecode sends a step without waiting and finishDecode takes the oldest one's
+   * logits (as decode returns them); other calls may come between them.
+   */
+  readonly depth?: number;
+  startDecode?(entries: readonly { slot: number; token: number }[]): void;
+  finishDecode?(): Float32Array;
   /** Forgets the slot's cached positions ≥ pos. */
   truncate(slot: number, pos: number): void;
   dispose(): void;

@@ -73,6 +73,8 @@ export class BatchScheduler {
   private idleWaiters: (() => void)[] = [];
   private lastBatch = 0;
   private decodeSteps = 0;
+  /** Decode steps sent and not yet finished, oldest first (an engine of depth > 1). */
+  private readonly inFlight: { jobs: Job[]; entries: { slot: number; token: number }[] }[] = [];
   private prefillChunks = 0;
 
   constructor(
@@ -231,6 +233,8 @@ export class BatchScheduler {
   }
 
   private decodeStep(): void {
+    const depth = this.engine.depth ?? 1;
+    if (depth > 1 && this.engine.startDecode && this.engine.finishDecode) return this.pipelinedDecode(depth);
     const batch = this.active.filter((j) => !j.seq!.done && j.seq!.pending !== undefined);
     if (batch.length === 0) return;
     const entries = batch.map((j) => ({ slot: j.slot, token: j.seq!.pending! }));
@@ -241,11 +245,52 @@ export class BatchScheduler {
       this.fail(batch, e);
       return;
     }
+    this.took(batch, entries, logits);
+  }
+
+  /**
+   * Decode on a pipeline: the decoding sequences, in slot order, are cut into up to `depth` groups of
+   * consecutive slots (a step spans its lowest to its highest slot), each its own step, so every stage
+   * computes one group while the next stage computes another. Each turn sends every group none of
+   * whose sequences is in flight (while there is room), then finishes the oldest step. When a
+   * sequence joins or ends the groups shift, and a sequence waits at most one turn for its new group.
+   */
+  private pipelinedDecode(depth: number): void {
+    const flying = new Set(this.inFlight.flatMap((s) => s.jobs));
+    const decoding = this.active.filter((j) => !j.seq!.done && j.seq!.pending !== undefined).sort((x, y) => x.slot - y.slot);
+    const groups = Math.min(depth, decoding.length);
+    for (let g = 0; g < groups && this.inFlight.length < depth; g++) {
+      const jobs = decoding.slice(Math.round((g * decoding.length) / groups), Math.round(((g + 1) * decoding.length) / groups));
+      if (jobs.some((j) => flying.has(j))) continue;
+      const entries = jobs.map((j) => ({ slot: j.slot, token: j.seq!.pending! }));
+      try {
+        this.engine.startDecode!(entries);
+      } catch (e) {
+        this.fail(jobs, e);
+        continue;
+      }
+      this.inFlight.push({ jobs, entries });
+    }
+    const step = this.inFlight.shift();
+    if (!step) return;
+    let logits: Float32Array;
+    try {
+      logits = this.engine.finishDecode!();
+    } catch (e) {
+      this.fail(step.jobs, e);
+      return;
+    }
+    this.took(step.jobs, step.entries, logits);
+  }
+
+  /** A decode step's logits, row i for jobs[i]: each sequence samples its next token (one cancelled meanwhile only keeps its slot's token). */
+  private took(jobs: Job[], entries: { slot: number; token: number }[], logits: Float32Array): void {
     this.decodeSteps++;
-    this.lastBatch = batch.length;
+    this.lastBatch = jobs.length;
     const V = this.engine.vocabSize;
-    batch.forEach((j, i) => {
+    jobs.forEach((j, i) => {
       this.slotTokens[j.slot]!.push(entries[i]!.token);
+      if (j.seq!.done) return;
       j.seq!.decoded();
       j.seq!.take(logits.subarray(i * V, (i + 1) * V));
     });
@@ -266,8 +311,10 @@ export class BatchScheduler {
   }
 
   private settle(): void {
+    // a sequence whose step is in flight keeps its slot until the step is back (the runners append to it)
+    const flying = new Set(this.inFlight.flatMap((s) => s.jobs));
     for (const j of [...this.active]) {
-      if (!j.seq!.done) continue;
+      if (!j.seq!.done || flying.has(j)) continue;
       this.release(j);
       j.resolve(j.seq!.result!);
     }

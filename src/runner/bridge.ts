@@ -29,6 +29,11 @@ export class ShardedStepper implements SamplingStepper {
   private closed = false;
   /** Every slot, for continuous batching (when the runners hold more than one). */
   readonly batch: BatchStepper | undefined;
+  /** Replies taken so far; the driver thread counts those it posted in flag[0]. */
+  private taken = 0;
+  /** Decode steps sent whose replies are not taken yet, then replies taken for them early (in order). */
+  private inFlight = 0;
+  private readonly early: BridgeReply[] = [];
 
   private constructor(
     private readonly thread: Worker,
@@ -40,6 +45,8 @@ export class ShardedStepper implements SamplingStepper {
     readonly runnerRss: number[],
     readonly runnerPids: number[],
     slots: number,
+    /** Pipeline stages: decode steps that can compute at once, one per stage. */
+    private readonly stages: number,
   ) {
     this.lengths = new Int32Array(slots);
     this.batch = slots > 1 ? this.slotsView() : undefined;
@@ -75,7 +82,7 @@ export class ShardedStepper implements SamplingStepper {
     }
     thread.removeAllListeners();
     thread.on("error", () => {});
-    return new ShardedStepper(thread, port1, flag, event.vocabSize, contextLength, event.rssBytes, event.pids, slots);
+    return new ShardedStepper(thread, port1, flag, event.vocabSize, contextLength, event.rssBytes, event.pids, slots, (what.launch?.plan ?? what.remote!.plan).stages.length);
   }
 
   get position(): number {
@@ -83,14 +90,20 @@ export class ShardedStepper implements SamplingStepper {
   }
 
   private call(req: BridgeRequest): BridgeReply {
-    Atomics.store(this.flag, 0, 0);
     this.port.postMessage(req);
-    // Wake up now and then: a driver thread that died would never set the flag.
-    while (Atomics.wait(this.flag, 0, 0, 1000) === "timed-out") {
-      if (this.thread.threadId < 0) throw new Error("the driver thread is gone");
+    // replies come in request order: those of decode steps still in flight first
+    for (; this.inFlight > 0; this.inFlight--) this.early.push(this.nextReply());
+    return this.nextReply();
+  }
+
+  private nextReply(): BridgeReply {
+    // Wake up now and then: a driver thread that died would never count a reply.
+    while (Atomics.load(this.flag, 0) === this.taken) {
+      if (Atomics.wait(this.flag, 0, this.taken, 1000) === "timed-out" && this.thread.threadId < 0) throw new Error("the driver thread is gone");
     }
     const reply = receiveMessageOnPort(this.port)?.message as BridgeReply | undefined;
-    if (!reply) throw new Error("the driver thread woke the engine without a reply");
+    if (!reply) throw new Error("the driver thread counted a reply that is not there");
+    this.taken = (this.taken + 1) | 0;
     return reply;
   }
 
@@ -116,14 +129,31 @@ export class ShardedStepper implements SamplingStepper {
     return reply.logits;
   }
 
-  private decodeSlots(entries: readonly { slot: number; token: number }[]): Float32Array {
+  /** Sends a decode step without waiting for it: finishDecode() takes its logits, oldest step first. */
+  private startDecode(entries: readonly { slot: number; token: number }[]): void {
     if (this.closed) throw new Error("decode() after dispose()");
     for (const e of entries) checkContextRoom(this.lengths[e.slot]!, 1, this.contextLength);
     const slots = Int32Array.from(entries, (e) => e.slot);
     const tokens = Int32Array.from(entries, (e) => e.token);
-    const reply = this.expect(this.call({ type: "decode", slots, tokens }), "logits", "decode");
+    this.port.postMessage({ type: "decode", slots, tokens } satisfies BridgeRequest);
+    this.inFlight++;
     for (const e of entries) this.lengths[e.slot]!++;
-    return reply.logits;
+  }
+
+  private finishDecode(): Float32Array {
+    let reply = this.early.shift();
+    if (!reply) {
+      if (this.inFlight === 0) throw new Error("finishDecode() with no decode step in flight");
+      this.inFlight--;
+      reply = this.nextReply();
+    }
+    return this.expect(reply, "logits", "decode").logits;
+  }
+
+  private decodeSlots(entries: readonly { slot: number; token: number }[]): Float32Array {
+    if (this.inFlight > 0 || this.early.length > 0) throw new Error("decode() while decode steps are in flight: finish them first");
+    this.startDecode(entries);
+    return this.finishDecode();
   }
 
   private truncateSlot(slot: number, pos: number): void {
@@ -147,6 +177,9 @@ export class ShardedStepper implements SamplingStepper {
       length: (slot) => lengths[slotOf(slot)]!,
       prefill: (slot, tokens) => this.forwardSlot(slotOf(slot), tokens, false),
       decode: (entries) => this.decodeSlots(entries.map((e) => ({ slot: slotOf(e.slot), token: e.token }))),
+      depth: this.stages,
+      startDecode: (entries) => this.startDecode(entries.map((e) => ({ slot: slotOf(e.slot), token: e.token }))),
+      finishDecode: () => this.finishDecode(),
       truncate: (slot, pos) => this.truncateSlot(slotOf(slot), pos),
       // the runners go with the Stepper's dispose()
       dispose: () => undefined,

@@ -13,11 +13,20 @@ const flag = new Int32Array(data.flag);
 const tell = (m: DriverThreadEvent): void => parentPort!.postMessage(m);
 const wire = (e: unknown) => ({ message: e instanceof Error ? e.message : String(e), user: isTesseraError(e) });
 
-function answer(m: BridgeReply, transfer: ArrayBuffer[] = []): void {
-  port.postMessage(m, transfer);
-  Atomics.store(flag, 0, 1);
-  Atomics.notify(flag, 0);
+/** Replies in request order: a decode step's comes when its logits do, and every later one waits for it. */
+let replies: Promise<void> = Promise.resolve();
+
+function answer(m: BridgeReply | Promise<BridgeReply>): void {
+  replies = replies.then(async () => {
+    const reply = await Promise.resolve(m).catch((e: unknown): BridgeReply => ({ type: "error", error: wire(e) }));
+    port.postMessage(reply, reply.type === "logits" ? [reply.logits.buffer as ArrayBuffer] : []);
+    // one more reply is there to take (bridge.ts counts them)
+    Atomics.add(flag, 0, 1);
+    Atomics.notify(flag, 0);
+  });
 }
+
+const logitsReply = (logits: Promise<Float32Array>): Promise<BridgeReply> => logits.then((l) => ({ type: "logits", logits: l }));
 
 let driver: ShardedDriver;
 try {
@@ -40,8 +49,10 @@ port.on("message", (m: BridgeRequest) => {
   queue = queue.then(async () => {
     if (m.type === "truncate") return driver.truncate(m.pos, m.slot);
     if (m.type === "close") {
+      await replies;
       await driver.close();
       answer({ type: "closed" });
+      await replies;
       port.close();
       return;
     }
@@ -60,12 +71,13 @@ port.on("message", (m: BridgeRequest) => {
         answer({ type: "begun" });
       } else if (m.type === "forwardSample") {
         answer({ type: "sample", sample: await driver.forwardSample(m.tokens) });
+      } else if (m.type === "decode") {
+        // sent now; answered when its logits come, while later requests go on
+        const step = await driver.startDecode(Array.from(m.slots, (slot, i) => ({ slot, token: m.tokens[i]! })));
+        answer(logitsReply(step.logits));
       } else {
-        const logits =
-          m.type === "decode"
-            ? await driver.decode(Array.from(m.slots, (slot, i) => ({ slot, token: m.tokens[i]! })))
-            : await driver.forward(m.tokens, { allLogits: m.allLogits, slot: m.slot });
-        answer({ type: "logits", logits }, [logits.buffer as ArrayBuffer]);
+        answer(logitsReply(driver.forward(m.tokens, { allLogits: m.allLogits, slot: m.slot })));
+        await replies;
       }
     } catch (e) {
       answer({ type: "error", error: wire(e) });

@@ -198,6 +198,15 @@ export class ShardedDriver {
    * named (at most MAX_DECODE_SPAN); free slots between them ride along as padding rows.
    */
   async decode(entries: readonly DecodeEntry[]): Promise<Float32Array> {
+    return (await this.startDecode(entries)).logits;
+  }
+
+  /**
+   * Sends a DECODE step and waits for the sending only: its logits come with `logits`. Receives are
+   * matched in the order steps were sent, so several steps may be in flight at once (a pipeline's
+   * stages each compute a different one) and later steps of any kind may follow them.
+   */
+  async startDecode(entries: readonly DecodeEntry[]): Promise<{ logits: Promise<Float32Array> }> {
     const r = decodeRange(entries);
     if (r.count > MAX_DECODE_SPAN) throw new Error(`a decode step spans slots ${r.lo}..${r.lo + r.count - 1}: more than ${MAX_DECODE_SPAN}`);
     for (const e of entries) checkContextRoom(this.length(e.slot), 1, this.contextLength);
@@ -207,19 +216,20 @@ export class ShardedDriver {
     await world.broadcast(0, this.setHeader(Op.DECODE, r.count, 0, 0, r.lo, mask));
     this.steps++;
     for (const rank of this.firstStage) await world.send(rank, r.tokens, Tag.TOKENS);
+    for (const e of entries) this.lengths[e.slot]!++;
+    // posted now, before any later step's receives (Group.recv registers at the call)
     const V = this.vocabSize;
     const all = new Float32Array(r.count * V);
-    await Promise.all(
-      this.lastStage.map(async ({ world: from, rows: [v0, v1] }) => {
-        const w = v1 - v0;
-        const into = this.lastStage.length === 1 ? all : new Float32Array(r.count * w);
-        const got = await world.recv(from, into, Tag.LOGITS);
-        if (got !== into.byteLength) throw new Error(`got ${got} bytes of logits from world rank ${from}, expected ${into.byteLength}`);
-        if (into !== all) for (let b = 0; b < r.count; b++) all.set(into.subarray(b * w, (b + 1) * w), b * V + v0);
-      }),
-    );
-    for (const e of entries) this.lengths[e.slot]!++;
-    return pickRows(all, r.lo, entries, V);
+    const slices = this.lastStage.map(async ({ world: from, rows: [v0, v1] }) => {
+      const w = v1 - v0;
+      const into = this.lastStage.length === 1 ? all : new Float32Array(r.count * w);
+      const got = await world.recv(from, into, Tag.LOGITS);
+      if (got !== into.byteLength) throw new Error(`got ${got} bytes of logits from world rank ${from}, expected ${into.byteLength}`);
+      if (into !== all) for (let b = 0; b < r.count; b++) all.set(into.subarray(b * w, (b + 1) * w), b * V + v0);
+    });
+    const logits = Promise.all(slices).then(() => pickRows(all, r.lo, entries, V));
+    logits.catch(() => {}); // the caller gets the failure; an abandoned step must not crash the thread
+    return { logits };
   }
 
   /**

@@ -56,6 +56,37 @@ function runBatch(b: BatchStepper, feed: (slot: number) => number = (s) => s): M
   return out;
 }
 
+/**
+ * runBatch's steps with two decode steps in flight at once (slots 0 and 3, then slot 1), and a
+ * prefill of slot 2 sent between a step and its logits at step 5: its logits.
+ */
+function runPipelined(b: BatchStepper, out: Map<number, Float32Array[]>): Float32Array {
+  const next = new Map<number, number>();
+  for (const [slot, prompt] of PROMPTS) {
+    const logits = b.prefill(slot, Int32Array.from(prompt));
+    out.set(slot, [logits.slice()]);
+    next.set(slot, argmax(logits));
+  }
+  const groups = [[0, 3], [1]];
+  let slot2 = new Float32Array(0);
+  const V = b.vocabSize;
+  for (let i = 0; i < STEPS; i++) {
+    for (const g of groups) b.startDecode!(g.map((slot) => ({ slot, token: next.get(slot)! })));
+    if (i === 5) slot2 = b.prefill(2, Int32Array.from(SLOT2_PROMPT)).slice();
+    for (const g of groups) {
+      const logits = b.finishDecode!();
+      g.forEach((slot, r) => {
+        const row = logits.slice(r * V, (r + 1) * V);
+        out.get(slot)!.push(row);
+        next.set(slot, argmax(row));
+      });
+    }
+  }
+  return slot2;
+}
+
+const SLOT2_PROMPT = [1, 5000, 5001, 77];
+
 function maxDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
   let d = 0;
@@ -79,8 +110,10 @@ for (const shape of SHAPES) {
     const src = await openModel(path);
     const one = await BatchEngine.create(src, { threads: 1, contextLength: CTX, slots: 4 });
     let want: Map<number, Float32Array[]>;
+    let wantSlot2: Float32Array;
     try {
       want = runBatch(one);
+      wantSlot2 = one.prefill(2, Int32Array.from(SLOT2_PROMPT)).slice();
     } finally {
       one.dispose();
       await src.close();
@@ -101,8 +134,16 @@ for (const shape of SHAPES) {
       const swapped = runBatch(batch, (s) => (s === 0 ? 1 : s === 1 ? 0 : s));
       assert.ok(worst(want, swapped) > 0.1, "swapped tokens change the logits");
 
-      // and the one-sequence path (slot 0) still gives its own sequence after the batch
+      // two steps in flight at once (a pipeline's stages compute both), with a prefill between them
       for (const slot of PROMPTS.keys()) batch.truncate(slot, 0);
+      assert.equal(batch.depth, shape.pp);
+      const pipelined = new Map<number, Float32Array[]>();
+      const slot2 = runPipelined(batch, pipelined);
+      assert.ok(worst(want, pipelined) < TOLERANCE, `pipelined: largest logit difference ${worst(want, pipelined)}`);
+      assert.ok(maxDiff(slot2, wantSlot2) < TOLERANCE);
+
+      // and the one-sequence path (slot 0) still gives its own sequence after the batch
+      for (const slot of [0, 1, 2, 3]) batch.truncate(slot, 0);
       const alone = sharded.forward(Int32Array.from(PROMPTS.get(0)!));
       assert.ok(maxDiff(alone, want.get(0)![0]!) < TOLERANCE);
     } finally {
