@@ -191,3 +191,102 @@ test("fairness: a long prompt's prefill goes in chunks between decode steps, so 
     }
   }
 });
+
+/**
+ * A batch engine that acts like a pipeline of `depth` stages: startDecode computes at once but its
+ * logits wait in a queue for finishDecode. It records how many steps were in flight, each step's
+ * slots, and refuses any use of a slot whose step is still in flight (the runners would be appending
+ * to it).
+ */
+function asPipeline(engine: BatchEngine, depth: number) {
+  const queue: { slots: number[]; logits: Float32Array }[] = [];
+  const seen = { maxInFlight: 0, steps: [] as number[][], interleaved: 0 };
+  const busy = (slot: number, what: string) => {
+    if (queue.some((q) => q.slots.includes(slot))) throw new Error(`${what} on slot ${slot} while its decode step is in flight`);
+  };
+  return {
+    seen,
+    stepper: {
+      vocabSize: engine.vocabSize,
+      contextLength: engine.contextLength,
+      slots: engine.slots,
+      depth,
+      length: (slot: number) => engine.length(slot),
+      prefill: (slot: number, tokens: Int32Array) => (busy(slot, "prefill"), engine.prefill(slot, tokens)),
+      truncate: (slot: number, pos: number) => (busy(slot, "truncate"), engine.truncate(slot, pos)),
+      // one step, sent and finished at once (what a scheduler of depth 1 does)
+      decode(entries: readonly { slot: number; token: number }[]): Float32Array {
+        this.startDecode(entries);
+        return this.finishDecode();
+      },
+      startDecode: (entries: readonly { slot: number; token: number }[]) => {
+        for (const e of entries) busy(e.slot, "decode");
+        const lo = Math.min(...entries.map((e) => e.slot));
+        const hi = Math.max(...entries.map((e) => e.slot));
+        // steps in flight together should span disjoint slot ranges (else each carries the other's as padding)
+        if (queue.some((q) => !(Math.max(...q.slots) < lo || hi < Math.min(...q.slots)))) seen.interleaved++;
+        queue.push({ slots: entries.map((e) => e.slot), logits: engine.decode(entries) });
+        seen.steps.push(entries.map((e) => e.slot));
+        seen.maxInFlight = Math.max(seen.maxInFlight, queue.length);
+      },
+      finishDecode: () => queue.shift()!.logits,
+      dispose: () => engine.dispose(),
+    },
+  };
+}
+
+test("on a pipeline the scheduler keeps a step per stage in flight, in groups of consecutive slots, with the solo results; a cancelled sequence keeps its slot until its step is back", async () => {
+  const reqs = await eightRequests();
+  const want: GenerationResult[] = [];
+  for (const r of reqs) want.push(await soloRun(r));
+  const engine = await batchEngine(8);
+  try {
+    const pipe = asPipeline(engine, 2);
+    const s = new BatchScheduler(pipe.stepper, tk, { prefillChunk: 64 });
+    const got = await Promise.all(reqs.map((r) => s.generate(resolveRequest(r))));
+    got.forEach((g, i) => sameResult(g, want[i]!, `request ${i}`));
+    assert.equal(pipe.seen.maxInFlight, 2);
+    // steps in flight together span disjoint slot ranges, in slot order, and some carry half the batch or so
+    assert.equal(pipe.seen.interleaved, 0);
+    for (const slots of pipe.seen.steps) assert.deepEqual(slots, [...slots].sort((a, b) => a - b));
+    assert.ok(pipe.seen.steps.some((x) => x.length >= 3 && x.length <= 5), `step sizes ${pipe.seen.steps.map((x) => x.length)}`);
+
+    // cancel one of four after 3 tokens; new requests come in while its step may be in flight
+    const ac = new AbortController();
+    let n = 0;
+    const four = reqs.slice(0, 4).map((r, i) => s.generate(resolveRequest(r), i === 1 ? { signal: ac.signal, onToken: () => ++n === 3 && ac.abort() } : {}));
+    const more = reqs.slice(4).map((r) => s.generate(resolveRequest(r)));
+    const all = await Promise.all([...four, ...more]);
+    assert.equal(all[1]!.finishReason, "cancelled");
+    for (const i of [0, 2, 3, 4, 5, 6, 7]) sameResult(all[i]!, want[i]!, `request ${i} beside a cancelled one`);
+
+    // three stages, four slots, eight requests: one cancelled from another's stream (so maybe while its
+    // step is in flight behind an older one); the waiting requests must not get its slot before the step is back
+    const four2 = await batchEngine(4);
+    try {
+      const deep = asPipeline(four2, 3);
+      const s3 = new BatchScheduler(deep.stepper, tk, { prefillChunk: 64 });
+      const stop = new AbortController();
+      let told = 0;
+      const runs = reqs.map((r, i) =>
+        s3.generate(resolveRequest(r), i === 1 ? { signal: stop.signal } : i === 0 ? { onToken: () => ++told === 4 && stop.abort() } : {}),
+      );
+      const done = await Promise.all(runs);
+      assert.equal(done[1]!.finishReason, "cancelled");
+      for (const i of [0, 2, 3, 4, 5, 6, 7]) sameResult(done[i]!, want[i]!, `request ${i} on 3 stages`);
+      assert.equal(deep.seen.maxInFlight, 3);
+    } finally {
+      four2.dispose();
+    }
+
+    // negative control: depth 1 never has two steps in flight
+    for (let slot = 0; slot < 8; slot++) engine.truncate(slot, 0);
+    const flat = asPipeline(engine, 1);
+    const one = new BatchScheduler(flat.stepper, tk);
+    const alone = await Promise.all(reqs.slice(0, 4).map((r) => one.generate(resolveRequest(r))));
+    alone.forEach((g, i) => sameResult(g, want[i]!, `request ${i} at depth 1`));
+    assert.equal(flat.seen.maxInFlight, 1);
+  } finally {
+    engine.dispose();
+  }
+});
