@@ -19,14 +19,14 @@
  * Not a test: it states targets (8 streams ≥ 4× one stream; ≥ 1.0× llama.cpp at 8) and measures them.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { provenance } from "../provenance.js";
 import { median } from "../stats.js";
-import { percentile, prompts, roundStats, type RoundStats, type StreamTimes } from "./stream-stats.js";
+import { benchModel, percentile, prompts, roundStats, type RoundStats, type StreamTimes } from "./stream-stats.js";
 
 // ---- child: our node (HTTP API over the batching engine worker) ----
 
@@ -163,13 +163,7 @@ async function main(): Promise<void> {
   const repeat = Number(values.repeat);
   const slots = Math.max(...streams);
   const ctx = promptLen + gen + 16;
-  mkdirSync(values.models!, { recursive: true });
-  const model = join(values.models!, "1b-llama-q4_0.gguf");
-  if (!existsSync(model)) {
-    console.error(`writing ${model} ...`);
-    const { synthesize } = await import("../../src/models/synth/synthesize.js");
-    await synthesize({ arch: "llama", preset: "1b", format: "gguf", quant: "q4_0", out: model, seed: 1, vocab: "spm" });
-  }
+  const model = await benchModel(values.models!);
   console.error("loading both engines ...");
   const ours = await startChild("ours", model, threads, slots, ctx);
   const llama = await startChild("llama", model, threads, slots, ctx);

@@ -13,7 +13,7 @@
  * median aggregate decode rate (stream-stats.ts) and each configuration's N-stream over 1-stream
  * ratio: what batching gains on one process and across shards.
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -21,7 +21,7 @@ import { EngineWorker, type EngineWorkerOptions } from "../../src/inference/work
 import { resolveRequest } from "../../src/inference/request.js";
 import { provenance } from "../provenance.js";
 import { median, rotate, round2 } from "../stats.js";
-import { prompts, roundStats, type RoundStats, type StreamTimes } from "./stream-stats.js";
+import { benchModel, prompts, roundStats, type RoundStats, type StreamTimes } from "./stream-stats.js";
 
 const { values } = parseArgs({
   options: {
@@ -40,13 +40,7 @@ const repeat = Number(values.repeat);
 const slots = Math.max(...streams);
 const ctx = promptLen + gen + 16;
 
-mkdirSync(values.models!, { recursive: true });
-const model = join(values.models!, "1b-llama-q4_0.gguf");
-if (!existsSync(model)) {
-  console.error(`writing ${model} ...`);
-  const { synthesize } = await import("../../src/models/synth/synthesize.js");
-  await synthesize({ arch: "llama", preset: "1b", format: "gguf", quant: "q4_0", out: model, seed: 1, vocab: "spm" });
-}
+const model = await benchModel(values.models!);
 
 const CONFIGS: { name: string; opts: EngineWorkerOptions }[] = [
   { name: "single", opts: { threads: 2 } },

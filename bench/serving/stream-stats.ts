@@ -1,3 +1,6 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+
 /**
  * Round statistics of concurrent streams (bench/serving): TTFT per stream, throughput, and the
  * aggregate decode rate while every stream is decoding.
@@ -44,3 +47,15 @@ export function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 
+
+/** The serving benches' model: the synthetic 1b llama, Q4_0, in `dir` (written on first use). */
+export async function benchModel(dir: string): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  const model = join(dir, "1b-llama-q4_0.gguf");
+  if (!existsSync(model)) {
+    console.error(`writing ${model} ...`);
+    const { synthesize } = await import("../../src/models/synth/synthesize.js");
+    await synthesize({ arch: "llama", preset: "1b", format: "gguf", quant: "q4_0", out: model, seed: 1, vocab: "spm" });
+  }
+  return model;
+}
