@@ -3,6 +3,7 @@ import { startModuleWorker } from "../spawn.js";
 import { checkContextRoom } from "../engine/session/kv-cache.js";
 import { TesseraError } from "../errors.js";
 import type { BatchStepper, LoadProgress, SamplingStepper } from "../engine/types.js";
+import { checkSlot } from "../engine/session/slot-kv.js";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import type { BridgeReply, BridgeRequest, DriverThreadData, DriverThreadEvent, WireError } from "./bridge-protocol.js";
 import type { LaunchOptions } from "./launcher.js";
@@ -166,10 +167,7 @@ export class ShardedStepper implements SamplingStepper {
   /** The runners' slots behind the BatchStepper contract: the batch scheduler's view of this driver. */
   private slotsView(): BatchStepper {
     const lengths = this.lengths;
-    const slotOf = (slot: number): number => {
-      if (!Number.isInteger(slot) || slot < 0 || slot >= lengths.length) throw new Error(`KV slot ${slot} is not in [0, ${lengths.length})`);
-      return slot;
-    };
+    const slotOf = (slot: number): number => checkSlot(slot, lengths.length);
     return {
       vocabSize: this.vocabSize,
       contextLength: this.contextLength,

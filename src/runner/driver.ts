@@ -4,6 +4,7 @@ import { checkContextRoom } from "../engine/session/kv-cache.js";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import { HEADER_INTS, MAX_DECODE_SPAN, Op, StepFlag, Tag } from "./protocol.js";
 import { decodeRange, pickRows, type DecodeEntry } from "../engine/session/batch-engine.js";
+import { checkSlot } from "../engine/session/slot-kv.js";
 import { decodeSample, encodeSampling, sampleWireLength } from "./sample-wire.js";
 import { LocalRunners, type LaunchOptions } from "./launcher.js";
 import type { Group } from "../transport/index.js";
@@ -99,12 +100,7 @@ export class ShardedDriver {
 
   /** Tokens cached in `slot`. */
   length(slot: number): number {
-    return this.lengths[this.checkSlot(slot)]!;
-  }
-
-  private checkSlot(slot: number): number {
-    if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots) throw new Error(`KV slot ${slot} is not in [0, ${this.slots})`);
-    return slot;
+    return this.lengths[checkSlot(slot, this.slots)]!;
   }
 
   /** Steps sent to the runners so far (a pipelined prefill sends one per micro-batch). */
@@ -173,23 +169,29 @@ export class ShardedDriver {
     const slot = opts.slot ?? 0;
     if (!opts.allLogits) tokens = await this.pipelinePrefix(tokens, slot);
     await this.startStep(tokens, opts.allLogits ? StepFlag.ALL_LOGITS : 0, slot);
-    const n = tokens.length;
-    const world = this.runners.world;
-    const V = this.vocabSize;
-    const rows = opts.allLogits ? n : 1;
-    const logits = new Float32Array(rows * V);
-    await Promise.all(
-      this.lastStage.map(async ({ world: from, rows: [v0, v1] }) => {
-        const w = v1 - v0;
-        // One slice per rank: straight into place for one row, else rows scattered from a buffer.
-        const into = rows === 1 ? logits.subarray(v0, v1) : new Float32Array(rows * w);
-        const got = await world.recv(from, into, Tag.LOGITS);
-        if (got !== into.byteLength) throw new Error(`got ${got} bytes of logits from world rank ${from}, expected ${into.byteLength}`);
-        if (rows > 1) for (let r = 0; r < rows; r++) logits.set(into.subarray(r * w, (r + 1) * w), r * V + v0);
-      }),
-    );
-    this.lengths[slot]! += n;
+    const logits = await this.receiveLogits(opts.allLogits ? tokens.length : 1);
+    this.lengths[slot]! += tokens.length;
     return logits;
+  }
+
+  /**
+   * Posts the receives of the last stage's logits for `rows` rows (each rank sends its vocabulary
+   * slice of every row) and resolves with them gathered, [rows × vocab]. The receives are registered
+   * at the call (Group.recv), so they match this step whatever is sent after it.
+   */
+  private receiveLogits(rows: number): Promise<Float32Array> {
+    const V = this.vocabSize;
+    const logits = new Float32Array(rows * V);
+    const whole = this.lastStage.length === 1;
+    const slices = this.lastStage.map(async ({ world: from, rows: [v0, v1] }) => {
+      const w = v1 - v0;
+      // One slice per rank: straight into place when it is whole rows or one row, else scattered from a buffer.
+      const into = whole ? logits : rows === 1 ? logits.subarray(v0, v1) : new Float32Array(rows * w);
+      const got = await this.runners.world.recv(from, into, Tag.LOGITS);
+      if (got !== into.byteLength) throw new Error(`got ${got} bytes of logits from world rank ${from}, expected ${into.byteLength}`);
+      if (!whole && rows > 1) for (let r = 0; r < rows; r++) logits.set(into.subarray(r * w, (r + 1) * w), r * V + v0);
+    });
+    return Promise.all(slices).then(() => logits);
   }
 
   /**
@@ -217,17 +219,7 @@ export class ShardedDriver {
     this.steps++;
     for (const rank of this.firstStage) await world.send(rank, r.tokens, Tag.TOKENS);
     for (const e of entries) this.lengths[e.slot]!++;
-    // posted now, before any later step's receives (Group.recv registers at the call)
-    const V = this.vocabSize;
-    const all = new Float32Array(r.count * V);
-    const slices = this.lastStage.map(async ({ world: from, rows: [v0, v1] }) => {
-      const w = v1 - v0;
-      const into = this.lastStage.length === 1 ? all : new Float32Array(r.count * w);
-      const got = await world.recv(from, into, Tag.LOGITS);
-      if (got !== into.byteLength) throw new Error(`got ${got} bytes of logits from world rank ${from}, expected ${into.byteLength}`);
-      if (into !== all) for (let b = 0; b < r.count; b++) all.set(into.subarray(b * w, (b + 1) * w), b * V + v0);
-    });
-    const logits = Promise.all(slices).then(() => pickRows(all, r.lo, entries, V));
+    const logits = this.receiveLogits(r.count).then((all) => pickRows(all, r.lo, entries, this.vocabSize));
     logits.catch(() => {}); // the caller gets the failure; an abandoned step must not crash the thread
     return { logits };
   }

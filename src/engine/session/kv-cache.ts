@@ -207,6 +207,7 @@ export function slidingMasks(cached: number, n: number, window: number, size: nu
   return { swa_past_bias: new ort.Tensor("float32", past, [1, n, window]), swa_causal_bias: new ort.Tensor("float32", causal, [n, n]) };
 }
 
-function windowFor(tokens: number, capacity: number): number {
+/** The KV window that holds `tokens`: rounded up to KV_WINDOW_STEP, at most the capacity. */
+export function windowFor(tokens: number, capacity: number): number {
   return Math.min(capacity, Math.ceil(tokens / KV_WINDOW_STEP) * KV_WINDOW_STEP);
 }

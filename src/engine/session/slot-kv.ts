@@ -1,6 +1,6 @@
 import { ort } from "../onnx/session.js";
 import { TesseraError } from "../../errors.js";
-import { KV_WINDOW_STEP, checkContextRoom, slidingMasks } from "./kv-cache.js";
+import { checkContextRoom, slidingMasks, windowFor } from "./kv-cache.js";
 
 /**
  * The KV cache of many sequences (continuous batching): `slots` sequences of up to `capacity`
@@ -61,7 +61,7 @@ export class SlotKvStore {
 
   /** Tokens cached in `slot`. */
   length(slot: number): number {
-    return this.lengths[this.checkSlot(slot)]!;
+    return this.lengths[checkSlot(slot, this.slots)]!;
   }
 
   /** Throws the user-facing overflow error when `n` more tokens do not fit in `slot`. */
@@ -72,7 +72,7 @@ export class SlotKvStore {
   /** Forgets the slot's cached positions ≥ pos. */
   truncate(slot: number, pos: number): void {
     if (!Number.isInteger(pos) || pos < 0) throw new TesseraError(`invalid truncate position ${pos}`);
-    const s = this.checkSlot(slot);
+    const s = checkSlot(slot, this.slots);
     this.lengths[s] = Math.min(this.lengths[s]!, pos);
     const w = windowFor(Math.max(1, ...this.lengths), this.capacity);
     if (w < this._window) this.setWindow(w);
@@ -182,13 +182,10 @@ export class SlotKvStore {
     }
     this._window = w;
   }
-
-  private checkSlot(slot: number): number {
-    if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots) throw new Error(`KV slot ${slot} is not in [0, ${this.slots})`);
-    return slot;
-  }
 }
 
-function windowFor(tokens: number, capacity: number): number {
-  return Math.min(capacity, Math.ceil(tokens / KV_WINDOW_STEP) * KV_WINDOW_STEP);
+/** `slot` when it names one of `slots` KV slots; throws otherwise. */
+export function checkSlot(slot: number, slots: number): number {
+  if (!Number.isInteger(slot) || slot < 0 || slot >= slots) throw new Error(`KV slot ${slot} is not in [0, ${slots})`);
+  return slot;
 }
