@@ -3,8 +3,8 @@ import type { PeerMessage } from "./messages.js";
 
 /**
  * Measures one directed link: median RTT of small ping frames, then bandwidth of a bulk transfer
- * (BULK_BYTES in BULK_CHUNK frames, timed from the first write to the receiver's ack, minus one
- * RTT). The same object answers the peer's probes (pong, bulk-ack).
+ * (BULK_BYTES in BULK_CHUNK frames, timed from the first write to the receiver's ack, minus the
+ * least RTT of the window). The same object answers the peer's probes (pong, bulk-ack).
  * RTT samples also come from a ping the node sends with every heartbeat (beat()); the median of
  * the last RTT_WINDOW of them is steadier than a burst of pings taken while the peer is busy.
  * On a slow link the bulk size shrinks to about BULK_SECONDS of transfer (and to a quarter after a
@@ -130,7 +130,9 @@ export class LinkProber {
     }
     const elapsed = performance.now() - t0;
     if (ack.t !== "bulk-ack" || ack.bytes !== sent) throw new Error("bulk probe incomplete");
-    const bandwidthBytesPerSec = bandwidthFrom(sent, elapsed, rttMs);
+    // The ack's trip back is counted at the least RTT seen: on a busy link the pings queue behind
+    // bulk data (a tbf cap held them 650 ms), and taking off such an RTT over-reported the bandwidth.
+    const bandwidthBytesPerSec = bandwidthFrom(sent, elapsed, Math.min(...this.rtts));
     this.bulkBytes = Math.min(PROBE.bulkBytes, Math.max(PROBE.minBulkBytes, bandwidthBytesPerSec * PROBE.bulkSeconds));
     return { rttMs, bandwidthBytesPerSec };
   }

@@ -74,3 +74,33 @@ test("link probe: median RTT, bandwidth net of one RTT, measured between two pro
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(a.handle({ t: "ev" } as unknown as PeerMessage), false, "other messages are not the prober's");
 });
+
+test("link probe: pings queued behind bulk data do not inflate the bandwidth", async () => {
+  // 10 of 15 heartbeat pings answered after 300 ms (queued behind a transfer), 5 after ~0 ms; the
+  // bulk transfer is acked 200 ms after it starts: 4 MiB in 200 ms, ≈ 21 MB/s.
+  const probers: LinkProber[] = [];
+  let pongDelay = 300;
+  let t0 = 0;
+  const a = new LinkProber((m) => {
+    if (m.t === "bulk" && t0 === 0) t0 = performance.now();
+    if (m.t === "bulk-end") {
+      const ack = () => a.handle({ t: "bulk-ack", n: m.n, bytes: m.bytes });
+      setTimeout(ack, Math.max(0, 200 - (performance.now() - t0)));
+    } else if (m.t === "ping") {
+      setTimeout(() => a.handle({ t: "pong", n: m.n }), pongDelay);
+    }
+    return true;
+  });
+  probers.push(a);
+  for (let i = 0; i < 10; i++) a.beat();
+  await new Promise((r) => setTimeout(r, 350));
+  pongDelay = 0;
+  for (let i = 0; i < 5; i++) a.beat();
+  await new Promise((r) => setTimeout(r, 50));
+  const s = await a.measure();
+  assert.ok(s.rttMs >= 300, `the reported RTT is the window's median (${s.rttMs} ms)`);
+  const MiB4 = 4 * 1024 * 1024;
+  // acked at ≥ 200 ms; the least RTT is under 50 ms: at most 4 MiB / 150 ms; control: taking off the median gives ≥ 4 MiB / 0.05 ms
+  assert.ok(s.bandwidthBytesPerSec <= MiB4 / 0.15, `bandwidth ${s.bandwidthBytesPerSec} B/s`);
+  assert.ok(s.bandwidthBytesPerSec >= MiB4 / 0.5, `bandwidth ${s.bandwidthBytesPerSec} B/s`);
+});
