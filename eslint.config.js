@@ -17,7 +17,7 @@ export default tseslint.config(
         "error",
         {
           patterns: [
-            { regex: "^\\.\\./(?!models/types\\.js$|errors\\.js$|units\\.js$)", message: "placement is pure: it imports only the model contracts (models/types.ts), errors and units" },
+            { regex: "^\\.\\./(?!models/types\\.js$|errors\\.js$|units\\.js$|parallel-defaults\\.js$)", message: "placement is pure: it imports only the model contracts (models/types.ts), errors, units and the batching defaults" },
             { regex: "^(node:|[a-z@])", message: "placement is pure: no I/O, no packages" },
           ],
         },

@@ -242,4 +242,22 @@ export const MUTATIONS = [
     replace: "true",
     tests: ["runner/batching.test"],
   },
+  {
+    id: "default-parallel-ignores-share",
+    finding: "instances",
+    what: "an instance launched without parallel takes 4 slots even where they fill its nodes' memory",
+    file: "src/placement/place.js",
+    find: "return plan.nodes.every((id) =>",
+    replace: "return true || plan.nodes.every((id) =>",
+    tests: ["placement/place.test"],
+  },
+  {
+    id: "bandwidth-net-of-queued-rtt",
+    finding: "cluster",
+    what: "a link's bulk transfer is counted net of the median RTT, which pings queued behind bulk data inflate",
+    file: "src/cluster/link-probe.js",
+    find: "bandwidthFrom(sent, elapsed, Math.min(...this.rtts))",
+    replace: "bandwidthFrom(sent, elapsed, rttMs)",
+    tests: ["cluster/replica.test"],
+  },
 ];

@@ -1,6 +1,7 @@
 import { TesseraError } from "../errors.js";
 import { resolveContextLength } from "../models/context.js";
 import { memoryInfo } from "../system-memory.js";
+import { BATCH_MEMORY_SHARE } from "../parallel-defaults.js";
 import { checkMemoryFits, estimateShardMemory } from "./memory.js";
 import { openModel } from "../models/open.js";
 import { loadTokenizer } from "../models/tokenizer/index.js";
@@ -70,14 +71,12 @@ export async function openEngine(modelPath: string, opts: EngineOptions): Promis
 
 /**
  * How many KV slots of the estimate's context to allocate: the ones asked for, as far as each
- * slot past the first fits in what the model leaves of KV_SHARE of the available memory (the rest
- * stays for the system and other models). Always at least 1 (that one was checked to fit).
+ * slot past the first fits in what the model leaves of BATCH_MEMORY_SHARE of the available
+ * memory. Always at least 1 (that one was checked to fit).
  */
 export function slotsThatFit(wanted: number, e: MemoryEstimate, availableBytes: number): number {
   if (!Number.isInteger(wanted) || wanted < 1) throw new TesseraError(`--parallel must be an integer ≥ 1, got ${wanted}`);
   if (e.kvBytes <= 0) return wanted;
-  const room = Math.floor((availableBytes * KV_SHARE - e.totalBytes) / e.kvBytes);
+  const room = Math.floor((availableBytes * BATCH_MEMORY_SHARE - e.totalBytes) / e.kvBytes);
   return Math.max(1, Math.min(wanted, 1 + room));
 }
-
-const KV_SHARE = 0.75;

@@ -1,4 +1,5 @@
 import { statSync } from "node:fs";
+import { DEFAULT_PARALLEL } from "../parallel-defaults.js";
 import { InferenceError, isInferenceError } from "./errors.js";
 import type { PromptInput, ResolvedRequest } from "./request.js";
 import type { GenerationResult } from "./result.js";
@@ -46,7 +47,6 @@ export const DEFAULT_MAX_QUEUED = 32;
  * Sequences one model decodes together unless `engine.slots` says otherwise (continuous
  * batching; the engine allocates fewer KV slots when memory is short and says how many it has).
  */
-export const DEFAULT_PARALLEL = 4;
 
 /**
  * The models of this node: each is loaded into its own engine worker (worker thread; ORT never on

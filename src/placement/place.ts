@@ -1,4 +1,5 @@
 import { formatBytes } from "../units.js";
+import { BATCH_MEMORY_SHARE, DEFAULT_PARALLEL } from "../parallel-defaults.js";
 import { TesseraError } from "../errors.js";
 import { COST, decodeCost, rankComputeMs, rankPrefillMsPerToken, ttftMs, type Hop, type PlanShape } from "./cost.js";
 import { DEFAULT_CTX, driverBytes, rankMemoryBytes, rankStream, rankWeights, vocabShares, type RankShare } from "./memory.js";
@@ -35,11 +36,32 @@ interface Candidate {
 
 export function place(model: PlacementModel, cluster: PlacementCluster, request: PlacementRequest = {}): PlacementPlan[] {
   const ctx = checkRequest(model, cluster, request);
-  const parallel = request.parallel ?? 1;
-  // every slot holds ctx tokens of KV: memory is sized for all of them
-  const kvTokens = ctx * parallel;
   const links = linkTable(cluster);
   const nodes = eligible(cluster, request);
+  const buildAt = (parallel: number) => candidates(model, nodes, ctx * parallel, links).map((c) => build(model, c, { ctx, parallel }, links, request));
+  if (request.parallel !== undefined) return rank(buildAt(request.parallel));
+  // No parallel asked for: each candidate gets as many slots (up to DEFAULT_PARALLEL) as its nodes
+  // hold within BATCH_MEMORY_SHARE, else one. The candidates come in the same order at every count,
+  // so which ones are feasible is decided by one slot, as before.
+  const plans = buildAt(1);
+  for (let parallel = DEFAULT_PARALLEL; parallel > 1; parallel--) {
+    buildAt(parallel).forEach((p, i) => {
+      if (plans[i]!.parallel === 1 && plans[i]!.feasible && p.feasible && roomy(p, cluster)) plans[i] = p;
+    });
+  }
+  return rank(plans);
+}
+
+/** Every node of the plan within BATCH_MEMORY_SHARE of its free memory. */
+function roomy(plan: PlacementPlan, cluster: PlacementCluster): boolean {
+  return plan.nodes.every((id) => plan.memoryBytes[id]! <= BATCH_MEMORY_SHARE * cluster.nodes.find((n) => n.id === id)!.freeBytes);
+}
+
+/**
+ * Each node alone; pipelines over k nodes; tensor groups of k nodes; hybrids. Every rank holds
+ * `kvTokens` of KV (ctx × slots), which moves a pipeline's layer split.
+ */
+function candidates(model: PlacementModel, nodes: PlacementNode[], kvTokens: number, links: LinkTable): Candidate[] {
   const candidates: Candidate[] = [];
   for (const subset of subsets(nodes)) {
     const k = subset.length;
@@ -53,8 +75,7 @@ export function place(model: PlacementModel, cluster: PlacementCluster, request:
       candidates.push({ strategy: "hybrid", groups: hybridGroups(subset, t, links), reason: splitProblem(model, t) });
     }
   }
-  const plans = candidates.map((c) => build(model, c, { ctx, parallel }, links, request));
-  return rank(plans);
+  return candidates;
 }
 
 function checkRequest(model: PlacementModel, cluster: PlacementCluster, r: PlacementRequest): number {

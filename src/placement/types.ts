@@ -38,7 +38,10 @@ export interface PlacementRequest {
   minNodes?: number;
   /** KV cache capacity in tokens for every rank (default: min(model context, DEFAULT_CTX)). */
   ctx?: number;
-  /** Sequences decoded together (KV slots of ctx each on every rank; default 1). */
+  /**
+   * Sequences decoded together (KV slots of ctx each on every rank). Default: per plan, as many up
+   * to DEFAULT_PARALLEL as its nodes hold within BATCH_MEMORY_SHARE of their free memory, else 1.
+   */
   parallel?: number;
   /** Prompt length the TTFT prediction is for (default 128). */
   promptTokens?: number;

@@ -148,7 +148,7 @@ test("launching from the page shows plans with predictions, then progress, then 
   await page.getByTestId("launch-model").fill("small");
   await page.getByRole("button", { name: "Show plans" }).click();
   await page.getByTestId("plans").waitFor();
-  const api = (await keyed(home().url(`/instances/previews?model=small`))).body.plans as { strategy: string; feasible: boolean; predicted: { decodeTps: number }; reason?: string }[];
+  const api = (await keyed(home().url(`/instances/previews?model=small`))).body.plans as { strategy: string; feasible: boolean; predicted: { decodeTps: number }; reason?: string; ctx: number; parallel: number }[];
   const rows = page.locator("[data-plan]");
   assert.equal(await rows.count(), api.length, "one row per plan");
   for (let k = 0; k < api.length; k++) {
@@ -157,6 +157,7 @@ test("launching from the page shows plans with predictions, then progress, then 
     const shown = Number(/([\d.]+) tok\/s/.exec((await row.getByTestId("predicted").textContent())!)?.[1]);
     assert.ok(Math.abs(shown - api[k]!.predicted.decodeTps) <= 0.051 * Math.max(1, api[k]!.predicted.decodeTps / 100) + 0.5, `plan ${k}: page ${shown}, API ${api[k]!.predicted.decodeTps}`);
     if (!api[k]!.feasible) assert.equal(await row.getByTestId("reason").textContent(), api[k]!.reason);
+    assert.equal(await row.getByTestId("slots").textContent(), `ctx ${api[k]!.ctx} × ${api[k]!.parallel} sequence${api[k]!.parallel === 1 ? "" : "s"}`);
   }
   await screenshot(page, "launch-plans-desktop");
 
@@ -187,6 +188,7 @@ test("launching from the page shows plans with predictions, then progress, then 
   });
   const first = page.locator('[data-feasible="true"]').first();
   const strategy = await first.getAttribute("data-plan");
+  const slots = Number(/× (\d+)/.exec((await first.getByTestId("slots").textContent())!)![1]);
   await first.getByRole("button", { name: "Launch" }).click();
   await page.waitForURL(/#\/instances$/);
   const card = page.locator("[data-instance]");
@@ -198,6 +200,7 @@ test("launching from the page shows plans with predictions, then progress, then 
   const inst = (await keyed(home().url(`/instances/${id}`))).body;
   assert.equal(inst.status, "ready");
   assert.equal(inst.strategy, strategy);
+  assert.equal(inst.parallel, slots, "launched with the sequences its plan showed");
   assert.equal(inst.model, "small", "launched by its registry name");
   assert.deepEqual(errors, []);
   await page.context().close();

@@ -178,7 +178,7 @@ test("KV for the requested context is counted", () => {
 
 test("parallel sizes KV for every slot, and a pipeline gives the smaller node fewer layers for it", () => {
   const cluster: PlacementCluster = { nodes: [node("a", 2.1 * GiB)], links: [] };
-  const one = place(model, cluster, { ctx: 1024 })[0]!;
+  const one = place(model, cluster, { ctx: 1024, parallel: 1 })[0]!;
   const four = place(model, cluster, { ctx: 1024, parallel: 4 })[0]!;
   // 3 more slots × 16 layers × 2 × 8 × 64 × 1024 positions × 4 B = 3 × 64 MiB
   assert.equal(four.memoryBytes.a! - one.memoryBytes.a!, 192 * MiB);
@@ -192,6 +192,32 @@ test("parallel sizes KV for every slot, and a pipeline gives the smaller node fe
   assert.deepEqual(split(1), [[0, 9], [9, 16]]);
   assert.deepEqual(split(4), [[0, 10], [10, 16]]);
   for (const bad of [0, 1.5, 33]) assert.throws(() => place(model, cluster, { parallel: bad }), /parallel must be an integer from 1 to 32/);
+});
+
+test("with no parallel asked for, a plan gets as many slots (up to 4) as fit in 75 % of its nodes' free memory", () => {
+  // The whole model on one node at ctx 1024: base, embedding, lm_head, activations, logits row, the
+  // driver, 16 layers of 100 MiB, and 4 MiB of KV per layer per slot.
+  const total = (slots: number) => RUNNER_BASE_BYTES + 50 * MiB + 60 * MiB + ACT + LOGITS + driverBytes(model) + 16 * 100 * MiB + slots * 16 * 4 * MiB;
+  const on = (free: number, request = {}) => place(model, { nodes: [node("a", free)], links: [] }, { ctx: 1024, ...request })[0]!;
+  const three = on(Math.ceil(total(3) / 0.75));
+  assert.equal(three.parallel, 3);
+  assert.equal(three.memoryBytes.a, total(3));
+  // one byte less and the third slot is over the share
+  assert.equal(on(Math.ceil(total(3) / 0.75) - 1).parallel, 2);
+  assert.equal(on(total(4) / 0.75 + 10 * GiB).parallel, 4, "never more than 4 by default");
+  // Just room for one slot (not within the share): still placed, with one slot.
+  const tight = on(total(1));
+  assert.equal(tight.feasible, true);
+  assert.equal(tight.parallel, 1);
+  // Control: asked for, parallel 1 stays 1 however much room there is.
+  assert.equal(on(64 * GiB, { parallel: 1 }).parallel, 1);
+  // Each candidate on its own: on a roomy and a tight node, the roomy single gets 4 slots, the tight pipeline over both keeps 1.
+  const pair: PlacementCluster = { nodes: [node("a", 8 * GiB), node("b", 0.6 * GiB)], links: mesh(["a", "b"], 0.2) };
+  const plans = place(model, pair, { ctx: 1024 });
+  assert.equal(plans.find((p) => p.strategy === "single" && p.nodes[0] === "a")!.parallel, 4);
+  const pp = plans.find((p) => p.strategy === "pipeline")!;
+  assert.equal(pp.feasible, true);
+  assert.equal(pp.parallel, 1);
 });
 
 test("placementModel counts weights and held bytes per group from the header", () => {

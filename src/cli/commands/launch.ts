@@ -30,7 +30,8 @@ export const command: Command = {
   --nodes A,B         only these nodes (names or ids)
   --min-nodes N       use at least N nodes
   --ctx N             context (KV cache) in tokens per sequence (default: the model's, at most 4096)
-  --parallel N        requests it decodes together (KV slots of --ctx each on every rank; default 1)
+  --parallel N        requests it decodes together (KV slots of --ctx each on every rank;
+                      default: up to 4, as many as fit in 75 % of the nodes' free memory)
   --keep              a deployment: re-placed whenever it is not running, also after every node restarted
   --no-wait           return once placed, without waiting until it is ready
   --timeout S         seconds to wait until ready (default 600)

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { parseKeepAlive } from "../../api/http/duration.js";
-import { DEFAULT_MAX_QUEUED, DEFAULT_PARALLEL } from "../../inference/local-models.js";
+import { DEFAULT_MAX_QUEUED } from "../../inference/local-models.js";
+import { DEFAULT_PARALLEL } from "../../parallel-defaults.js";
 import { flag } from "../flags.js";
 
 // `tessera start` flags for serving models: which models, names, limits, keys.
