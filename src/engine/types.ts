@@ -101,4 +101,25 @@ export interface BatchStepper {
   /** Forgets the slot's cached positions ≥ pos. */
   truncate(slot: number, pos: number): void;
   dispose(): void;
+  /**
+   * Sampling where the logits are, when the stepper has it (a sharded model samples on its last
+   * stage): a step then returns each row's token, not vocabulary-sized logits.
+   */
+  readonly sampling?: BatchSampling;
+}
+
+/**
+ * A BatchStepper's steps sampled where the logits are. After `begin(slot, …)` the slot's sampler
+ * holds the request's parameters and penalty window; each call below runs like the BatchStepper's
+ * own and returns the tokens sampled from its logits (already accepted into each slot's window).
+ * One seed gives the same tokens as sampling the logits where they are returned.
+ */
+export interface BatchSampling {
+  begin(slot: number, params: ResolvedSamplingParams, opts: { logprobs?: number }, prompt: readonly number[]): void;
+  /** prefill(slot, tokens), then the token sampled from its last one. */
+  prefill(slot: number, tokens: Int32Array): SampleResult;
+  /** decode(entries), then the token sampled for each entry, in entry order. */
+  decode(entries: readonly { slot: number; token: number }[]): SampleResult[];
+  startDecode?(entries: readonly { slot: number; token: number }[]): void;
+  finishDecode?(): SampleResult[];
 }

@@ -6,7 +6,11 @@ import { promptTokens } from "./prompt.js";
 import type { ResolvedRequest } from "./request.js";
 import type { GenerationResult } from "./result.js";
 import { Sequence } from "./sequence.js";
-import { Sampler } from "../engine/sampling/index.js";
+import { Sampler, type SampleResult } from "../engine/sampling/index.js";
+
+type DecodeEntry = { slot: number; token: number };
+/** A decode step's rows: [rows × vocab] logits, or each row's token sampled where the logits are. */
+type StepOutput = Float32Array | SampleResult[];
 
 export interface BatchSchedulerOptions {
   /** Prompt tokens computed between two decode steps (split over the requests prefilling). Default 128. */
@@ -74,7 +78,7 @@ export class BatchScheduler {
   private lastBatch = 0;
   private decodeSteps = 0;
   /** Decode steps sent and not yet finished, oldest first (an engine of depth > 1). */
-  private readonly inFlight: { jobs: Job[]; entries: { slot: number; token: number }[] }[] = [];
+  private readonly inFlight: { jobs: Job[]; entries: DecodeEntry[] }[] = [];
   private prefillChunks = 0;
 
   constructor(
@@ -172,8 +176,15 @@ export class BatchScheduler {
       try {
         this.engine.truncate(slot, keep);
         this.slotTokens[slot]!.length = keep;
-        const sampler = new Sampler(this.engine.vocabSize, job.request.sampling, { logprobs: job.request.logprobs ?? undefined });
-        for (const t of job.prompt) sampler.accept(t);
+        const opts = { logprobs: job.request.logprobs ?? undefined };
+        // sampled where the logits are (a sharded model's last stage), or here from the logits
+        let sampler: Sampler | undefined;
+        if (this.engine.sampling) {
+          this.engine.sampling.begin(slot, job.request.sampling, opts, job.prompt);
+        } else {
+          sampler = new Sampler(this.engine.vocabSize, job.request.sampling, opts);
+          for (const t of job.prompt) sampler.accept(t);
+        }
         job.seq = new Sequence(job.request, job.prompt, job.maxTokens, sampler, this.tokenizer, job.opts.onToken, job.t0);
         job.seq.timings.cachedTokens = keep;
         job.opts.onPrompt?.({ promptTokens: job.prompt.length, cachedTokens: keep });
@@ -218,13 +229,15 @@ export class BatchScheduler {
       budget -= chunk.length;
       try {
         if (job.at === seq.timings.cachedTokens) seq.startPrefill(job.at);
-        const logits = this.engine.prefill(job.slot, Int32Array.from(chunk));
+        const last = job.at + chunk.length === job.prompt.length;
+        const tokens = Int32Array.from(chunk);
+        const next = last && this.engine.sampling ? this.engine.sampling.prefill(job.slot, tokens) : this.engine.prefill(job.slot, tokens);
         this.prefillChunks++;
         this.slotTokens[job.slot]!.push(...chunk);
         job.at += chunk.length;
-        if (job.at === job.prompt.length) {
+        if (last) {
           seq.endPrefill();
-          seq.take(logits);
+          seq.take(next);
         }
       } catch (e) {
         this.fail([job], e);
@@ -233,19 +246,26 @@ export class BatchScheduler {
   }
 
   private decodeStep(): void {
-    const depth = this.engine.depth ?? 1;
-    if (depth > 1 && this.engine.startDecode && this.engine.finishDecode) return this.pipelinedDecode(depth);
+    const engine = this.engine;
+    const sampling = engine.sampling;
+    const depth = engine.depth ?? 1;
+    if (depth > 1 && sampling?.startDecode && sampling.finishDecode) {
+      return this.pipelinedDecode(depth, (x) => sampling.startDecode!(x), () => sampling.finishDecode!());
+    }
+    if (depth > 1 && !sampling && engine.startDecode && engine.finishDecode) {
+      return this.pipelinedDecode(depth, (x) => engine.startDecode!(x), () => engine.finishDecode!());
+    }
     const batch = this.active.filter((j) => !j.seq!.done && j.seq!.pending !== undefined);
     if (batch.length === 0) return;
     const entries = batch.map((j) => ({ slot: j.slot, token: j.seq!.pending! }));
-    let logits: Float32Array;
+    let out: StepOutput;
     try {
-      logits = this.engine.decode(entries);
+      out = sampling ? sampling.decode(entries) : engine.decode(entries);
     } catch (e) {
       this.fail(batch, e);
       return;
     }
-    this.took(batch, entries, logits);
+    this.took(batch, entries, out);
   }
 
   /**
@@ -255,7 +275,7 @@ export class BatchScheduler {
    * whose sequences is in flight (while there is room), then finishes the oldest step. When a
    * sequence joins or ends the groups shift, and a sequence waits at most one turn for its new group.
    */
-  private pipelinedDecode(depth: number): void {
+  private pipelinedDecode(depth: number, start: (entries: DecodeEntry[]) => void, finish: () => StepOutput): void {
     const flying = new Set(this.inFlight.flatMap((s) => s.jobs));
     const decoding = this.active.filter((j) => !j.seq!.done && j.seq!.pending !== undefined).sort((x, y) => x.slot - y.slot);
     const groups = Math.min(depth, decoding.length);
@@ -264,7 +284,7 @@ export class BatchScheduler {
       if (jobs.some((j) => flying.has(j))) continue;
       const entries = jobs.map((j) => ({ slot: j.slot, token: j.seq!.pending! }));
       try {
-        this.engine.startDecode!(entries);
+        start(entries);
       } catch (e) {
         this.fail(jobs, e);
         continue;
@@ -273,18 +293,21 @@ export class BatchScheduler {
     }
     const step = this.inFlight.shift();
     if (!step) return;
-    let logits: Float32Array;
+    let out: StepOutput;
     try {
-      logits = this.engine.finishDecode!();
+      out = finish();
     } catch (e) {
       this.fail(step.jobs, e);
       return;
     }
-    this.took(step.jobs, step.entries, logits);
+    this.took(step.jobs, step.entries, out);
   }
 
-  /** A decode step's logits, row i for jobs[i]: each sequence samples its next token (one cancelled meanwhile only keeps its slot's token). */
-  private took(jobs: Job[], entries: { slot: number; token: number }[], logits: Float32Array): void {
+  /**
+   * A decode step's output, row i for jobs[i] (logits to sample, or tokens sampled already): each
+   * sequence takes its next token (one cancelled meanwhile only keeps its slot's token).
+   */
+  private took(jobs: Job[], entries: DecodeEntry[], out: StepOutput): void {
     this.decodeSteps++;
     this.lastBatch = jobs.length;
     const V = this.engine.vocabSize;
@@ -292,7 +315,7 @@ export class BatchScheduler {
       this.slotTokens[j.slot]!.push(entries[i]!.token);
       if (j.seq!.done) return;
       j.seq!.decoded();
-      j.seq!.take(logits.subarray(i * V, (i + 1) * V));
+      j.seq!.take(out instanceof Float32Array ? out.subarray(i * V, (i + 1) * V) : out[i]!);
     });
   }
 

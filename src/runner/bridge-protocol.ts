@@ -10,14 +10,15 @@ import type { RemoteOptions } from "./remote.js";
  * Atomics.wait on flag[0] until the driver thread has posted the reply and set it to 1, and takes
  * the reply with receiveMessageOnPort (no event loop turn needed). Truncate and prefill have no reply: a
  * prefill that fails is answered with its error at the next request. Slot 0 is the one-sequence
- * Stepper's; forward, decode and truncate name other slots for the batch scheduler.
+ * Stepper's; forward, decode, truncate and the sampling requests name other slots for the batch
+ * scheduler (a sampled decode is answered with each row's token, not logits).
  */
 export type BridgeRequest =
   | { type: "forward"; tokens: Int32Array; allLogits: boolean; slot: number }
-  | { type: "beginSampling"; params: ResolvedSamplingParams; logprobs?: number; prompt: number[] }
-  | { type: "forwardSample"; tokens: Int32Array }
+  | { type: "beginSampling"; params: ResolvedSamplingParams; logprobs?: number; prompt: number[]; slot: number }
+  | { type: "forwardSample"; tokens: Int32Array; slot: number }
   | { type: "prefill"; tokens: Int32Array }
-  | { type: "decode"; slots: Int32Array; tokens: Int32Array }
+  | { type: "decode"; slots: Int32Array; tokens: Int32Array; sample: boolean }
   | { type: "truncate"; pos: number; slot: number }
   | { type: "close" };
 
@@ -29,6 +30,7 @@ export interface WireError {
 export type BridgeReply =
   | { type: "logits"; logits: Float32Array }
   | { type: "sample"; sample: SampleResult }
+  | { type: "samples"; samples: SampleResult[] }
   | { type: "begun" }
   | { type: "error"; error: WireError }
   | { type: "closed" };

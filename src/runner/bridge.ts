@@ -130,31 +130,34 @@ export class ShardedStepper implements SamplingStepper {
     return reply.logits;
   }
 
-  /** Sends a decode step without waiting for it: finishDecode() takes its logits, oldest step first. */
-  private startDecode(entries: readonly { slot: number; token: number }[]): void {
+  /**
+   * Sends a decode step without waiting for it: finishDecode() takes its reply (logits, or each
+   * row's token when sampled on the last stage), oldest step first.
+   */
+  private startDecode(entries: readonly { slot: number; token: number }[], sample: boolean): void {
     if (this.closed) throw new Error("decode() after dispose()");
     for (const e of entries) checkContextRoom(this.lengths[e.slot]!, 1, this.contextLength);
     const slots = Int32Array.from(entries, (e) => e.slot);
     const tokens = Int32Array.from(entries, (e) => e.token);
-    this.port.postMessage({ type: "decode", slots, tokens } satisfies BridgeRequest);
+    this.port.postMessage({ type: "decode", slots, tokens, sample } satisfies BridgeRequest);
     this.inFlight++;
     for (const e of entries) this.lengths[e.slot]!++;
   }
 
-  private finishDecode(): Float32Array {
+  private finishDecode<T extends "logits" | "samples">(type: T): Extract<BridgeReply, { type: T }> {
     let reply = this.early.shift();
     if (!reply) {
       if (this.inFlight === 0) throw new Error("finishDecode() with no decode step in flight");
       this.inFlight--;
       reply = this.nextReply();
     }
-    return this.expect(reply, "logits", "decode").logits;
+    return this.expect(reply, type, "decode");
   }
 
-  private decodeSlots(entries: readonly { slot: number; token: number }[]): Float32Array {
+  private decodeSlots<T extends "logits" | "samples">(entries: readonly { slot: number; token: number }[], type: T): Extract<BridgeReply, { type: T }> {
     if (this.inFlight > 0 || this.early.length > 0) throw new Error("decode() while decode steps are in flight: finish them first");
-    this.startDecode(entries);
-    return this.finishDecode();
+    this.startDecode(entries, type === "samples");
+    return this.finishDecode(type);
   }
 
   private truncateSlot(slot: number, pos: number): void {
@@ -168,25 +171,37 @@ export class ShardedStepper implements SamplingStepper {
   private slotsView(): BatchStepper {
     const lengths = this.lengths;
     const slotOf = (slot: number): number => checkSlot(slot, lengths.length);
+    const checked = (entries: readonly { slot: number; token: number }[]) => entries.map((e) => ({ slot: slotOf(e.slot), token: e.token }));
     return {
       vocabSize: this.vocabSize,
       contextLength: this.contextLength,
       slots: lengths.length,
       length: (slot) => lengths[slotOf(slot)]!,
       prefill: (slot, tokens) => this.forwardSlot(slotOf(slot), tokens, false),
-      decode: (entries) => this.decodeSlots(entries.map((e) => ({ slot: slotOf(e.slot), token: e.token }))),
+      decode: (entries) => this.decodeSlots(checked(entries), "logits").logits,
       depth: this.stages,
-      startDecode: (entries) => this.startDecode(entries.map((e) => ({ slot: slotOf(e.slot), token: e.token }))),
-      finishDecode: () => this.finishDecode(),
+      startDecode: (entries) => this.startDecode(checked(entries), false),
+      finishDecode: () => this.finishDecode("logits").logits,
       truncate: (slot, pos) => this.truncateSlot(slotOf(slot), pos),
       // the runners go with the Stepper's dispose()
       dispose: () => undefined,
+      sampling: {
+        begin: (slot, params, opts, prompt) => this.beginSlotSampling(slotOf(slot), params, opts, prompt),
+        prefill: (slot, tokens) => this.forwardSampleSlot(slotOf(slot), tokens),
+        decode: (entries) => this.decodeSlots(checked(entries), "samples").samples,
+        startDecode: (entries) => this.startDecode(checked(entries), true),
+        finishDecode: () => this.finishDecode("samples").samples,
+      },
     };
   }
 
   beginSampling(params: ResolvedSamplingParams, opts: { logprobs?: number }, prompt: readonly number[]): void {
+    this.beginSlotSampling(0, params, opts, prompt);
+  }
+
+  private beginSlotSampling(slot: number, params: ResolvedSamplingParams, opts: { logprobs?: number }, prompt: readonly number[]): void {
     if (this.closed) throw new Error("beginSampling() after dispose()");
-    this.expect(this.call({ type: "beginSampling", params, ...opts, prompt: [...prompt] }), "begun", "beginSampling");
+    this.expect(this.call({ type: "beginSampling", params, ...opts, prompt: [...prompt], slot }), "begun", "beginSampling");
   }
 
   prefill(tokens: Int32Array): void {
@@ -196,9 +211,13 @@ export class ShardedStepper implements SamplingStepper {
   }
 
   forwardSample(tokens: Int32Array): SampleResult {
-    this.checkStep(tokens);
-    const reply = this.expect(this.call({ type: "forwardSample", tokens }), "sample", "forwardSample");
-    this.lengths[0]! += tokens.length;
+    return this.forwardSampleSlot(0, tokens);
+  }
+
+  private forwardSampleSlot(slot: number, tokens: Int32Array): SampleResult {
+    this.checkStep(tokens, slot);
+    const reply = this.expect(this.call({ type: "forwardSample", tokens, slot }), "sample", "forwardSample");
+    this.lengths[slot]! += tokens.length;
     return reply.sample;
   }
 

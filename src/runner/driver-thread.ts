@@ -67,14 +67,15 @@ port.on("message", (m: BridgeRequest) => {
         throw e;
       }
       if (m.type === "beginSampling") {
-        await driver.beginSampling(m.params, m.logprobs !== undefined ? { logprobs: m.logprobs } : {}, m.prompt);
+        await driver.beginSampling(m.params, m.logprobs !== undefined ? { logprobs: m.logprobs } : {}, m.prompt, m.slot);
         answer({ type: "begun" });
       } else if (m.type === "forwardSample") {
-        answer({ type: "sample", sample: await driver.forwardSample(m.tokens) });
+        answer({ type: "sample", sample: await driver.forwardSample(m.tokens, m.slot) });
       } else if (m.type === "decode") {
-        // sent now; answered when its logits come, while later requests go on
-        const step = await driver.startDecode(Array.from(m.slots, (slot, i) => ({ slot, token: m.tokens[i]! })));
-        answer(logitsReply(step.logits));
+        // sent now; answered when its logits (or tokens) come, while later requests go on
+        const entries = Array.from(m.slots, (slot, i) => ({ slot, token: m.tokens[i]! }));
+        if (m.sample) answer((await driver.startDecodeSampled(entries)).samples.then((samples): BridgeReply => ({ type: "samples", samples })));
+        else answer(logitsReply((await driver.startDecode(entries)).logits));
       } else {
         answer(logitsReply(driver.forward(m.tokens, { allLogits: m.allLogits, slot: m.slot })));
         await replies;

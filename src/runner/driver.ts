@@ -11,6 +11,8 @@ import type { Group } from "../transport/index.js";
 import type { RankPlace } from "../placement/shard-plan.js";
 import { vocabSlices } from "./stage.js";
 
+const NOT_SAMPLING = -2;
+
 /** Default prefill micro-batch for pipelines (LaunchOptions.microBatch); bench/parallel measures the choice. */
 export const PIPELINE_MICRO_BATCH = 64;
 
@@ -50,6 +52,8 @@ export class ShardedDriver {
   /** World rank of the last stage's tensor rank 0, which samples (op SAMPLING). */
   private readonly samplerRank: number;
   private sampleWire = new Float64Array(sampleWireLength(0));
+  /** Each slot's logprobs count since its SAMPLING op (−1: none; NOT_SAMPLING before one), which sizes its sampled records. */
+  private readonly logprobsOf: Int32Array;
   private steps = 0;
 
   private readonly stages: number;
@@ -62,6 +66,7 @@ export class ShardedDriver {
   ) {
     if (!Number.isInteger(slots) || slots < 1) throw new TesseraError(`KV slots must be an integer ≥ 1, got ${slots}`);
     this.lengths = new Int32Array(slots);
+    this.logprobsOf = new Int32Array(slots).fill(NOT_SAMPLING);
     this.stages = runners.places[runners.places.length - 1]!.stage + 1;
     this.firstStage = runners.places.filter((p) => p.stage === 0).map((p) => p.world);
     const last = runners.places.filter((p) => p.stage === runners.places[runners.places.length - 1]!.stage);
@@ -209,41 +214,72 @@ export class ShardedDriver {
    * stages each compute a different one) and later steps of any kind may follow them.
    */
   async startDecode(entries: readonly DecodeEntry[]): Promise<{ logits: Promise<Float32Array> }> {
-    const r = decodeRange(entries);
-    if (r.count > MAX_DECODE_SPAN) throw new Error(`a decode step spans slots ${r.lo}..${r.lo + r.count - 1}: more than ${MAX_DECODE_SPAN}`);
-    for (const e of entries) checkContextRoom(this.length(e.slot), 1, this.contextLength);
-    let mask = 0;
-    r.active.forEach((a, b) => (mask |= a ? 1 << b : 0));
-    const world = this.runners.world;
-    await world.broadcast(0, this.setHeader(Op.DECODE, r.count, 0, 0, r.lo, mask));
-    this.steps++;
-    for (const rank of this.firstStage) await world.send(rank, r.tokens, Tag.TOKENS);
-    for (const e of entries) this.lengths[e.slot]!++;
+    const r = await this.sendDecode(entries, 0);
     const logits = this.receiveLogits(r.count).then((all) => pickRows(all, r.lo, entries, this.vocabSize));
     logits.catch(() => {}); // the caller gets the failure; an abandoned step must not crash the thread
     return { logits };
   }
 
   /**
-   * Starts a request's sampling on the last stage's tensor rank 0 (protocol.ts, op SAMPLING): from
-   * now on forwardSample steps return a token, not logits.
+   * startDecode, sampled on the last stage (op DECODE, flag SAMPLE): each entry's slot must have
+   * begun sampling; `samples` resolves with each entry's token, in entry order.
    */
-  async beginSampling(params: ResolvedSamplingParams, opts: { logprobs?: number }, prompt: readonly number[]): Promise<void> {
+  async startDecodeSampled(entries: readonly DecodeEntry[]): Promise<{ samples: Promise<SampleResult[]> }> {
+    for (const e of entries) if (this.logprobsOf[e.slot] === NOT_SAMPLING) throw new Error(`slot ${e.slot} decodes sampled before beginSampling`);
+    await this.sendDecode(entries, StepFlag.SAMPLE);
+    const samples = this.receiveSamples(entries);
+    samples.catch(() => {});
+    return { samples };
+  }
+
+  private async sendDecode(entries: readonly DecodeEntry[], flags: number): Promise<{ lo: number; count: number }> {
+    const r = decodeRange(entries);
+    if (r.count > MAX_DECODE_SPAN) throw new Error(`a decode step spans slots ${r.lo}..${r.lo + r.count - 1}: more than ${MAX_DECODE_SPAN}`);
+    for (const e of entries) checkContextRoom(this.length(e.slot), 1, this.contextLength);
+    let mask = 0;
+    r.active.forEach((a, b) => (mask |= a ? 1 << b : 0));
+    const world = this.runners.world;
+    await world.broadcast(0, this.setHeader(Op.DECODE, r.count, flags, 0, r.lo, mask));
+    this.steps++;
+    for (const rank of this.firstStage) await world.send(rank, r.tokens, Tag.TOKENS);
+    for (const e of entries) this.lengths[e.slot]!++;
+    return r;
+  }
+
+  /** The sampler rank's records of a sampled DECODE step (one per entry, in slot order) → each entry's token. */
+  private async receiveSamples(entries: readonly DecodeEntry[]): Promise<SampleResult[]> {
+    const stride = sampleWireLength(Math.max(-1, ...entries.map((e) => this.logprobsOf[e.slot]!)));
+    const wire = new Float64Array(entries.length * stride);
+    const got = await this.runners.world.recv(this.samplerRank, wire, Tag.SAMPLE);
+    if (got !== wire.byteLength) throw new Error(`got ${got} bytes of sampled tokens from world rank ${this.samplerRank}, expected ${wire.byteLength}`);
+    const bySlot = entries.map((e) => e.slot).sort((a, b) => a - b);
+    return entries.map((e) => {
+      const k = bySlot.indexOf(e.slot, 0);
+      return decodeSample(wire.subarray(k * stride, (k + 1) * stride));
+    });
+  }
+
+  /**
+   * Starts a request's sampling in `slot` on the last stage's tensor rank 0 (protocol.ts, op
+   * SAMPLING): from now on the slot's sampled steps return a token, not logits.
+   */
+  async beginSampling(params: ResolvedSamplingParams, opts: { logprobs?: number }, prompt: readonly number[], slot = 0): Promise<void> {
     const logprobs = opts.logprobs ?? -1;
     if (!Number.isInteger(logprobs) || logprobs < -1) throw new TesseraError(`logprobs must be an integer ≥ 0, got ${opts.logprobs}`, "request");
     const world = this.runners.world;
-    await world.broadcast(0, this.setHeader(Op.SAMPLING, prompt.length, logprobs, this.lengths[0]!, 0));
+    await world.broadcast(0, this.setHeader(Op.SAMPLING, prompt.length, logprobs, this.length(slot), slot));
     await world.send(this.samplerRank, encodeSampling(params), Tag.SAMPLING);
     await world.send(this.samplerRank, Int32Array.from(prompt), Tag.TOKENS);
+    this.logprobsOf[slot] = logprobs;
     if (this.sampleWire.length < sampleWireLength(logprobs)) this.sampleWire = new Float64Array(sampleWireLength(logprobs));
   }
 
   /** forward(tokens), sampled where the logits are: only the token and its logprobs come back. */
-  async forwardSample(tokens: Int32Array): Promise<SampleResult> {
-    tokens = await this.pipelinePrefix(tokens, 0);
-    await this.startStep(tokens, StepFlag.SAMPLE, 0);
+  async forwardSample(tokens: Int32Array, slot = 0): Promise<SampleResult> {
+    tokens = await this.pipelinePrefix(tokens, slot);
+    await this.startStep(tokens, StepFlag.SAMPLE, slot);
     const got = await this.runners.world.recv(this.samplerRank, this.sampleWire, Tag.SAMPLE);
-    this.lengths[0]! += tokens.length;
+    this.lengths[slot]! += tokens.length;
     return decodeSample(this.sampleWire.subarray(0, got / 8));
   }
 

@@ -27,16 +27,19 @@ import type { ShardPlan } from "../placement/shard-plan.js";
  *                  vocabulary (evenSplit over the group, in rank order), float32 [1 or n × slice], tag LOGITS;
  *                - NO_OUTPUT: nothing; the driver does not wait (a pipelined prefill micro-batch);
  *                - SAMPLE: the last stage's other ranks send their slices to its tensor rank 0 (the
- *                  sampler rank, tag LOGITS), which samples the last token's logits and sends the driver
- *                  the result (SAMPLE_LAYOUT below), float64, tag SAMPLE.
+ *                  sampler rank, tag LOGITS), which samples the last token's logits with the slot's
+ *                  sampler and sends the driver the result (SAMPLE_LAYOUT, sample-wire.ts), float64, tag SAMPLE.
  *   op DECODE    one token for each of the slots [slot, slot + n) whose bit is set in `mask` (bit b:
  *                slot + b; n ≤ 32), as one batch: the driver sends stage 0 int32 [n] tokens (0 for
- *                padding rows), hidden states go on as float32 [n × hidden], and every rank of the last
- *                stage sends the driver its vocabulary slice for every row, float32 [n × slice], tag
- *                LOGITS (the driver samples; padding rows are dropped).
- *   op SAMPLING  a request starts (n = prompt length, flags = logprobs count or -1): the driver sends the
- *                sampler rank the parameters (float64 [SAMPLING_FIELDS], tag SAMPLING), then the prompt
- *                (int32 [n], tag TOKENS) for the penalty window.
+ *                padding rows), hidden states go on as float32 [n × hidden]. Then, by flags:
+ *                - none: every rank of the last stage sends the driver its vocabulary slice for every
+ *                  row, float32 [n × slice], tag LOGITS (the driver samples; padding rows are dropped);
+ *                - SAMPLE: they send them to the sampler rank instead, which samples each active row
+ *                  with its slot's sampler and sends the driver one SAMPLE_LAYOUT record per active row,
+ *                  in slot order, each of the stride the step's largest logprobs count needs, tag SAMPLE.
+ *   op SAMPLING  a request starts in `slot` (n = prompt length, flags = logprobs count or -1): the driver
+ *                sends the sampler rank the parameters (float64 [SAMPLING_FIELDS], tag SAMPLING), then
+ *                the prompt (int32 [n], tag TOKENS) for the penalty window.
  *   op TRUNCATE  forget `slot`'s positions ≥ `position`.
  *   op CLOSE     leave the groups and exit 0.
  */

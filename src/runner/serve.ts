@@ -25,7 +25,7 @@ export async function serveSteps(
   const from = prevStage.length ? prevStage[me.tpRank % prevStage.length]!.world : 0;
   const to = places.filter((p) => p.stage === me.stage + 1 && p.tpRank % me.tpSize === me.tpRank).map((p) => p.world);
   const lastStage = places.filter((p) => p.stage === places[places.length - 1]!.stage).sort((a, b) => a.tpRank - b.tpRank);
-  const sampling = stage.logitRows && me.tpRank === 0 ? new SamplingRank(world, lastStage, vocabRows) : undefined;
+  const sampling = stage.logitRows && me.tpRank === 0 ? new SamplingRank(world, lastStage, vocabRows, stage.slots) : undefined;
   let tokens = new Int32Array(1);
   let buf = new Float32Array(hidden);
   const one = [true];
@@ -38,7 +38,7 @@ export async function serveSteps(
       continue;
     }
     if (op === Op.SAMPLING) {
-      await sampling?.begin(n, flags);
+      await sampling?.begin(slot, n, flags);
       continue;
     }
     if (op !== Op.STEP && op !== Op.DECODE) throw new Error(`unknown step op ${op}`);
@@ -57,8 +57,10 @@ export async function serveSteps(
     if (op === Op.DECODE) {
       const active = Array.from({ length: n }, (_, b) => ((mask >>> b) & 1) === 1);
       const out = await stage.step(x, 1, false, slot, n, active);
-      if (stage.logitRows) await world.send(0, out, Tag.LOGITS);
-      else for (const r of to) await world.send(r, out, Tag.HIDDEN);
+      if (!stage.logitRows) for (const r of to) await world.send(r, out, Tag.HIDDEN);
+      else if (!(flags & StepFlag.SAMPLE)) await world.send(0, out, Tag.LOGITS);
+      else if (sampling) await sampling.sampleRows(out, slot, active);
+      else await world.send(lastStage[0]!.world, out, Tag.LOGITS);
       continue;
     }
     if (testPrefillDelayMs > 0 && n > 1) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, testPrefillDelayMs);
@@ -70,7 +72,7 @@ export async function serveSteps(
       if (out.length !== want) throw new Error(`logits of ${out.length} values, expected ${want}`);
       if (flags & StepFlag.NO_OUTPUT) continue;
       if (!(flags & StepFlag.SAMPLE)) await world.send(0, out, Tag.LOGITS);
-      else if (sampling) await sampling.sample(out);
+      else if (sampling) await sampling.sampleRows(out, slot, one);
       else await world.send(lastStage[0]!.world, out, Tag.LOGITS);
     } else {
       for (const r of to) await world.send(r, out, Tag.HIDDEN);
@@ -78,46 +80,85 @@ export async function serveSteps(
   }
 }
 
-/** Tensor rank 0 of the last stage: holds the request's sampler and samples the gathered logits. */
+/**
+ * Tensor rank 0 of the last stage: holds each slot's sampler (its request's parameters and penalty
+ * window) and samples the gathered logits.
+ */
 class SamplingRank {
-  private readonly logits: Float32Array;
+  private readonly vocab: number;
   private readonly params = new Float64Array(SAMPLING_FIELDS.length);
-  private sampler: Sampler | undefined;
-  private wire = new Float64Array(sampleWireLength(0));
+  private readonly samplers: (Sampler | undefined)[];
+  /** Each slot's logprobs count, −1 for none. */
+  private readonly logprobs: Int32Array;
+  private gathered = new Float32Array(0);
+  private part = new Float32Array(0);
+  private wire = new Float64Array(0);
   private prompt = new Int32Array(1);
 
   constructor(
     private readonly world: Group,
     private readonly lastStage: RankPlace[],
     private readonly rows: [number, number][],
+    slots: number,
   ) {
-    this.logits = new Float32Array(rows[rows.length - 1]![1]);
+    this.vocab = rows[rows.length - 1]![1];
+    this.samplers = new Array<Sampler | undefined>(slots);
+    this.logprobs = new Int32Array(slots).fill(-1);
   }
 
-  async begin(promptLength: number, logprobs: number): Promise<void> {
+  async begin(slot: number, promptLength: number, logprobs: number): Promise<void> {
+    if (!(slot >= 0 && slot < this.samplers.length)) throw new Error(`SAMPLING for slot ${slot}, but this rank holds ${this.samplers.length}`);
     await this.world.recv(0, this.params, Tag.SAMPLING);
     if (this.prompt.length < promptLength) this.prompt = new Int32Array(promptLength);
     const prompt = this.prompt.subarray(0, promptLength);
     await this.world.recv(0, prompt, Tag.TOKENS);
     const params = decodeSampling(this.params);
     const opts = logprobs >= 0 ? { logprobs } : {};
-    if (this.sampler) this.sampler.reset(params, opts);
-    else this.sampler = new Sampler(this.logits.length, params, opts);
-    for (const t of prompt) this.sampler.accept(t);
-    if (this.wire.length < sampleWireLength(logprobs)) this.wire = new Float64Array(sampleWireLength(logprobs));
+    const sampler = (this.samplers[slot] ??= new Sampler(this.vocab, params, opts));
+    sampler.reset(params, opts);
+    for (const t of prompt) sampler.accept(t);
+    this.logprobs[slot] = logprobs;
   }
 
-  /** `own`: this rank's slice of the last token's logits; the other ranks' slices arrive over the world group. */
-  async sample(own: Float32Array): Promise<void> {
-    if (!this.sampler) throw new Error("a sampled step before any SAMPLING op");
-    this.logits.set(own, this.rows[0]![0]);
-    for (let r = 1; r < this.lastStage.length; r++) {
-      const [v0, v1] = this.rows[r]!;
-      const got = await this.world.recv(this.lastStage[r]!.world, this.logits.subarray(v0, v1), Tag.LOGITS);
-      if (got !== (v1 - v0) * 4) throw new Error(`got ${got} bytes of logits from tensor rank ${r}, expected ${(v1 - v0) * 4}`);
+  /**
+   * `own`: this rank's slice of the logits of `active.length` rows (slots lo, lo + 1, …); the other
+   * ranks' slices arrive over the world group. Samples each active row with its slot's sampler and
+   * sends the driver their records, in slot order.
+   */
+  async sampleRows(own: Float32Array, lo: number, active: readonly boolean[]): Promise<void> {
+    const logits = await this.gather(own, active.length);
+    const slots = active.flatMap((a, b) => (a ? [lo + b] : []));
+    const stride = sampleWireLength(Math.max(-1, ...slots.map((s) => this.logprobs[s]!)));
+    if (this.wire.length < slots.length * stride) this.wire = new Float64Array(slots.length * stride);
+    slots.forEach((slot, k) => {
+      const sampler = this.samplers[slot];
+      if (!sampler) throw new Error(`a sampled step for slot ${slot} before its SAMPLING op`);
+      const b = slot - lo;
+      const result = sampler.sample(logits.subarray(b * this.vocab, (b + 1) * this.vocab));
+      sampler.accept(result.token);
+      encodeSample(result, this.wire.subarray(k * stride, (k + 1) * stride));
+    });
+    await this.world.send(0, this.wire.subarray(0, slots.length * stride), Tag.SAMPLE);
+  }
+
+  /** Every rank's vocabulary slices of `count` rows → [count × vocab]. */
+  private async gather(own: Float32Array, count: number): Promise<Float32Array> {
+    if (this.lastStage.length === 1) return own;
+    const V = this.vocab;
+    if (this.gathered.length < count * V) this.gathered = new Float32Array(count * V);
+    const all = this.gathered.subarray(0, count * V);
+    const scatter = (slice: Float32Array, [v0, v1]: [number, number]) => {
+      for (let r = 0; r < count; r++) all.set(slice.subarray(r * (v1 - v0), (r + 1) * (v1 - v0)), r * V + v0);
+    };
+    scatter(own, this.rows[0]!);
+    for (let t = 1; t < this.lastStage.length; t++) {
+      const [v0, v1] = this.rows[t]!;
+      const want = count * (v1 - v0);
+      if (this.part.length < want) this.part = new Float32Array(want);
+      const got = await this.world.recv(this.lastStage[t]!.world, this.part.subarray(0, want), Tag.LOGITS);
+      if (got !== want * 4) throw new Error(`got ${got} bytes of logits from tensor rank ${t}, expected ${want * 4}`);
+      scatter(this.part, this.rows[t]!);
     }
-    const result = this.sampler.sample(this.logits);
-    this.sampler.accept(result.token);
-    await this.world.send(0, encodeSample(result, this.wire), Tag.SAMPLE);
+    return all;
   }
 }

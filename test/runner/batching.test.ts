@@ -9,6 +9,7 @@ import { EngineWorker } from "../../src/inference/worker/engine-worker.js";
 import { resolveRequest, type InferenceRequest } from "../../src/inference/request.js";
 import type { GenerationResult } from "../../src/inference/result.js";
 import type { BatchStepper } from "../../src/engine/types.js";
+import { Sampler, type ResolvedSamplingParams, type SampleResult } from "../../src/engine/sampling/index.js";
 import { ModelFiles, configOf, type ModelSpec } from "./models.js";
 
 // Continuous batching across shards: runners hold many sequences' KV, a DECODE step carries one
@@ -146,6 +147,104 @@ for (const shape of SHAPES) {
       for (const slot of [0, 1, 2, 3]) batch.truncate(slot, 0);
       const alone = sharded.forward(Int32Array.from(PROMPTS.get(0)!));
       assert.ok(maxDiff(alone, want.get(0)![0]!) < TOLERANCE);
+    } finally {
+      await sharded.dispose();
+    }
+  });
+}
+
+// ---- sampled on the last stage ----
+
+/** Each slot's sampling: hot, penalised, its own seed; slot 1 also asks for 3 logprobs. */
+function params(slot: number): ResolvedSamplingParams {
+  return { temperature: 2.5, topK: 40, topP: 0.95, minP: 0, repetitionPenalty: 1.3, presencePenalty: 0, frequencyPenalty: 0.2, penaltyLastN: 64, seed: 1000 + slot };
+}
+const LOGPROBS = new Map([[1, 3]]);
+
+type Draws = Map<number, SampleResult[]>;
+
+/**
+ * Prefills every prompt, then STEPS decode steps of all of them at once, each sampling its next
+ * token: with `sampling`, on the last stage (two steps in flight when `pipelined`); without, here,
+ * from the logits the runners return.
+ */
+function sampleBatch(b: BatchStepper, onLastStage: boolean, pipelined = false, seedOf: (slot: number) => number = (s) => s): Draws {
+  const out: Draws = new Map();
+  const samplers = new Map<number, Sampler>();
+  for (const [slot, prompt] of PROMPTS) {
+    const p = params(seedOf(slot));
+    const lp = LOGPROBS.has(slot) ? { logprobs: LOGPROBS.get(slot)! } : {};
+    let first: SampleResult;
+    if (onLastStage) {
+      b.sampling!.begin(slot, p, lp, prompt);
+      first = b.sampling!.prefill(slot, Int32Array.from(prompt));
+    } else {
+      const sampler = new Sampler(b.vocabSize, p, lp);
+      for (const t of prompt) sampler.accept(t);
+      first = sampler.sample(b.prefill(slot, Int32Array.from(prompt)));
+      sampler.accept(first.token);
+      samplers.set(slot, sampler);
+    }
+    out.set(slot, [first]);
+  }
+  const V = b.vocabSize;
+  const last = (slot: number) => out.get(slot)!.at(-1)!.token;
+  const take = (slots: number[], got: SampleResult[] | Float32Array) =>
+    slots.forEach((slot, r) => {
+      if (!(got instanceof Float32Array)) return void out.get(slot)!.push(got[r]!);
+      const sampler = samplers.get(slot)!;
+      const d = sampler.sample(got.slice(r * V, (r + 1) * V));
+      sampler.accept(d.token);
+      out.get(slot)!.push(d);
+    });
+  // entries out of slot order: rows come back in entry order
+  const groups = pipelined ? [[3, 0], [1]] : [[3, 0, 1]];
+  for (let i = 0; i < STEPS; i++) {
+    if (!onLastStage) {
+      for (const g of groups) take(g, b.decode(g.map((slot) => ({ slot, token: last(slot) }))));
+    } else if (!pipelined) {
+      for (const g of groups) take(g, b.sampling!.decode(g.map((slot) => ({ slot, token: last(slot) }))));
+    } else {
+      for (const g of groups) b.sampling!.startDecode!(g.map((slot) => ({ slot, token: last(slot) })));
+      for (const g of groups) take(g, b.sampling!.finishDecode!());
+    }
+  }
+  return out;
+}
+
+for (const shape of SHAPES) {
+  test(`${shape.name}: a batched decode sampled on the last stage draws each slot's tokens with its own sampler`, async () => {
+    const path = await models.path(SPEC);
+    const sharded = await ShardedStepper.start({ plan: makePlan(await configOf(path), { pp: shape.pp, tp: shape.tp }), modelPath: path, contextLength: CTX, threads: 1, slots: 4 });
+    try {
+      const b = sharded.batch!;
+      const reset = () => {
+        for (const slot of [0, 1, 2, 3]) b.truncate(slot, 0);
+      };
+      // the same runners' logits sampled here: the reference (the same seeds give the same draws)
+      const here = sampleBatch(b, false);
+      reset();
+      const there = sampleBatch(b, true);
+      reset();
+      const tokens = (d: Draws) => [...d].map(([slot, r]) => `${slot}: ${r.map((x) => x.token).join(" ")}`);
+      assert.deepEqual(tokens(there), tokens(here));
+      assert.ok(new Set(here.get(0)!.map((r) => r.token)).size > 3, "hot sampling leaves the greedy path");
+      for (const [slot, draws] of there) {
+        for (const [i, d] of draws.entries()) {
+          if (!LOGPROBS.has(slot)) assert.equal(d.logprobs, undefined, `slot ${slot} asked for no logprobs`);
+          else {
+            const want = here.get(slot)![i]!.logprobs!;
+            assert.equal(d.logprobs!.top.length, 3);
+            assert.deepEqual(d.logprobs!.top.map((t) => t.token), want.top.map((t) => t.token));
+            assert.ok(Math.abs(d.logprobs!.logprob - want.logprob) < 1e-6);
+          }
+        }
+      }
+      assert.deepEqual(tokens(sampleBatch(b, true, true)), tokens(here), "two steps in flight");
+      reset();
+      // negative control: slots 0 and 1 begun with each other's seeds draw other tokens
+      const swapped = sampleBatch(b, true, false, (s) => (s === 0 ? 1 : s === 1 ? 0 : s));
+      assert.notDeepEqual(tokens(swapped).slice(0, 2), tokens(here).slice(0, 2));
     } finally {
       await sharded.dispose();
     }
