@@ -1,20 +1,14 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { TesseraError } from "../errors.js";
-import { tpSplit } from "../placement/split.js";
-import { readRawHeader } from "../models/gguf/reader.js";
 import type { HubClient } from "../models/download/hub.js";
 import { folderName, ownSources } from "../models/download/pull.js";
-import { mergeRanges, rangeBytes, shardByteRanges, tpTensorSlice, type ByteRange, type TensorTable } from "../models/download/ranges.js";
+import { mergeRanges, rangeBytes, type ByteRange } from "../models/download/ranges.js";
 import { downloadRanges, type ByteSource } from "../models/download/transfer.js";
 import { readPullManifest, writePullManifest, type PullManifest } from "../models/registry/manifest.js";
-import { openModel } from "../models/open.js";
-import { layoutOfGgmlId } from "../models/quant/types.js";
-import { RandomAccessFile } from "../models/source/random-access-file.js";
-import { splitBlocks } from "../placement/shard-plan.js";
-import { lmHeadRows, vocabSlices } from "../runner/stage.js";
 import type { ClusterState } from "../cluster/state.js";
 import { resolveModel } from "./cluster-models.js";
+import { rankRanges, readTable, type RankPart, type RankTable } from "./shard-ranges.js";
 import { peerSources } from "./peer-files.js";
 
 /**
@@ -29,13 +23,9 @@ import { peerSources } from "./peer-files.js";
  * what is missing and the registry lists the node as holding a shard. The bytes come from peers
  * holding the model (best link first) and, when a holder knows the repo it came from, the hub last.
  */
-export interface ShardRequest {
-  /** The model: id, a holder's name, or digest. */
+export interface ShardRequest extends RankPart {
+  /** The model: id, a holder's name, or digest. Layers [a, a]: the header only (a driver's tokenizer, a placement view). */
   model: string;
-  /** Layers [a, b) of the rank's stage; [a, a]: the header only (a driver's tokenizer, a placement view). */
-  layers: [number, number];
-  /** The rank's place in its tensor-parallel group, if the stage has more than one rank. */
-  tp?: { rank: number; size: number };
 }
 
 export interface ShardResult {
@@ -97,32 +87,18 @@ export async function fetchShard(ctx: ShardContext, req: ShardRequest): Promise<
   const job = (ranges: ByteRange[]) => downloadRanges({ dest, size: file.bytes, ranges, held, sources }, events, { signal: ctx.signal });
 
   // header and tensor table: grow the prefix until the table parses inside it
-  let table: TensorTable | undefined;
-  let numLayers = 0;
+  let table: RankTable | undefined;
   for (let prefix = Math.min(FIRST_PREFIX, file.bytes); !table; prefix = Math.min(file.bytes, prefix * 4)) {
     held = await job([[0, prefix]]);
-    const raf = await RandomAccessFile.open(dest);
     try {
-      const h = await readRawHeader(raf);
-      if (h.dataOffset <= prefix) {
-        const arch = String(h.metadata.get("general.architecture"));
-        numLayers = Number(h.metadata.get(`${arch}.block_count`));
-        table = {
-          fileSize: file.bytes,
-          dataOffset: h.dataOffset,
-          tensors: h.tensors.map((t) => ({ name: t.name, offset: t.offset, shape: [...t.dims].reverse(), type: layoutOfGgmlId(t.ggmlType)?.type })),
-        };
-      }
+      table = await readTable(dest, file.bytes, prefix);
     } catch (e) {
       // the prefix cut the table short (zeros past it parse as nonsense): fetch more, unless it was all
       if (prefix >= file.bytes) throw e;
-    } finally {
-      await raf.close();
     }
     if (!table && prefix >= file.bytes) throw new TesseraError("the GGUF header does not parse", dest);
   }
-  if (!Number.isInteger(numLayers) || numLayers <= 0) throw new TesseraError("the GGUF header has no block count", dest);
-  const ranges = req.layers[0] === req.layers[1] ? [] : shardByteRanges(table, { layers: req.layers, numLayers, slice: req.tp && req.tp.size > 1 ? await rankSlice(dest, req) : undefined });
+  const ranges = await rankRanges(dest, table, req);
   held = await job(ranges);
   await save(held);
   await ctx.changed();
@@ -130,18 +106,3 @@ export async function fetchShard(ctx: ShardContext, req: ShardRequest): Promise<
   return { path: dest, fetchedBytes: fetched, whole: false };
 }
 
-/** The slices of a tensor-parallel rank, worked out from the (header-complete) sparse file. */
-async function rankSlice(path: string, req: ShardRequest) {
-  const source = await openModel(path);
-  try {
-    const cfg = source.config;
-    const slice = tpSplit(cfg, req.tp!.size, splitBlocks(source))[req.tp!.rank];
-    if (!slice) throw new TesseraError(`tensor-parallel rank ${req.tp!.rank} of ${req.tp!.size} does not exist`);
-    const first = req.layers[0] === 0;
-    const last = req.layers[1] === cfg.numLayers;
-    const vocabRows = last ? vocabSlices(lmHeadRows(source), req.tp!.size)[req.tp!.rank] : undefined;
-    return tpTensorSlice(slice, { vocabRows, embedding: first });
-  } finally {
-    await source.close();
-  }
-}

@@ -9,6 +9,8 @@ import { Group, GroupListener, Liveness, type PeerAddress } from "../transport/i
 import { checkPlan, describeRank, describeWorldRank, rankPlaces, splitBlocks } from "../placement/shard-plan.js";
 import type { FromRunner, RunnerInit, ToRunner } from "./protocol.js";
 import { serveSteps } from "./serve.js";
+import { missingShardBytes } from "../library/shard-ranges.js";
+import { formatBytes } from "../units.js";
 import { lmHeadRows, loadStage, vocabSlices, type StageCompute } from "./stage.js";
 
 /** All-reduces up to this size (decode steps: hidden × 4 bytes) are busy-polled; prefill waits on the event loop. */
@@ -78,6 +80,13 @@ async function main(): Promise<void> {
     if (digest !== init.digest) {
       throw new TesseraError(`the model file here differs from the one the instance was placed with (header digest ${digest.slice(0, 12)}…, expected ${init.digest.slice(0, 12)}…): copy the same file to every node`, init.modelPath);
     }
+  }
+  const missing = await missingShardBytes(init.modelPath, { layers: me.layers, tp: me.tpSize > 1 ? { rank: me.tpRank, size: me.tpSize } : undefined });
+  if (missing > 0) {
+    throw new TesseraError(
+      `this node holds only part of the model, without ${formatBytes(missing)} of what ${who} reads: the file's other bytes read as zeros, so it will not run on them (fetch its shard first)`,
+      init.modelPath,
+    );
   }
   const worldListener = await GroupListener.open(init.host, 0);
   const tpListener = me.tpSize > 1 ? await GroupListener.open(init.host, 0) : undefined;

@@ -12,6 +12,7 @@ import { openModel } from "../../src/models/open.js";
 import { synthesize } from "../../src/models/synth/synthesize.js";
 import { createStepper } from "../../src/engine/session/stepper.js";
 import { ShardedDriver } from "../../src/runner/driver.js";
+import { missingShardBytes } from "../../src/library/shard-ranges.js";
 import type { ShardPlan } from "../../src/placement/shard-plan.js";
 import { getJson, removeDir, startNode, stopAll, tempDir, waitFor, type NodeProcess } from "../cluster/node-process.js";
 import { HubServer } from "../models/download/hub-server.js";
@@ -132,6 +133,14 @@ test("with the hub stopped, B and C fetch their tensor-parallel shards from A: s
   const got = await run({ stages: [{ layers: [0, 4], tp: 2 }] }, (w) => (w === 1 ? rb.json.path : rc.json.path));
   assert.deepEqual(got.tokens, reference.tokens);
   assert.ok(new Set(reference.tokens).size > 3);
+  // Each shard holds its own rank's bytes and not the other's: runners given each other's files
+  // refuse to start (the missing bytes would read as zeros) and say so.
+  const rank = (r: number) => ({ layers: [0, 4] as [number, number], tp: { rank: r, size: 2 } });
+  assert.equal(await missingShardBytes(rb.json.path, rank(0)), 0);
+  assert.equal(await missingShardBytes(rc.json.path, rank(1)), 0);
+  assert.ok((await missingShardBytes(rb.json.path, rank(1))) > 0);
+  assert.equal(await missingShardBytes(original, rank(1)), 0, "a whole file misses nothing");
+  await assert.rejects(run({ stages: [{ layers: [0, 4], tp: 2 }] }, (w) => (w === 1 ? rc.json.path : rb.json.path)), /holds only part of the model, without .* of what .*reads/);
 });
 
 test("with the hub stopped, B and C fetch their pipeline stages' ranges from A: same tokens as one process", async () => {
