@@ -274,7 +274,7 @@ export const MUTATIONS = [
     finding: "issue 12",
     what: "the driver reads a sampled DECODE step's records in entry order, though they come in slot order",
     file: "src/runner/driver.js",
-    find: "const k = bySlot.indexOf(e.slot, 0);",
+    find: "const k = bySlot.indexOf(e.slot);",
     replace: "const k = entries.indexOf(e);",
     tests: ["runner/batching.test"],
   },

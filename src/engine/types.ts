@@ -74,6 +74,12 @@ export function samplesItself(s: Stepper): s is SamplingStepper {
   return typeof c.beginSampling === "function" && typeof c.forwardSample === "function" && typeof c.prefill === "function";
 }
 
+/** One decode step's work for a slot: the token whose successor it wants. */
+export interface DecodeEntry {
+  slot: number;
+  token: number;
+}
+
 /**
  * Many sequences over one model (continuous batching): a KV store of `slots` sequences, each with
  * its own length. `decode` advances several slots by one token in one run; `prefill` runs a chunk
@@ -89,14 +95,14 @@ export interface BatchStepper {
   /** Logits of the chunk's last token ([vocab]) after appending it to the slot. */
   prefill(slot: number, tokens: Int32Array): Float32Array;
   /** One token per entry, one run: [entries × vocab] logits, row i for entries[i]. */
-  decode(entries: readonly { slot: number; token: number }[]): Float32Array;
+  decode(entries: readonly DecodeEntry[]): Float32Array;
   /**
    * Decode steps that can compute at once (a pipeline's stages: each works on a different step).
    * Above 1, startDecode sends a step without waiting and finishDecode takes the oldest one's
    * logits (as decode returns them); other calls may come between them.
    */
   readonly depth?: number;
-  startDecode?(entries: readonly { slot: number; token: number }[]): void;
+  startDecode?(entries: readonly DecodeEntry[]): void;
   finishDecode?(): Float32Array;
   /** Forgets the slot's cached positions ≥ pos. */
   truncate(slot: number, pos: number): void;
@@ -119,7 +125,7 @@ export interface BatchSampling {
   /** prefill(slot, tokens), then the token sampled from its last one. */
   prefill(slot: number, tokens: Int32Array): SampleResult;
   /** decode(entries), then the token sampled for each entry, in entry order. */
-  decode(entries: readonly { slot: number; token: number }[]): SampleResult[];
-  startDecode?(entries: readonly { slot: number; token: number }[]): void;
+  decode(entries: readonly DecodeEntry[]): SampleResult[];
+  startDecode?(entries: readonly DecodeEntry[]): void;
   finishDecode?(): SampleResult[];
 }

@@ -1,5 +1,5 @@
 import type { Tokenizer } from "../models/types.js";
-import type { BatchStepper } from "../engine/types.js";
+import type { BatchStepper, DecodeEntry } from "../engine/types.js";
 import { InferenceError } from "./errors.js";
 import { checkRequest, commonPrefix, type GenerateOptions } from "./generator.js";
 import { promptTokens } from "./prompt.js";
@@ -8,7 +8,6 @@ import type { GenerationResult } from "./result.js";
 import { Sequence } from "./sequence.js";
 import { Sampler, type SampleResult } from "../engine/sampling/index.js";
 
-type DecodeEntry = { slot: number; token: number };
 /** A decode step's rows: [rows × vocab] logits, or each row's token sampled where the logits are. */
 type StepOutput = Float32Array | SampleResult[];
 

@@ -2,7 +2,7 @@ import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } f
 import { startModuleWorker } from "../spawn.js";
 import { checkContextRoom } from "../engine/session/kv-cache.js";
 import { TesseraError } from "../errors.js";
-import type { BatchStepper, LoadProgress, SamplingStepper } from "../engine/types.js";
+import type { BatchStepper, DecodeEntry, LoadProgress, SamplingStepper } from "../engine/types.js";
 import { checkSlot } from "../engine/session/slot-kv.js";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import type { BridgeReply, BridgeRequest, DriverThreadData, DriverThreadEvent, WireError } from "./bridge-protocol.js";
@@ -134,7 +134,7 @@ export class ShardedStepper implements SamplingStepper {
    * Sends a decode step without waiting for it: finishDecode() takes its reply (logits, or each
    * row's token when sampled on the last stage), oldest step first.
    */
-  private startDecode(entries: readonly { slot: number; token: number }[], sample: boolean): void {
+  private startDecode(entries: readonly DecodeEntry[], sample: boolean): void {
     if (this.closed) throw new Error("decode() after dispose()");
     for (const e of entries) checkContextRoom(this.lengths[e.slot]!, 1, this.contextLength);
     const slots = Int32Array.from(entries, (e) => e.slot);
@@ -154,7 +154,7 @@ export class ShardedStepper implements SamplingStepper {
     return this.expect(reply, type, "decode");
   }
 
-  private decodeSlots<T extends "logits" | "samples">(entries: readonly { slot: number; token: number }[], type: T): Extract<BridgeReply, { type: T }> {
+  private decodeSlots<T extends "logits" | "samples">(entries: readonly DecodeEntry[], type: T): Extract<BridgeReply, { type: T }> {
     if (this.inFlight > 0 || this.early.length > 0) throw new Error("decode() while decode steps are in flight: finish them first");
     this.startDecode(entries, type === "samples");
     return this.finishDecode(type);
@@ -171,7 +171,7 @@ export class ShardedStepper implements SamplingStepper {
   private slotsView(): BatchStepper {
     const lengths = this.lengths;
     const slotOf = (slot: number): number => checkSlot(slot, lengths.length);
-    const checked = (entries: readonly { slot: number; token: number }[]) => entries.map((e) => ({ slot: slotOf(e.slot), token: e.token }));
+    const checked = (entries: readonly DecodeEntry[]) => entries.map((e) => ({ slot: slotOf(e.slot), token: e.token }));
     return {
       vocabSize: this.vocabSize,
       contextLength: this.contextLength,

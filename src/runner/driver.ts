@@ -3,7 +3,8 @@ import type { ReadCounts } from "../models/source/counting.js";
 import { checkContextRoom } from "../engine/session/kv-cache.js";
 import type { ResolvedSamplingParams, SampleResult } from "../engine/sampling/index.js";
 import { HEADER_INTS, MAX_DECODE_SPAN, Op, StepFlag, Tag } from "./protocol.js";
-import { decodeRange, pickRows, type DecodeEntry } from "../engine/session/batch-engine.js";
+import { decodeRange, pickRows } from "../engine/session/batch-engine.js";
+import type { DecodeEntry } from "../engine/types.js";
 import { checkSlot } from "../engine/session/slot-kv.js";
 import { decodeSample, encodeSampling, sampleWireLength } from "./sample-wire.js";
 import { LocalRunners, type LaunchOptions } from "./launcher.js";
@@ -11,6 +12,7 @@ import type { Group } from "../transport/index.js";
 import type { RankPlace } from "../placement/shard-plan.js";
 import { vocabSlices } from "./stage.js";
 
+/** ShardedDriver.logprobsOf of a slot that has not begun sampling. */
 const NOT_SAMPLING = -2;
 
 /** Default prefill micro-batch for pipelines (LaunchOptions.microBatch); bench/parallel measures the choice. */
@@ -225,7 +227,7 @@ export class ShardedDriver {
    * begun sampling; `samples` resolves with each entry's token, in entry order.
    */
   async startDecodeSampled(entries: readonly DecodeEntry[]): Promise<{ samples: Promise<SampleResult[]> }> {
-    for (const e of entries) if (this.logprobsOf[e.slot] === NOT_SAMPLING) throw new Error(`slot ${e.slot} decodes sampled before beginSampling`);
+    for (const e of entries) this.checkSampling(e.slot);
     await this.sendDecode(entries, StepFlag.SAMPLE);
     const samples = this.receiveSamples(entries);
     samples.catch(() => {});
@@ -246,6 +248,11 @@ export class ShardedDriver {
     return r;
   }
 
+  /** The sampler rank would fail the whole instance on a slot it holds no sampler for. */
+  private checkSampling(slot: number): void {
+    if (this.logprobsOf[checkSlot(slot, this.slots)] === NOT_SAMPLING) throw new Error(`slot ${slot} takes a sampled step before beginSampling`);
+  }
+
   /** The sampler rank's records of a sampled DECODE step (one per entry, in slot order) → each entry's token. */
   private async receiveSamples(entries: readonly DecodeEntry[]): Promise<SampleResult[]> {
     const stride = sampleWireLength(Math.max(-1, ...entries.map((e) => this.logprobsOf[e.slot]!)));
@@ -254,7 +261,7 @@ export class ShardedDriver {
     if (got !== wire.byteLength) throw new Error(`got ${got} bytes of sampled tokens from world rank ${this.samplerRank}, expected ${wire.byteLength}`);
     const bySlot = entries.map((e) => e.slot).sort((a, b) => a - b);
     return entries.map((e) => {
-      const k = bySlot.indexOf(e.slot, 0);
+      const k = bySlot.indexOf(e.slot);
       return decodeSample(wire.subarray(k * stride, (k + 1) * stride));
     });
   }
@@ -276,6 +283,7 @@ export class ShardedDriver {
 
   /** forward(tokens), sampled where the logits are: only the token and its logprobs come back. */
   async forwardSample(tokens: Int32Array, slot = 0): Promise<SampleResult> {
+    this.checkSampling(slot);
     tokens = await this.pipelinePrefix(tokens, slot);
     await this.startStep(tokens, StepFlag.SAMPLE, slot);
     const got = await this.runners.world.recv(this.samplerRank, this.sampleWire, Tag.SAMPLE);

@@ -1,17 +1,11 @@
 import type { ModelSource } from "../../models/types.js";
 import { TesseraError } from "../../errors.js";
-import type { BatchStepper, Stepper } from "../types.js";
+import type { BatchStepper, DecodeEntry, Stepper } from "../types.js";
 import type { SlotKvStore } from "./slot-kv.js";
 import { SlotStage, type SlotStageOptions } from "./slot-stage.js";
 import type { ModelConfig } from "../../models/types.js";
 
 export type BatchEngineOptions = SlotStageOptions;
-
-/** One decode step's work for a slot: the token whose successor it wants. */
-export interface DecodeEntry {
-  slot: number;
-  token: number;
-}
 
 /**
  * The whole model as one graph over a KV store of many slots (continuous batching). A decode step
