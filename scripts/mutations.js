@@ -287,4 +287,13 @@ export const MUTATIONS = [
     replace: "if (missing < 0) {",
     tests: ["library/peer-shards.test"],
   },
+  {
+    id: "failed-pipelined-step-swallowed",
+    finding: "issue 12",
+    what: "a decode step in flight that fails (a runner lost) does not fail its requests",
+    file: "src/inference/batch-scheduler.js",
+    find: "            this.fail(step.jobs, e);",
+    replace: "            void e;",
+    tests: ["runner/batching.test"],
+  },
 ];

@@ -1,5 +1,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { waitGone } from "./processes.js";
 import { openModel } from "../../src/models/open.js";
 import { BatchEngine } from "../../src/engine/session/batch-engine.js";
 import { ShardedStepper } from "../../src/runner/bridge.js";
@@ -343,4 +345,46 @@ test("negative control: a sharded engine with one slot runs the same 8 requests 
   } finally {
     await engine.close();
   }
+});
+
+/** This process's runner children (the engine worker's driver thread started them). */
+function runnerPids(): number[] {
+  const out = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(process.pid)], { encoding: "utf8" });
+  return out
+    .split("\n")
+    .filter((l) => l.includes("runner-main"))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+test("a runner killed while a batch decodes fails every running and waiting request within 5 s, naming its rank, and leaves no process", async () => {
+  const path = await models.path(SPEC);
+  const before = new Set(runnerPids());
+  const engine = await EngineWorker.start(path, { threads: 1, contextLength: CTX, slots: 4, backend: { kind: "sharded", sharding: { pp: 2, tp: 1 } } });
+  const pids = runnerPids().filter((p) => !before.has(p));
+  try {
+    assert.equal(pids.length, 2);
+    let tokens = 0;
+    // 6 requests for 4 slots: 4 decode (two steps in flight on the pipeline), 2 wait
+    const runs = requests()
+      .slice(0, 6)
+      .map((r) => engine.generate(resolveRequest({ ...r, maxTokens: 200, stopTokenIds: [] }), { onToken: () => tokens++ }).then((x) => x, (e: unknown) => e));
+    for (let i = 0; i < 400 && tokens < 12; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(tokens >= 12, `${tokens} tokens streamed before the kill`);
+    // the last stage (world rank 2): the driver waits on its logits or tokens
+    process.kill(pids[1]!, "SIGKILL");
+    const t0 = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("requests still running 10 s after the kill")), 10000)));
+    const outcomes = await Promise.race([Promise.all(runs), hung]).finally(() => clearTimeout(timer));
+    assert.ok(Date.now() - t0 < 5000, `requests failed after ${Date.now() - t0} ms`);
+    outcomes.forEach((o, i) => {
+      assert.ok(o instanceof Error, `request ${i} ended ${JSON.stringify(o)}`);
+      assert.match(o.message, /rank 2\b/, `request ${i}`);
+    });
+    // control: nothing hangs afterwards either; a new request is refused with the reason too
+    await assert.rejects(engine.generate(resolveRequest({ input: { kind: "text", text: "again" }, maxTokens: 4 })), /rank 2\b/);
+  } finally {
+    await engine.close();
+  }
+  assert.deepEqual(await waitGone(pids, 5000), []);
 });
