@@ -296,4 +296,13 @@ export const MUTATIONS = [
     replace: "            void e;",
     tests: ["runner/batching.test"],
   },
+  {
+    id: "choices-share-one-seed",
+    finding: "serving",
+    what: "a request's n choices all draw with its seed, so they are n copies of one answer",
+    file: "src/api/generation.js",
+    find: "seed: (req.sampling.seed + i) >>> 0",
+    replace: "seed: req.sampling.seed",
+    tests: ["api/serving/openai-contract.test"],
+  },
 ];

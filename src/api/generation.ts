@@ -35,9 +35,40 @@ export function modelCard(serving: Serving, id: string): ModelCard | undefined {
 
 /** One generation answered as a whole; a client that disconnects (or a cancel by id) cancels it. */
 export async function generateOnce(serving: Serving, reply: FastifyReply, req: ResolvedRequest, keepAliveMs?: KeepAlive): Promise<GenerationResult> {
-  const run = serving.requests.start(req.id, req.model, disconnectSignal(reply));
+  return (await generateChoices(serving, reply, [req], keepAliveMs))[0]!;
+}
+
+/**
+ * Most choices one request may ask for (OpenAI's `n`): each is its own sequence, decoded together
+ * where the model batches, so a request of n holds n of its slots or queue places.
+ */
+export const MAX_CHOICES = 16;
+
+/**
+ * A request's `n` choices: the same request, choice i drawing with seed + i (so a seeded request is
+ * reproducible and its choices differ).
+ */
+export function choices(req: ResolvedRequest, n: number): ResolvedRequest[] {
+  return Array.from({ length: n }, (_, i) => (i === 0 ? req : { ...req, sampling: { ...req.sampling, seed: (req.sampling.seed + i) >>> 0 } }));
+}
+
+/**
+ * Several generations of one request (its choices), answered together under the first one's id: a
+ * client that disconnects or a cancel by id cancels all, and one that fails cancels the others.
+ */
+export async function generateChoices(serving: Serving, reply: FastifyReply, reqs: ResolvedRequest[], keepAliveMs?: KeepAlive): Promise<GenerationResult[]> {
+  const run = serving.requests.start(reqs[0]!.id, reqs[0]!.model, disconnectSignal(reply));
+  const siblings = new AbortController();
+  const signal = AbortSignal.any([run.signal, siblings.signal]);
   try {
-    return await serving.models.generate(req, { signal: run.signal, keepAliveMs });
+    return await Promise.all(
+      reqs.map((r) =>
+        serving.models.generate(r, { signal, keepAliveMs }).catch((e: unknown) => {
+          siblings.abort();
+          throw e;
+        }),
+      ),
+    );
   } finally {
     run.done();
   }
@@ -54,30 +85,64 @@ export interface StreamWriter {
   error(e: InferenceError): string;
 }
 
+/** A StreamWriter for several choices of one request, each event naming its choice. */
+export interface ChoicesWriter {
+  format: ResponseStreamOptions;
+  /** The first choice's prompt is accepted: opening events (for every choice). */
+  start(info: PromptInfo): string;
+  token(event: TokenEvent, choice: number): string;
+  /** One choice ended. */
+  finish(result: GenerationResult, choice: number): string;
+  /** Every choice ended: closing events. */
+  end(results: GenerationResult[]): string;
+  error(e: InferenceError): string;
+}
+
 /**
  * One generation streamed. The response starts when the prompt is accepted (so a bad request still
  * gets its status), or earlier with keep-alives when the model first has to be loaded. A client that
  * disconnects cancels the generation within one step.
  */
-export async function streamGeneration(serving: Serving, reply: FastifyReply, req: ResolvedRequest, w: StreamWriter, keepAliveMs?: KeepAlive): Promise<FastifyReply> {
+export function streamGeneration(serving: Serving, reply: FastifyReply, req: ResolvedRequest, w: StreamWriter, keepAliveMs?: KeepAlive): Promise<FastifyReply> {
+  const one: ChoicesWriter = { format: w.format, start: w.start, token: (e) => w.token(e), finish: () => "", end: (rs) => w.end(rs[0]!), error: w.error };
+  return streamChoices(serving, reply, [req], one, keepAliveMs);
+}
+
+/** A request's choices streamed together, as streamGeneration streams one; one that fails cancels the others. */
+export async function streamChoices(serving: Serving, reply: FastifyReply, reqs: ResolvedRequest[], w: ChoicesWriter, keepAliveMs?: KeepAlive): Promise<FastifyReply> {
   const stream = new ResponseStream(reply, w.format);
-  const run = serving.requests.start(req.id, req.model, stream.signal);
+  const run = serving.requests.start(reqs[0]!.id, reqs[0]!.model, stream.signal);
+  const siblings = new AbortController();
+  const signal = AbortSignal.any([run.signal, siblings.signal]);
   let started = false;
   const start = (info: PromptInfo) => {
+    if (started) return;
     stream.stopKeepAlive();
     started = true;
     stream.write(w.start(info));
   };
   try {
-    const result = await serving.models.generate(req, {
-      signal: run.signal,
-      keepAliveMs,
-      onLoading: () => stream.keepAliveWhileLoading(),
-      onPrompt: start,
-      onToken: (e) => stream.write(w.token(e)),
-    });
-    if (!started) start({ promptTokens: result.timings.promptTokens, cachedTokens: result.timings.cachedTokens });
-    stream.end(w.end(result));
+    const results = await Promise.all(
+      reqs.map(async (req, i) => {
+        try {
+          const result = await serving.models.generate(req, {
+            signal,
+            keepAliveMs,
+            onLoading: () => stream.keepAliveWhileLoading(),
+            onPrompt: start,
+            onToken: (e) => stream.write(w.token(e, i)),
+          });
+          start({ promptTokens: result.timings.promptTokens, cachedTokens: result.timings.cachedTokens });
+          // a choice cancelled because another failed ends with that failure, not on its own
+          if (!siblings.signal.aborted) stream.write(w.finish(result, i));
+          return result;
+        } catch (e) {
+          siblings.abort();
+          throw e;
+        }
+      }),
+    );
+    stream.end(w.end(results));
   } catch (err) {
     if (!stream.committed) throw err;
     const e = asInferenceError(err);

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import { objectId, unixSeconds } from "../ids.js";
 import { resolveRequest, type PromptInput } from "../../inference/request.js";
-import type { GenerationResult, TokenLogprobs } from "../../inference/result.js";
-import { generateOnce, modelId, streamGeneration, type Serving, type StreamWriter } from "../generation.js";
+import type { TokenLogprobs } from "../../inference/result.js";
+import { choices, generateChoices, modelId, streamChoices, type ChoicesWriter, type Serving } from "../generation.js";
 import { bad, objectBody, optBoolean, optNumber, optString, reqString, type Json } from "../http/fields.js";
 import { SSE_CONTENT_TYPE, sseEvent } from "../http/stream.js";
 import { openaiErrorBody } from "./errors.js";
-import { finishReason, maxTokensField, refuseN, samplingFields, stopField, streamOptions, usage } from "./request.js";
+import { choiceCount, finishReason, maxTokensField, refuseBestOf, samplingFields, stopField, streamOptions, usageOf } from "./request.js";
 
 /** The legacy prompt: a string, token ids, or a list of exactly one of those. */
 function promptInput(value: unknown): PromptInput {
@@ -36,15 +36,15 @@ function legacyLogprobs(lps: TokenLogprobs[], offset: number) {
 
 /**
  * POST /v1/completions (legacy text completions): prompt as text or tokens, echo, logprobs (0–5
- * alternatives), stop, streaming with include_usage like chat completions.
+ * alternatives), stop, `n` choices, streaming with include_usage like chat completions.
  */
 export function completions(serving: Serving) {
   return (app: FastifyInstance) => {
     app.post("/v1/completions", async (req, reply) => {
       const body: Json = objectBody(req.body);
       const model = modelId(serving, reqString(body, "model"));
-      refuseN(body);
-      refuseN(body, "best_of");
+      const n = choiceCount(body);
+      refuseBestOf(body);
       if (optString(body, "suffix")) throw bad("suffix", "is not supported");
       const input = promptInput(body.prompt);
       const echo = optBoolean(body, "echo") === true;
@@ -58,32 +58,37 @@ export function completions(serving: Serving) {
       if (optBoolean(body, "stream") === true) {
         const { includeUsage } = streamOptions(body);
         const extra = includeUsage ? { usage: null } : {};
-        let at = prefix.length;
-        const chunk = (text: string, fin: string | null, lp: TokenLogprobs | undefined) => {
-          const out = sseEvent({ ...base, choices: [{ text, index: 0, logprobs: lp ? legacyLogprobs([lp], at) : null, finish_reason: fin }], ...extra });
-          at += text.length;
+        // each choice's text offset so far (its logprobs' text_offset counts from the echoed prompt)
+        const at = new Array<number>(n).fill(prefix.length);
+        const chunk = (index: number, text: string, fin: string | null, lp: TokenLogprobs | undefined) => {
+          const out = sseEvent({ ...base, choices: [{ text, index, logprobs: lp ? legacyLogprobs([lp], at[index]!) : null, finish_reason: fin }], ...extra });
+          at[index]! += text.length;
           return out;
         };
-        const writer: StreamWriter = {
+        const writer: ChoicesWriter = {
           format: { contentType: SSE_CONTENT_TYPE, keepAlive: () => ": loading model\n\n" },
-          start: () => (prefix ? chunk(prefix, null, undefined) : ""),
-          token: (e) => (e.text || e.logprobs ? chunk(e.text, null, logprobs !== undefined ? e.logprobs : undefined) : ""),
-          end: (r: GenerationResult) => chunk("", finishReason(r), undefined) + (includeUsage ? sseEvent({ ...base, choices: [], usage: usage(r) }) : "") + sseEvent("[DONE]"),
+          start: () => (prefix ? Array.from({ length: n }, (_, i) => chunk(i, prefix, null, undefined)).join("") : ""),
+          token: (e, i) => (e.text || e.logprobs ? chunk(i, e.text, null, logprobs !== undefined ? e.logprobs : undefined) : ""),
+          finish: (r, i) => chunk(i, "", finishReason(r), undefined),
+          end: (rs) => (includeUsage ? sseEvent({ ...base, choices: [], usage: usageOf(rs) }) : "") + sseEvent("[DONE]"),
           error: (e) => sseEvent(openaiErrorBody(e)),
         };
-        return streamGeneration(serving, reply, request, writer);
+        return streamChoices(serving, reply, choices(request, n), writer);
       }
-      const r = await generateOnce(serving, reply, request);
+      const rs = await generateChoices(serving, reply, choices(request, n));
       return {
         id,
         object: "text_completion",
         created,
         model,
         system_fingerprint: null,
-        choices: [
-          { text: prefix + r.text, index: 0, logprobs: logprobs !== undefined ? legacyLogprobs(r.logprobs ?? [], prefix.length) : null, finish_reason: finishReason(r) },
-        ],
-        usage: usage(r),
+        choices: rs.map((r, index) => ({
+          text: prefix + r.text,
+          index,
+          logprobs: logprobs !== undefined ? legacyLogprobs(r.logprobs ?? [], prefix.length) : null,
+          finish_reason: finishReason(r),
+        })),
+        usage: usageOf(rs),
       };
     });
   };

@@ -1,5 +1,6 @@
 import type { GenerationResult, TokenLogprobs } from "../../inference/result.js";
 import type { InferenceRequest } from "../../inference/request.js";
+import { MAX_CHOICES } from "../generation.js";
 import { bad, optBoolean, optCount, optNumber, optObject, optSeed, optStringList, type Json } from "../http/fields.js";
 
 /**
@@ -29,10 +30,27 @@ export function stopField(body: Json): string[] | undefined {
   return optStringList(body, "stop");
 }
 
-/** `n` other than 1 is refused: one sequence per request. */
-export function refuseN(body: Json, key = "n"): void {
-  const n = optNumber(body, key, { integer: true, min: 1, max: 128 });
-  if (n !== undefined && n !== 1) throw bad(key, "only 1 choice per request is supported");
+/** `best_of` other than 1 is refused: every choice generated is returned. */
+export function refuseBestOf(body: Json): void {
+  const n = optNumber(body, "best_of", { integer: true, min: 1, max: 128 });
+  if (n !== undefined && n !== 1) throw bad("best_of", "only 1 is supported (ask for n choices instead)");
+}
+
+/** `n`: how many choices (default 1, at most MAX_CHOICES). */
+export function choiceCount(body: Json): number {
+  return optNumber(body, "n", { integer: true, min: 1, max: MAX_CHOICES }) ?? 1;
+}
+
+/** Usage of a request's choices: the prompt counted once, the completions summed. */
+export function usageOf(rs: GenerationResult[]) {
+  const prompt = rs[0]!.timings.promptTokens;
+  const completion = rs.reduce((s, r) => s + r.timings.generatedTokens, 0);
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: rs[0]!.timings.cachedTokens },
+  };
 }
 
 /** Structured output is not enforced here, so asking for it is refused rather than ignored. */
@@ -52,15 +70,6 @@ export function streamOptions(body: Json): { includeUsage: boolean } {
 /** max_completion_tokens (current name) wins over max_tokens (older name). */
 export function maxTokensField(body: Json): number | undefined {
   return optCount(body, "max_completion_tokens") ?? optCount(body, "max_tokens");
-}
-
-export function usage(r: GenerationResult) {
-  return {
-    prompt_tokens: r.timings.promptTokens,
-    completion_tokens: r.timings.generatedTokens,
-    total_tokens: r.timings.promptTokens + r.timings.generatedTokens,
-    prompt_tokens_details: { cached_tokens: r.timings.cachedTokens },
-  };
 }
 
 export function finishReason(r: GenerationResult): "stop" | "length" {

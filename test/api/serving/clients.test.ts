@@ -120,6 +120,22 @@ test("the same seed gives the same text twice; another seed another text", async
   assert.notEqual(a, greedy, "hot enough to leave the greedy path");
 });
 
+test("n choices through the OpenAI client: choice i is the request with seed + i, streamed or not; usage sums the completions", async () => {
+  const body = { model: model.id, messages: HI, temperature: 2, top_p: 1, max_tokens: 16 };
+  const alone = [];
+  for (const seed of [500, 501, 502]) alone.push(await openai.chat.completions.create({ ...body, seed }));
+  const texts = alone.map((r) => r.choices[0]!.message.content);
+  assert.ok(new Set(texts).size > 1, "three seeds, more than one text");
+  const three = await openai.chat.completions.create({ ...body, seed: 500, n: 3 });
+  assert.deepEqual(three.choices.map((c) => [c.index, c.message.content]), texts.map((t, i) => [i, t]));
+  assert.equal(three.usage!.completion_tokens, alone.reduce((n, r) => n + r.usage!.completion_tokens, 0));
+  assert.equal(three.usage!.prompt_tokens, alone[0]!.usage!.prompt_tokens, "the prompt counted once");
+  const stream = await openai.chat.completions.create({ ...body, seed: 500, n: 3, stream: true });
+  const streamed = ["", "", ""];
+  for await (const chunk of stream) for (const c of chunk.choices) streamed[c.index] += c.delta.content ?? "";
+  assert.deepEqual(streamed, texts);
+});
+
 test("OpenAI completions and the Responses API (Codex's probe included)", async () => {
   const raw = await openai.completions.create({ model: model.id, prompt: "Once upon a time", max_tokens: 5, temperature: 0, echo: true, logprobs: 1 });
   const choice = raw.choices[0]!;
@@ -257,7 +273,7 @@ test("while a stream runs its request counts as running; errors reach the client
   await waitFor("the slot to be free", 20000, async () => sample(await metrics(), "tessera_model_requests_running", { model: model.id }) === 0);
 
   await assert.rejects(openai.chat.completions.create({ model: "no-such-model", messages: HI }), (e: unknown) => e instanceof OpenAI.NotFoundError && /no-such-model/.test(e.message));
-  await assert.rejects(openai.chat.completions.create({ model: model.id, messages: HI, n: 2 }), (e: unknown) => e instanceof OpenAI.BadRequestError && (e.error as { param?: string }).param === "n");
+  await assert.rejects(openai.chat.completions.create({ model: model.id, messages: HI, n: 17 }), (e: unknown) => e instanceof OpenAI.BadRequestError && (e.error as { param?: string }).param === "n");
   await assert.rejects(anthropic.messages.create({ model: "nope", max_tokens: 1, messages: HI }), (e: unknown) => e instanceof Anthropic.NotFoundError);
   await assert.rejects(ollama.chat({ model: "nope", messages: HI }), (e: unknown) => (e as { status_code?: number }).status_code === 404);
   const health = (await getJson(node.url("/healthz"))) as { ok: boolean };

@@ -2,7 +2,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { InferenceError } from "../../../src/inference/errors.js";
 import { getText, parseSse, postJson } from "./fixtures.js";
-import { ScriptedDirectory, scriptedServer, speak } from "./scripted.js";
+import { ScriptedDirectory, result, scriptedServer, speak } from "./scripted.js";
 
 // The OpenAI adapter's contract, over raw HTTP, for what the official client does not show.
 const dir = new ScriptedDirectory();
@@ -49,7 +49,9 @@ test("fields map into the canonical request: max_completion_tokens wins, stop li
 
 test("bad requests: 400 in OpenAI's shape naming the field; 404 for an unknown model", async () => {
   const cases: [object, string | null][] = [
-    [{ n: 2 }, "n"],
+    [{ n: 0 }, "n"],
+    [{ n: 17 }, "n"],
+    [{ n: 1.5 }, "n"],
     [{ temperature: 3 }, "temperature"],
     [{ max_tokens: 0 }, "max_tokens"],
     [{ response_format: { type: "json_schema", json_schema: {} } }, "response_format"],
@@ -114,6 +116,47 @@ test("a stream: role chunk, content, finish, include_usage chunk, [DONE]; a mid-
   assert.equal(ev[1].choices[0].delta.content, "par");
   assert.deepEqual(ev.at(-1), { error: { message: "engine worker exited (code 1)", type: "server_error", param: null, code: null } });
   assert.ok(!ev.includes("[DONE]"));
+});
+
+test("n choices: one sequence each, seeded seed + i, every chunk naming its choice; usage counts the prompt once", async () => {
+  // each choice speaks its own seed, so where a text went shows which request it came from
+  dir.script = (req, opts) => speak(`s${req.sampling.seed}`)(req, opts);
+  const whole = await chat({ n: 3, seed: 40 });
+  assert.equal(whole.status, 200);
+  const reqs = dir.requests.slice(-3);
+  assert.deepEqual(reqs.map((r) => r.sampling.seed), [40, 41, 42]);
+  assert.deepEqual(whole.json().choices.map((c: any) => [c.index, c.message.content, c.finish_reason]), [[0, "s40", "length"], [1, "s41", "length"], [2, "s42", "length"]]);
+  assert.deepEqual(whole.json().usage, { prompt_tokens: 7, completion_tokens: 9, total_tokens: 16, prompt_tokens_details: { cached_tokens: 0 } });
+  const streamed = parseSse((await chat({ n: 2, seed: 7, stream: true, stream_options: { include_usage: true } })).text).map((e) => e.data as any);
+  const texts = ["", ""];
+  const finished = [0, 0];
+  for (const e of streamed.slice(0, -2)) {
+    assert.equal(e.choices.length, 1);
+    const c = e.choices[0];
+    texts[c.index] += c.delta.content ?? "";
+    if (c.finish_reason) finished[c.index]++;
+  }
+  assert.deepEqual(texts, ["s7", "s8"]);
+  assert.deepEqual(finished, [1, 1], "one finish chunk per choice");
+  assert.equal(streamed.filter((e) => e !== "[DONE]" && e.choices[0]?.delta?.role === "assistant").length, 2, "a role chunk per choice");
+  assert.equal(streamed.at(-2).usage.completion_tokens, 4);
+  assert.equal(streamed.at(-1), "[DONE]");
+  // legacy completions too, echo on every choice
+  const legacy = await postJson(server.url("/v1/completions"), { model: "m", prompt: "ab", echo: true, n: 2, seed: 3 });
+  assert.deepEqual(legacy.json().choices.map((c: any) => [c.index, c.text]), [[0, "abs3"], [1, "abs4"]]);
+  assert.equal((await postJson(server.url("/v1/completions"), { model: "m", prompt: "ab", best_of: 2 })).json().error.param, "best_of");
+  // one choice failing fails the request, and its siblings are cancelled
+  let cancelled = 0;
+  dir.script = async (req, opts) => {
+    if (req.sampling.seed === 101) throw new InferenceError("internal", "engine worker exited (code 1)");
+    await new Promise<void>((resolve) => opts.signal?.addEventListener("abort", () => resolve()));
+    cancelled++;
+    return result("", { finishReason: "cancelled" });
+  };
+  const failed = await chat({ n: 3, seed: 100 });
+  assert.equal(failed.status, 500);
+  for (let i = 0; i < 50 && cancelled < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(cancelled, 2);
 });
 
 test("while a model loads, the stream starts with keep-alive comments", async () => {
