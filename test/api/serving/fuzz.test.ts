@@ -63,7 +63,7 @@ const ENDPOINTS: { path: string; base: Record<string, unknown>; bad: Record<stri
       max_completion_tokens: [0, "2", 1e20],
       temperature: [-1, 3, "hot", 1e308, []],
       top_p: [2, -0.1, "x"],
-      n: [0, 2, 1e9, "1"],
+      n: [0, 17, 1e9, "1", 1.5],
       seed: [1.5, "s", 1e300],
       stop: [5, [5], {}, [""], Array.from({ length: 100 }, () => "s"), ["x".repeat(5000)]],
       logprobs: ["yes", 1],
