@@ -276,8 +276,9 @@ test("tessera launch waits until ready; ps and status show the instance; stop en
   assert.match(launched.stderr, new RegExp(`instance ${id} ready`));
   const ps = await cli("ps", "--url", url);
   assert.equal(ps.code, 0, ps.stderr);
-  assert.match(ps.stdout, /ID\s+MODEL\s+STRATEGY\s+STATUS\s+PLACEMENT\s+MEMORY\s+PREDICTED\s+MEASURED\s+KEEP/);
-  assert.match(ps.stdout, new RegExp(`${id}\\s+\\S+\\s+pipeline\\s+ready\\s+n[01] \\[0, \\d\\) → n[01] \\[\\d, 4\\)\\s+[\\d.]+ MiB\\s+[\\d.]+ tok/s\\s+[\\d.]+ tok/s`));
+  assert.match(ps.stdout, /ID\s+MODEL\s+STRATEGY\s+STATUS\s+PLACEMENT\s+MEMORY\s+CTX × SEQS\s+PREDICTED\s+MEASURED\s+KEEP/);
+  const view = (await getJson(nodes[2]!.url(`/instances/${id}`))) as { parallel: number };
+  assert.match(ps.stdout, new RegExp(`${id}\\s+\\S+\\s+pipeline\\s+ready\\s+n[01] \\[0, \\d\\) → n[01] \\[\\d, 4\\)\\s+[\\d.]+ MiB\\s+${CTX} × ${view.parallel}\\s+[\\d.]+ tok/s\\s+[\\d.]+ tok/s`));
   const status = await cli("status", "--url", url);
   assert.match(status.stdout, new RegExp(`${id}\\s+\\S+\\s+pipeline\\s+ready`));
   const stopped = await cli("stop", id, "--url", url);

@@ -19,7 +19,7 @@ function statusText(i: InstanceView): string {
 
 /** The instance table of `tessera ps` (and `tessera status`), with the reason under each that failed or waits. */
 export function formatInstances(list: InstanceView[]): string {
-  const rows = [["ID", "MODEL", "STRATEGY", "STATUS", "PLACEMENT", "MEMORY", "PREDICTED", "MEASURED", "KEEP"]];
+  const rows = [["ID", "MODEL", "STRATEGY", "STATUS", "PLACEMENT", "MEMORY", "CTX × SEQS", "PREDICTED", "MEASURED", "KEEP"]];
   const notes: string[] = [];
   for (const i of list) {
     const mem = Object.values(i.plan.memoryBytes).reduce((a, b) => a + b, 0);
@@ -30,6 +30,7 @@ export function formatInstances(list: InstanceView[]): string {
       statusText(i),
       placementText(i),
       bytes(mem),
+      `${i.ctx} × ${i.parallel}`,
       `${i.predicted.decodeTps.toFixed(1)} tok/s`,
       i.measured ? `${i.measured.decodeTps.toFixed(1)} tok/s` : "-",
       i.keep ? "yes" : "",
