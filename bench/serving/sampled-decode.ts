@@ -10,7 +10,9 @@
  * thread per runner; each runner is a machine and the driver shares the first one's (bench/scaling's
  * emulation), so an emulated link (MBit/s, `--links`) carries hidden states from stage 0 to stage 1
  * and, logits or tokens, from stage 1 back to the driver. Both ways run the same steps alternately, in
- * one process: greedy, `rows` sequences of a 32-token prompt each, `steps` steps per round.
+ * one process: greedy, `rows` sequences of a 32-token prompt each, `steps` steps per round; one step
+ * of all rows at a time, and two steps of half the rows in flight (the batch scheduler's pipelined
+ * decode).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -50,8 +52,12 @@ const config = source.config;
 await source.close();
 const GREEDY: ResolvedSamplingParams = { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, penaltyLastN: 64, seed: 1 };
 
-/** ms per step of `steps` decode steps of every slot, from each slot's prompt; the tokens drawn, per slot. */
-async function decodeRun(d: ShardedDriver, ps: number[][], sampled: boolean): Promise<{ msPerStep: number; tokens: number[][] }> {
+/**
+ * ms per step of `steps` decode steps of every slot, from each slot's prompt; the tokens drawn, per
+ * slot. Pipelined: the slots in two halves, each its own step, the two kept in flight (as the batch
+ * scheduler runs a 2-stage pipeline).
+ */
+async function decodeRun(d: ShardedDriver, ps: number[][], sampled: boolean, pipelined: boolean): Promise<{ msPerStep: number; tokens: number[][] }> {
   const next: number[] = [];
   for (const [slot, p] of ps.entries()) {
     d.truncate(0, slot);
@@ -63,17 +69,27 @@ async function decodeRun(d: ShardedDriver, ps: number[][], sampled: boolean): Pr
     }
   }
   const tokens = ps.map((_, s) => [next[s]!]);
+  const all = ps.map((_, s) => s);
+  const groups = pipelined ? [all.slice(0, rows / 2), all.slice(rows / 2)] : [all];
+  const V = d.vocabSize;
+  const inFlight: { group: number[]; drawn: Promise<number[]> }[] = [];
+  const start = async (group: number[]) => {
+    const entries = group.map((slot) => ({ slot, token: next[slot]! }));
+    const drawn = sampled
+      ? (await d.startDecodeSampled(entries)).samples.then((rs) => rs.map((r) => r.token))
+      : (await d.startDecode(entries)).logits.then((l) => group.map((_, r) => argmax(l.subarray(r * V, (r + 1) * V))));
+    inFlight.push({ group, drawn });
+  };
   const t0 = performance.now();
-  for (let i = 0; i < steps; i++) {
-    const entries = next.map((token, slot) => ({ slot, token }));
-    if (sampled) {
-      const got = await (await d.startDecodeSampled(entries)).samples;
-      got.forEach((r, s) => (next[s] = r.token));
-    } else {
-      const logits = await (await d.startDecode(entries)).logits;
-      for (let s = 0; s < rows; s++) next[s] = argmax(logits.subarray(s * d.vocabSize, (s + 1) * d.vocabSize));
-    }
-    next.forEach((t, s) => tokens[s]!.push(t));
+  for (const g of groups) await start(g);
+  for (let done = 0; done < steps * groups.length; done++) {
+    const { group, drawn } = inFlight.shift()!;
+    const got = await drawn;
+    group.forEach((slot, r) => {
+      next[slot] = got[r]!;
+      tokens[slot]!.push(got[r]!);
+    });
+    if (done + groups.length < steps * groups.length) await start(group);
   }
   return { msPerStep: (performance.now() - t0) / steps, tokens };
 }
@@ -85,29 +101,32 @@ for (const link of links) {
   console.error(`${link}: loading ...`);
   const d = await ShardedDriver.start({ plan: makePlan(config, { pp: 2, tp: 1 }), modelPath: model, contextLength: PROMPT + steps + 8, threads: 1, slots: rows, routeLink });
   try {
-    const ms: Record<"driver" | "lastStage", number[]> = { driver: [], lastStage: [] };
-    for (let r = 0; r < repeat + 1; r++) {
-      const ps = prompts(rows, PROMPT, d.vocabSize).map((p) => p.map((t) => 300 + ((t + r * 31) % (d.vocabSize - 300))));
-      // alternate which way goes first; round 0 warms up
-      const order = r % 2 === 0 ? [false, true] : [true, false];
-      const runs = [];
-      for (const sampled of order) runs.push({ sampled, ...(await decodeRun(d, ps, sampled)) });
-      const [a, b] = runs;
-      if (JSON.stringify(a!.tokens) !== JSON.stringify(b!.tokens)) throw new Error("the two ways drew different greedy tokens");
-      if (r > 0) for (const run of runs) ms[run.sampled ? "lastStage" : "driver"].push(run.msPerStep);
+    for (const pipelined of [false, true]) {
+      const ms: Record<"driver" | "lastStage", number[]> = { driver: [], lastStage: [] };
+      for (let r = 0; r < repeat + 1; r++) {
+        const ps = prompts(rows, PROMPT, d.vocabSize).map((p) => p.map((t) => 300 + ((t + r * 31) % (d.vocabSize - 300))));
+        // alternate which way goes first; round 0 warms up
+        const order = r % 2 === 0 ? [false, true] : [true, false];
+        const runs = [];
+        for (const sampled of order) runs.push({ sampled, ...(await decodeRun(d, ps, sampled, pipelined)) });
+        const [a, b] = runs;
+        if (JSON.stringify(a!.tokens) !== JSON.stringify(b!.tokens)) throw new Error("the two ways drew different greedy tokens");
+        if (r > 0) for (const run of runs) ms[run.sampled ? "lastStage" : "driver"].push(run.msPerStep);
+      }
+      const driver = round2(median(ms.driver));
+      const lastStage = round2(median(ms.lastStage));
+      results.push({
+        link: link === "loopback" ? "loopback" : `${link} Mbit/s, ${latencyUs} µs one way`,
+        rows,
+        decode: pipelined ? "two steps of half the rows in flight" : "one step of all rows at a time",
+        bytesToDriverPerStep: { driver: rows * d.vocabSize * 4, lastStage: rows * 3 * 8 },
+        msPerStep: { driver, lastStage },
+        msPerStepRounds: { driver: ms.driver.map(round2), lastStage: ms.lastStage.map(round2) },
+        decodeTps: { driver: round2((rows * 1000) / driver), lastStage: round2((rows * 1000) / lastStage) },
+        speedup: round2(driver / lastStage),
+      });
+      console.error(JSON.stringify(results.at(-1)));
     }
-    const driver = round2(median(ms.driver));
-    const lastStage = round2(median(ms.lastStage));
-    results.push({
-      link: link === "loopback" ? "loopback" : `${link} Mbit/s, ${latencyUs} µs one way`,
-      rows,
-      bytesToDriverPerStep: { driver: rows * d.vocabSize * 4, lastStage: rows * 3 * 8 },
-      msPerStep: { driver, lastStage },
-      msPerStepRounds: { driver: ms.driver.map(round2), lastStage: ms.lastStage.map(round2) },
-      decodeTps: { driver: round2((rows * 1000) / driver), lastStage: round2((rows * 1000) / lastStage) },
-      speedup: round2(driver / lastStage),
-    });
-    console.error(JSON.stringify(results.at(-1)));
   } finally {
     await d.close();
     proxies?.close();
