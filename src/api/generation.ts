@@ -57,14 +57,12 @@ export function choices(req: ResolvedRequest, n: number): ResolvedRequest[] {
  * client that disconnects or a cancel by id cancels all, and one that fails cancels the others.
  */
 export async function generateChoices(serving: Serving, reply: FastifyReply, reqs: ResolvedRequest[], keepAliveMs?: KeepAlive): Promise<GenerationResult[]> {
-  const run = serving.requests.start(reqs[0]!.id, reqs[0]!.model, disconnectSignal(reply));
-  const siblings = new AbortController();
-  const signal = AbortSignal.any([run.signal, siblings.signal]);
+  const run = startChoices(serving, reqs, disconnectSignal(reply));
   try {
     return await Promise.all(
       reqs.map((r) =>
-        serving.models.generate(r, { signal, keepAliveMs }).catch((e: unknown) => {
-          siblings.abort();
+        serving.models.generate(r, { signal: run.signal, keepAliveMs }).catch((e: unknown) => {
+          run.siblingFailed();
           throw e;
         }),
       ),
@@ -72,6 +70,21 @@ export async function generateChoices(serving: Serving, reply: FastifyReply, req
   } finally {
     run.done();
   }
+}
+
+/**
+ * A request's choices registered under the first one's id: `signal` aborts on a cancel by id, when
+ * `also` aborts, or once a choice failed (siblingFailed), which cancels the others.
+ */
+function startChoices(serving: Serving, reqs: ResolvedRequest[], also: AbortSignal) {
+  const run = serving.requests.start(reqs[0]!.id, reqs[0]!.model, also);
+  const siblings = new AbortController();
+  return {
+    signal: AbortSignal.any([run.signal, siblings.signal]),
+    siblingFailed: () => siblings.abort(),
+    failed: () => siblings.signal.aborted,
+    done: run.done,
+  };
 }
 
 /** The pieces of one API's stream: each returns the text to write (SSE events or NDJSON lines). */
@@ -111,9 +124,7 @@ export function streamGeneration(serving: Serving, reply: FastifyReply, req: Res
 /** A request's choices streamed together, as streamGeneration streams one; one that fails cancels the others. */
 export async function streamChoices(serving: Serving, reply: FastifyReply, reqs: ResolvedRequest[], w: ChoicesWriter, keepAliveMs?: KeepAlive): Promise<FastifyReply> {
   const stream = new ResponseStream(reply, w.format);
-  const run = serving.requests.start(reqs[0]!.id, reqs[0]!.model, stream.signal);
-  const siblings = new AbortController();
-  const signal = AbortSignal.any([run.signal, siblings.signal]);
+  const run = startChoices(serving, reqs, stream.signal);
   let started = false;
   const start = (info: PromptInfo) => {
     if (started) return;
@@ -126,7 +137,7 @@ export async function streamChoices(serving: Serving, reply: FastifyReply, reqs:
       reqs.map(async (req, i) => {
         try {
           const result = await serving.models.generate(req, {
-            signal,
+            signal: run.signal,
             keepAliveMs,
             onLoading: () => stream.keepAliveWhileLoading(),
             onPrompt: start,
@@ -134,10 +145,10 @@ export async function streamChoices(serving: Serving, reply: FastifyReply, reqs:
           });
           start({ promptTokens: result.timings.promptTokens, cachedTokens: result.timings.cachedTokens });
           // a choice cancelled because another failed ends with that failure, not on its own
-          if (!siblings.signal.aborted) stream.write(w.finish(result, i));
+          if (!run.failed()) stream.write(w.finish(result, i));
           return result;
         } catch (e) {
-          siblings.abort();
+          run.siblingFailed();
           throw e;
         }
       }),
